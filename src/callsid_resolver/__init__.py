@@ -1,0 +1,99 @@
+"""Resolve a phone call's SID to its ElevenLabs Agents conversation, and reach the live call.
+
+```python
+from callsid_resolver import CallSidResolver, ElevenLabsClient, MemoryCache
+
+resolver = CallSidResolver(ElevenLabsClient(), cache=MemoryCache(maxsize=100_000, ttl=3600))
+resolution = resolver.resolve("CA0123456789abcdef0123456789abcdef", agent_id="agent_...")
+resolution.conversation_id, resolution.source, resolution.requests
+```
+"""
+
+from .__version__ import __version__
+from ._cache import (
+    AsyncResolutionCache,
+    CachedMapping,
+    CacheKeys,
+    MemoryCache,
+    NullCache,
+    ResolutionCache,
+)
+from ._client import DEFAULT_BASE_URL, AsyncElevenLabsClient, ElevenLabsClient, ListFilters
+from ._core._api import ListQuery
+from ._core._callsid import is_twilio_call_sid, validate_call_sid
+from ._core._retry import RetryPolicy
+from ._exceptions import (
+    ApiError,
+    AuthenticationFailed,
+    BadRequest,
+    CallSidResolverError,
+    ConversationNotFound,
+    DeadlineExceeded,
+    InvalidCallSid,
+    MissingApiKey,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    SearchSummary,
+    ServerError,
+    TransportError,
+    UnexpectedResponse,
+)
+from ._models import (
+    Conversation,
+    ConversationInitiationClientData,
+    ConversationMetadata,
+    ConversationsPage,
+    ConversationSummary,
+    PhoneCall,
+    Resolution,
+    ResolutionSource,
+    SignedUrl,
+    TranscriptEntry,
+)
+from ._resolver import AsyncCallSidResolver, CallSidResolver
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ApiError",
+    "AsyncCallSidResolver",
+    "AsyncElevenLabsClient",
+    "AsyncResolutionCache",
+    "AuthenticationFailed",
+    "BadRequest",
+    "CacheKeys",
+    "CachedMapping",
+    "CallSidResolver",
+    "CallSidResolverError",
+    "Conversation",
+    "ConversationInitiationClientData",
+    "ConversationMetadata",
+    "ConversationNotFound",
+    "ConversationSummary",
+    "ConversationsPage",
+    "DeadlineExceeded",
+    "ElevenLabsClient",
+    "InvalidCallSid",
+    "ListFilters",
+    "ListQuery",
+    "MemoryCache",
+    "MissingApiKey",
+    "NotFound",
+    "NullCache",
+    "PermissionDenied",
+    "PhoneCall",
+    "RateLimited",
+    "Resolution",
+    "ResolutionCache",
+    "ResolutionSource",
+    "RetryPolicy",
+    "SearchSummary",
+    "ServerError",
+    "SignedUrl",
+    "TranscriptEntry",
+    "TransportError",
+    "UnexpectedResponse",
+    "__version__",
+    "is_twilio_call_sid",
+    "validate_call_sid",
+]

@@ -1,0 +1,178 @@
+"""Where resolutions are remembered: the `ResolutionCache` protocol and the in-process backends.
+
+A cache maps string keys to `CachedMapping` values with a TTL per entry. The resolver writes two
+kinds of keys, both namespaced and versioned (`CacheKeys`), so that a change of the stored shape
+never reads an old one:
+
+* `<ns>:v1:sid:<call_sid>` → the conversation of that call, or a negative entry ("not found as
+  of now", `conversation_id=None`) that lives only `negative_ttl` seconds;
+* `<ns>:v1:conv:<conversation_id>` → the call SID a conversation carries (None for a finished
+  web conversation), which lets a scan skip conversations it has already read.
+
+A mapping from a call SID to its conversation never changes, so positive entries can live long.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import cachetools
+from pydantic import BaseModel, ConfigDict
+
+from ._models import TERMINAL_STATUSES, Conversation, Resolution
+
+__all__ = [
+    "AsyncResolutionCache",
+    "CacheKeys",
+    "CachedMapping",
+    "MemoryCache",
+    "NullCache",
+    "ResolutionCache",
+]
+
+SCHEMA_VERSION = 1
+
+
+class CachedMapping(BaseModel):
+    """A call SID ↔ conversation mapping as stored; either side may be None (a known absence)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_sid: str | None
+    conversation_id: str | None
+    agent_id: str | None = None
+    status: str | None = None
+    start_time_unix_secs: int | None = None
+    primed: bool = False  # learned for free (webhook, outbound call, own session), not looked up
+
+    def to_resolution(self, requests: int = 0) -> Resolution:
+        """This entry as a `Resolution` answered from the cache (`source` "cache" or "primed")."""
+        assert self.call_sid is not None
+        assert self.conversation_id is not None
+        fields = self.model_dump(exclude={"primed"})
+        return Resolution(**fields, source="primed" if self.primed else "cache", requests=requests)
+
+
+@runtime_checkable
+class ResolutionCache(Protocol):
+    """A blocking cache backend. `ttl=None` means the backend's default TTL."""
+
+    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]: ...
+
+    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class AsyncResolutionCache(Protocol):
+    """The asyncio twin of `ResolutionCache`, for backends that do I/O (Redis)."""
+
+    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]: ...
+
+    async def set_many(
+        self, items: Mapping[str, CachedMapping], ttl: float | None = None
+    ) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CacheKeys:
+    """Builds the namespaced, versioned keys; one namespace per ElevenLabs workspace is wise."""
+
+    namespace: str = "callsid-resolver"
+
+    def sid(self, call_sid: str) -> str:
+        return f"{self.namespace}:v{SCHEMA_VERSION}:sid:{call_sid}"
+
+    def conversation(self, conversation_id: str) -> str:
+        return f"{self.namespace}:v{SCHEMA_VERSION}:conv:{conversation_id}"
+
+    def entries_for(self, conversations: Sequence[Conversation]) -> dict[str, CachedMapping]:
+        """The entries that fetched conversations teach us, keyed for `set_many`."""
+        out: dict[str, CachedMapping] = {}
+        for conv in conversations:
+            sid = conv.call_sid
+            mapping = CachedMapping(
+                call_sid=sid,
+                conversation_id=conv.conversation_id,
+                agent_id=conv.agent_id,
+                status=conv.status,
+                start_time_unix_secs=conv.metadata.start_time_unix_secs,
+            )
+            if sid is not None:
+                out[self.sid(sid)] = mapping
+                out[self.conversation(conv.conversation_id)] = mapping
+            elif conv.status in TERMINAL_STATUSES:
+                # A live call may not show its phone record yet; only a finished conversation's
+                # lack of a call SID is final.
+                out[self.conversation(conv.conversation_id)] = mapping
+        return out
+
+
+class MemoryCache:
+    """An in-process, thread-safe LRU cache with a TTL per entry (cachetools `TLRUCache`).
+
+    `ttl` is the default lifetime in seconds; the resolver gives negative entries their own,
+    shorter one. `timer` is injectable for tests. Safe to share between threads and between the
+    sync and async resolvers of one process.
+    """
+
+    def __init__(
+        self,
+        maxsize: int = 100_000,
+        ttl: float = 24 * 3600.0,
+        *,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if maxsize < 1 or ttl <= 0:
+            raise ValueError("maxsize and ttl must be positive")
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._data: cachetools.TLRUCache[str, tuple[CachedMapping, float]] = cachetools.TLRUCache(
+            maxsize=maxsize, ttu=_expires_at, timer=timer
+        )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        with self._lock:
+            return [entry[0] if (entry := self._data.get(key)) else None for key in keys]
+
+    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+        lifetime = self.ttl if ttl is None else ttl
+        with self._lock:
+            for key, value in items.items():
+                self._data[key] = (value, lifetime)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def _expires_at(_key: str, value: tuple[CachedMapping, float], now: float) -> float:
+    return now + value[1]
+
+
+class NullCache:
+    """Remembers nothing: every resolution goes to the API (single flight still applies)."""
+
+    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        return [None] * len(keys)
+
+    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+        return None
+
+    def delete(self, key: str) -> None:
+        return None

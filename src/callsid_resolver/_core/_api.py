@@ -1,0 +1,168 @@
+"""The three endpoints we call, as data: how to build each request and how to read its answer.
+
+Paths and parameters are those of the official SDK 2.78.0 (`conversational_ai/conversations/
+raw_client.py`); multi-valued parameters repeat their key (`k=a&k=b`), as the SDK sends them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, Generic, Literal, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from .._exceptions import ApiError, RateLimited, UnexpectedResponse, error_class_for
+from .._models import Conversation, ConversationsPage, SignedUrl
+from ._retry import retry_after
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+LIST_PATH = "/v1/convai/conversations"
+SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
+MAX_PAGE_SIZE = 100
+REQUEST_ID_HEADER = "request-id"
+
+SortDirection = Literal["asc", "desc"]
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """The filters of `GET /v1/convai/conversations` that this library uses.
+
+    `None` leaves a parameter out; sequences become repeated keys.
+    """
+
+    cursor: str | None = None
+    page_size: int | None = None
+    agent_id: str | None = None
+    call_start_after_unix: int | None = None
+    call_start_before_unix: int | None = None
+    phone_number_ids: Sequence[str] | None = None
+    conversation_initiation_source: str | None = None
+    dynamic_variable_filter: str | None = None
+    exclude_statuses: Sequence[str] | None = None
+    sort_direction: SortDirection | None = None
+
+    def __post_init__(self) -> None:
+        if self.page_size is not None and not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        for name in ("phone_number_ids", "exclude_statuses"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise TypeError(f"{name} takes a sequence of strings, not one string")
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+
+    def params(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                out.extend((f.name, str(v)) for v in value)
+            else:
+                out.append((f.name, str(value)))
+        return out
+
+    def next(self, page: ConversationsPage) -> ListQuery | None:
+        """The query for the page after `page`, or None when it was the last."""
+        if not page.has_more or not page.next_cursor or page.next_cursor == self.cursor:
+            return None
+        return replace(self, cursor=page.next_cursor)
+
+
+@dataclass(frozen=True)
+class ApiCall(Generic[ModelT]):
+    """One endpoint call: its request line and the model its success body decodes into."""
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...]
+    model: type[ModelT]
+
+    def decode(self, response: httpx.Response) -> ModelT:
+        """The model, or the `ApiError` subclass that the status and body call for."""
+        if response.is_success:
+            try:
+                return self.model.model_validate_json(response.content)
+            except ValidationError as exc:
+                raise self._error(response, UnexpectedResponse, _summarise(exc)) from None
+        return self._raise_for_status(response)
+
+    def _raise_for_status(self, response: httpx.Response) -> ModelT:
+        cls = error_class_for(response.status_code)
+        detail = _detail(response)
+        if cls is RateLimited:
+            raise RateLimited(
+                retry_after=retry_after(response.headers),
+                status_code=response.status_code,
+                method=self.method,
+                path=self.path,
+                detail=detail,
+                request_id=response.headers.get(REQUEST_ID_HEADER),
+                headers=_safe_headers(response),
+            )
+        raise self._error(response, cls, detail)
+
+    def _error(self, response: httpx.Response, cls: type[ApiError], detail: Any) -> ApiError:
+        return cls(
+            status_code=response.status_code,
+            method=self.method,
+            path=self.path,
+            detail=detail,
+            request_id=response.headers.get(REQUEST_ID_HEADER),
+            headers=_safe_headers(response),
+        )
+
+
+def list_conversations(query: ListQuery) -> ApiCall[ConversationsPage]:
+    return ApiCall("GET", LIST_PATH, tuple(query.params()), ConversationsPage)
+
+
+def get_conversation(conversation_id: str) -> ApiCall[Conversation]:
+    if not conversation_id or "/" in conversation_id or conversation_id.strip() != conversation_id:
+        raise ValueError(f"not a conversation id: {conversation_id!r}")
+    return ApiCall("GET", f"{LIST_PATH}/{conversation_id}", (), Conversation)
+
+
+def get_signed_url(agent_id: str, *, include_conversation_id: bool = False) -> ApiCall[SignedUrl]:
+    if not agent_id or agent_id.strip() != agent_id:
+        raise ValueError(f"not an agent id: {agent_id!r}")
+    params: tuple[tuple[str, str], ...] = (("agent_id", agent_id),)
+    if include_conversation_id:
+        params += (("include_conversation_id", "true"),)
+    return ApiCall("GET", SIGNED_URL_PATH, params, SignedUrl)
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        text = response.text.strip()
+        return text[:500] or None
+    return body.get("detail", body) if isinstance(body, dict) else body
+
+
+def _summarise(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"response body does not match the endpoint's model ({where}: {first['msg']})"
+
+
+# Response headers worth keeping on an error; none of them can hold a secret.
+_KEPT_HEADERS = (
+    REQUEST_ID_HEADER,
+    "retry-after",
+    "retry-after-ms",
+    "current-concurrent-requests",
+    "maximum-concurrent-requests",
+    "content-type",
+)
+
+
+def _safe_headers(response: httpx.Response) -> dict[str, str]:
+    return {k: response.headers[k] for k in _KEPT_HEADERS if k in response.headers}

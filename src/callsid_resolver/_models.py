@@ -1,0 +1,203 @@
+"""Pydantic models of the ElevenLabs payloads we read, and of our own results.
+
+The API grows: every model keeps fields it does not know (`extra="allow"`) and every enum-like field
+is typed `str` (the known values are listed in its description), so a new status or source added by
+ElevenLabs never breaks a user in production. Shapes follow the official SDK 2.78.0 models, cited
+per class. Phone numbers are kept out of reprs, which end up in logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "LIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "ApiErrorBody",
+    "Conversation",
+    "ConversationInitiationClientData",
+    "ConversationMetadata",
+    "ConversationSummary",
+    "ConversationsPage",
+    "PhoneCall",
+    "Resolution",
+    "ResolutionSource",
+    "SignedUrl",
+    "TranscriptEntry",
+]
+
+# `status` of a conversation: "initiated", "in-progress", "processing", "done", "failed".
+LIVE_STATUSES = frozenset({"initiated", "in-progress"})
+TERMINAL_STATUSES = frozenset({"processing", "done", "failed"})
+
+
+class _ApiModel(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+class ConversationSummary(_ApiModel):
+    """One row of `GET /v1/convai/conversations` (SDK `ConversationSummaryResponseModel`).
+
+    A summary carries no call SID, phone number id or dynamic variables: finding a call SID among
+    summaries costs one `GET` per candidate.
+    """
+
+    agent_id: str
+    conversation_id: str
+    start_time_unix_secs: int
+    call_duration_secs: int = 0
+    message_count: int = 0
+    status: str = Field(description="initiated | in-progress | processing | done | failed | ...")
+    call_successful: str | None = None
+    agent_name: str | None = None
+    conversation_initiation_source: str | None = Field(
+        default=None, description="twilio | sip_trunk | widget | js_sdk | ... (see api-facts §2)"
+    )
+    direction: str | None = Field(default=None, description="inbound | outbound; null for web")
+    termination_reason: str | None = None
+    transcript_summary: str | None = None
+    call_summary_title: str | None = None
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+class ConversationsPage(_ApiModel):
+    """`GetConversationsPageResponseModel`: one page and the cursor to the next."""
+
+    conversations: list[ConversationSummary]
+    next_cursor: str | None = None
+    has_more: bool = False
+
+
+class PhoneCall(_ApiModel):
+    """`metadata.phone_call`, any provider.
+
+    The SDK models three variants discriminated on `type` (`twilio`, `sip_trunking`, `exotel`); all
+    carry `call_sid`. One lenient model reads them all, so an unknown provider parses too (with
+    whatever `call_sid` it has, or none).
+    """
+
+    type: str = Field(description="twilio | sip_trunking | exotel | ...")
+    direction: str | None = None
+    phone_number_id: str | None = None
+    agent_number: str | None = Field(default=None, repr=False)
+    external_number: str | None = Field(default=None, repr=False)
+    call_sid: str | None = None
+    stream_sid: str | None = None
+    call_id: str | None = None
+    call_result: str | None = None
+
+
+class ConversationMetadata(_ApiModel):
+    """`metadata` of a conversation (SDK `ConversationHistoryMetadataCommonModel`), partially."""
+
+    start_time_unix_secs: int
+    call_duration_secs: int = 0
+    accepted_time_unix_secs: int | None = None
+    termination_reason: str | None = None
+    conversation_initiation_source: str | None = None
+    phone_call: PhoneCall | None = None
+
+
+class ConversationInitiationClientData(_ApiModel):
+    """`conversation_initiation_client_data`: where `system__*` variables live in practice."""
+
+    dynamic_variables: dict[str, Any] = Field(default_factory=dict, repr=False)
+    user_id: str | None = None
+
+
+class TranscriptEntry(_ApiModel):
+    """One turn of `transcript` (SDK `ConversationHistoryTranscriptResponseModel`), partially."""
+
+    role: str
+    time_in_call_secs: int = 0
+    message: str | None = None
+
+
+class Conversation(_ApiModel):
+    """`GET /v1/convai/conversations/{conversation_id}` (SDK `GetConversationResponseModel`)."""
+
+    agent_id: str
+    conversation_id: str
+    status: str
+    metadata: ConversationMetadata
+    agent_name: str | None = None
+    user_id: str | None = None
+    conversation_initiation_client_data: ConversationInitiationClientData | None = None
+    transcript: list[TranscriptEntry] = Field(default_factory=list, repr=False)
+
+    @property
+    def call_sid(self) -> str | None:
+        """The carrier's call id: `metadata.phone_call.call_sid`, else `system__call_sid`.
+
+        The phone-call record is the documented source; the dynamic variable is observed in real
+        payloads and is the fallback when a provider's record lacks the field.
+        """
+        phone = self.metadata.phone_call
+        if phone is not None and phone.call_sid:
+            return phone.call_sid
+        data = self.conversation_initiation_client_data
+        if data is not None:
+            value = data.dynamic_variables.get("system__call_sid")
+            if value is not None and str(value):
+                return str(value)
+        return None
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+class SignedUrl(_ApiModel):
+    """`GET /v1/convai/conversation/get-signed-url`. The URL holds a secret: it is not repr'd."""
+
+    signed_url: str = Field(repr=False)
+
+
+class ApiErrorBody(_ApiModel):
+    """`{"detail": ...}`: a `{status, message}` object, a list of validation items, or a string."""
+
+    detail: Any = None
+
+
+ResolutionSource = Literal["cache", "filter", "live", "scan", "primed"]
+
+
+class Resolution(BaseModel):
+    """The answer to "which conversation is this call?".
+
+    `source` names the step that answered (`cache`, `filter`, `live`, `scan`, or `primed` for a
+    mapping learned for free); `requests` is the exact number of HTTP requests this resolution sent,
+    retries included (0 from the cache). `status` is the conversation's status when it was fetched.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    call_sid: str
+    conversation_id: str
+    agent_id: str | None = None
+    status: str | None = None
+    start_time_unix_secs: int | None = None
+    source: ResolutionSource = "primed"
+    requests: int = 0
+
+    @classmethod
+    def from_conversation(
+        cls, conversation: Conversation, *, source: ResolutionSource, requests: int = 0
+    ) -> Resolution:
+        sid = conversation.call_sid
+        if sid is None:
+            raise ValueError(f"conversation {conversation.conversation_id} carries no call SID")
+        return cls(
+            call_sid=sid,
+            conversation_id=conversation.conversation_id,
+            agent_id=conversation.agent_id,
+            status=conversation.status,
+            start_time_unix_secs=conversation.metadata.start_time_unix_secs,
+            source=source,
+            requests=requests,
+        )

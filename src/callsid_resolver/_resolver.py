@@ -1,0 +1,399 @@
+"""`CallSidResolver` and `AsyncCallSidResolver`: drivers of the one strategy in `_core._plan`.
+
+Each driver does three things the plan cannot: single flight (concurrent lookups of one call SID
+share one upstream lookup), the cache's I/O, and fetching candidates with bounded concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
+from itertools import islice
+from typing import Any, TypeVar
+
+from ._cache import AsyncResolutionCache, CachedMapping, CacheKeys, MemoryCache, ResolutionCache
+from ._client import AsyncElevenLabsClient, ElevenLabsClient
+from ._core import _api
+from ._core._callsid import validate_call_sid
+from ._core._plan import (
+    Fetch,
+    Hints,
+    ListPage,
+    Operation,
+    Plan,
+    ReadCache,
+    ServerCapabilities,
+    Settings,
+    WriteCache,
+    resolve_plan,
+)
+from ._exceptions import ApiError, NotFound
+from ._models import Conversation, Resolution
+
+__all__ = ["AsyncCallSidResolver", "CallSidResolver"]
+
+T = TypeVar("T")
+Instant = datetime | int | float | None
+
+
+class _ResolverBase:
+    def __init__(
+        self,
+        *,
+        max_scan: int,
+        concurrency: int,
+        negative_ttl: float,
+        use_filter: bool,
+        live_first: bool,
+        namespace: str,
+    ) -> None:
+        self.settings = Settings(
+            max_scan=max_scan,
+            concurrency=concurrency,
+            negative_ttl=negative_ttl,
+            use_filter=use_filter,
+            live_first=live_first,
+            keys=CacheKeys(namespace),
+        )
+        self.capabilities = ServerCapabilities()
+
+    def _plan(
+        self,
+        call_sid: str,
+        agent_id: str | None,
+        phone_number_id: str | None,
+        started_after: Instant,
+        started_before: Instant,
+        initiation_source: str | None,
+    ) -> tuple[Hashable, Callable[[], Plan]]:
+        hints = Hints(
+            agent_id=agent_id,
+            phone_number_id=phone_number_id,
+            started_after=_unix(started_after),
+            started_before=_unix(started_before),
+            initiation_source=initiation_source,
+        )
+        return (call_sid, hints), lambda: resolve_plan(
+            call_sid, hints, self.capabilities, self.settings
+        )
+
+    def _primed(
+        self, call_sid: str, conversation_id: str, agent_id: str | None
+    ) -> dict[str, CachedMapping]:
+        sid = validate_call_sid(call_sid)
+        _api.get_conversation(conversation_id)  # validates the id's form
+        mapping = CachedMapping(
+            call_sid=sid, conversation_id=conversation_id, agent_id=agent_id, primed=True
+        )
+        keys = self.settings.keys
+        return {keys.sid(sid): mapping, keys.conversation(conversation_id): mapping}
+
+
+class CallSidResolver(_ResolverBase):
+    """Resolves call SIDs to ElevenLabs conversations, blocking; safe to share between threads.
+
+    `cache` defaults to a `MemoryCache`; pass a shared one (or a Redis one) to share mappings.
+    `max_scan` bounds how many listed conversations a fallback scan walks through; `concurrency`
+    bounds parallel GETs; `negative_ttl` is how long a miss is remembered (a call that just
+    started may not be listed yet, so keep it short).
+    """
+
+    def __init__(
+        self,
+        client: ElevenLabsClient,
+        *,
+        cache: ResolutionCache | None = None,
+        max_scan: int = 1000,
+        concurrency: int = 8,
+        negative_ttl: float = 30.0,
+        use_filter: bool = True,
+        live_first: bool = True,
+        namespace: str = "callsid-resolver",
+    ) -> None:
+        super().__init__(
+            max_scan=max_scan,
+            concurrency=concurrency,
+            negative_ttl=negative_ttl,
+            use_filter=use_filter,
+            live_first=live_first,
+            namespace=namespace,
+        )
+        self.client = client
+        self.cache: ResolutionCache = cache if cache is not None else MemoryCache()
+        self._flights = _ThreadFlights()
+
+    def resolve(
+        self,
+        call_sid: str,
+        *,
+        agent_id: str | None = None,
+        phone_number_id: str | None = None,
+        started_after: Instant = None,
+        started_before: Instant = None,
+        initiation_source: str | None = None,
+    ) -> Resolution:
+        """The conversation of `call_sid` (the `system__call_sid` dynamic variable).
+
+        Every hint narrows the search. Raises `InvalidCallSid` before any I/O for bad input and
+        `ConversationNotFound` (saying what was searched) when no conversation carries the SID.
+        """
+        sid = validate_call_sid(call_sid)
+        key, plan = self._plan(
+            sid, agent_id, phone_number_id, started_after, started_before, initiation_source
+        )
+        return self._flights.run(key, lambda: self._drive(plan()))
+
+    def remember(self, call_sid: str, conversation_id: str, *, agent_id: str | None = None) -> None:
+        """Record a mapping learned elsewhere (outbound-call response, webhook, own session)."""
+        self.cache.set_many(self._primed(call_sid, conversation_id, agent_id))
+
+    def forget(self, call_sid: str) -> None:
+        self.cache.delete(self.settings.keys.sid(validate_call_sid(call_sid)))
+
+    def _drive(self, plan: Plan) -> Resolution:
+        outcome: Any = None
+        error: ApiError | None = None
+        while True:
+            try:
+                # An API error goes back into the plan, which may recover (a rejected filter).
+                op = plan.throw(error) if error is not None else plan.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            outcome, error = None, None
+            try:
+                outcome = self._perform(op)
+            except ApiError as exc:
+                error = exc
+
+    def _perform(self, op: Operation) -> Any:
+        if isinstance(op, ReadCache):
+            return self.cache.get_many(op.keys)
+        if isinstance(op, WriteCache):
+            return self.cache.set_many(op.entries, op.ttl)
+        if isinstance(op, ListPage):
+            return self.client._call(_api.list_conversations(op.query))
+        return self._fetch(op)
+
+    def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
+        todo = iter(op.conversation_ids)
+        fetched: dict[str, Conversation] = {}
+        spent = 0
+        width = min(self.settings.concurrency, len(op.conversation_ids))
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="callsid-fetch") as pool:
+            running = {pool.submit(self._get, cid): cid for cid in islice(todo, width)}
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del running[future]
+                    conversation, requests = future.result()
+                    spent += requests
+                    if conversation is not None:
+                        fetched[conversation.conversation_id] = conversation
+                if op.call_sid not in {c.call_sid for c in fetched.values()}:
+                    running |= {pool.submit(self._get, cid): cid for cid in islice(todo, len(done))}
+        return [fetched[c] for c in op.conversation_ids if c in fetched], spent
+
+    def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
+        try:
+            return self.client._call(_api.get_conversation(conversation_id))
+        except NotFound:
+            return None, 1
+
+
+class AsyncCallSidResolver(_ResolverBase):
+    """The asyncio twin of `CallSidResolver`; `cache` may be a blocking or an async backend."""
+
+    def __init__(
+        self,
+        client: AsyncElevenLabsClient,
+        *,
+        cache: ResolutionCache | AsyncResolutionCache | None = None,
+        max_scan: int = 1000,
+        concurrency: int = 8,
+        negative_ttl: float = 30.0,
+        use_filter: bool = True,
+        live_first: bool = True,
+        namespace: str = "callsid-resolver",
+    ) -> None:
+        super().__init__(
+            max_scan=max_scan,
+            concurrency=concurrency,
+            negative_ttl=negative_ttl,
+            use_filter=use_filter,
+            live_first=live_first,
+            namespace=namespace,
+        )
+        self.client = client
+        self.cache = _as_async(cache if cache is not None else MemoryCache())
+        self._flights = _TaskFlights()
+
+    async def resolve(
+        self,
+        call_sid: str,
+        *,
+        agent_id: str | None = None,
+        phone_number_id: str | None = None,
+        started_after: Instant = None,
+        started_before: Instant = None,
+        initiation_source: str | None = None,
+    ) -> Resolution:
+        """The conversation of `call_sid`; see `CallSidResolver.resolve`."""
+        sid = validate_call_sid(call_sid)
+        key, plan = self._plan(
+            sid, agent_id, phone_number_id, started_after, started_before, initiation_source
+        )
+        return await self._flights.run(key, lambda: self._drive(plan()))
+
+    async def remember(
+        self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
+    ) -> None:
+        """Record a mapping learned elsewhere (outbound-call response, webhook, own session)."""
+        await self.cache.set_many(self._primed(call_sid, conversation_id, agent_id))
+
+    async def forget(self, call_sid: str) -> None:
+        await self.cache.delete(self.settings.keys.sid(validate_call_sid(call_sid)))
+
+    async def _drive(self, plan: Plan) -> Resolution:
+        outcome: Any = None
+        error: ApiError | None = None
+        while True:
+            try:
+                op = plan.throw(error) if error is not None else plan.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            outcome, error = None, None
+            try:
+                outcome = await self._perform(op)
+            except ApiError as exc:
+                error = exc
+
+    async def _perform(self, op: Operation) -> Any:
+        if isinstance(op, ReadCache):
+            return await self.cache.get_many(op.keys)
+        if isinstance(op, WriteCache):
+            return await self.cache.set_many(op.entries, op.ttl)
+        if isinstance(op, ListPage):
+            return await self.client._call(_api.list_conversations(op.query))
+        return await self._fetch(op)
+
+    async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
+        todo = iter(op.conversation_ids)
+        fetched: dict[str, Conversation] = {}
+        spent = 0
+        width = min(self.settings.concurrency, len(op.conversation_ids))
+        running = {asyncio.ensure_future(self._get(cid)) for cid in islice(todo, width)}
+        try:
+            while running:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    conversation, requests = task.result()
+                    spent += requests
+                    if conversation is not None:
+                        fetched[conversation.conversation_id] = conversation
+                if op.call_sid not in {c.call_sid for c in fetched.values()}:
+                    running |= {
+                        asyncio.ensure_future(self._get(c)) for c in islice(todo, len(done))
+                    }
+        finally:
+            for task in running:
+                task.cancel()
+        return [fetched[c] for c in op.conversation_ids if c in fetched], spent
+
+    async def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
+        try:
+            return await self.client._call(_api.get_conversation(conversation_id))
+        except NotFound:
+            return None, 1
+
+
+class _ThreadFlights:
+    """In-process single flight for threads: the first caller of a key runs, the others wait."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[Hashable, Future[Resolution]] = {}
+
+    def run(self, key: Hashable, work: Callable[[], Resolution]) -> Resolution:
+        with self._lock:
+            future = self._running.get(key)
+            leader = future is None
+            if future is None:
+                future = self._running[key] = Future()
+        if not leader:
+            return _shared(future.result())
+        try:
+            result = work()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            with self._lock:
+                del self._running[key]
+
+
+class _TaskFlights:
+    """Single flight for asyncio: one task per key, awaited (shielded) by every caller, so a
+    cancelled caller never cancels the lookup the others are waiting for."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Task[Resolution]] = {}
+
+    async def run(self, key: Hashable, work: Callable[[], Awaitable[Resolution]]) -> Resolution:
+        task = self._running.get(key)
+        leader = task is None
+        if task is None:
+            task = asyncio.ensure_future(work())
+            self._running[key] = task
+            task.add_done_callback(lambda t: self._finished(key, t))
+        result = await asyncio.shield(task)
+        return result if leader else _shared(result)
+
+    def _finished(self, key: Hashable, task: asyncio.Task[Resolution]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()  # retrieved, so an error nobody awaited is not reported as lost
+
+
+def _shared(result: Resolution) -> Resolution:
+    """A waiter's copy: it sent no request of its own."""
+    return result.model_copy(update={"requests": 0})
+
+
+class _BlockingCacheAdapter:
+    """Lets the async resolver use a blocking backend (fine for memory; avoid for network I/O)."""
+
+    def __init__(self, cache: ResolutionCache) -> None:
+        self.wrapped = cache
+
+    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        return self.wrapped.get_many(keys)
+
+    async def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+        self.wrapped.set_many(items, ttl)
+
+    async def delete(self, key: str) -> None:
+        self.wrapped.delete(key)
+
+
+def _as_async(cache: ResolutionCache | AsyncResolutionCache) -> AsyncResolutionCache:
+    if inspect.iscoroutinefunction(cache.get_many):
+        return cache  # type: ignore[return-value]
+    return _BlockingCacheAdapter(cache)  # type: ignore[arg-type]
+
+
+def _unix(value: Instant) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("started_after/started_before must be timezone-aware datetimes")
+        return int(value.timestamp())
+    return int(value)

@@ -1,0 +1,358 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import pytest
+
+from callsid_resolver import (
+    AsyncCallSidResolver,
+    AsyncElevenLabsClient,
+    CallSidResolver,
+    ConversationNotFound,
+    ElevenLabsClient,
+    InvalidCallSid,
+    MemoryCache,
+    NullCache,
+    RetryPolicy,
+    ServerError,
+)
+
+from .conftest import AGENT, API_KEY, FakeApi, make_conversation, recording, sid_of
+
+
+class Both:
+    """Runs one resolver call through the sync or the async twin, so every test covers both."""
+
+    def __init__(self, mode: str, api: FakeApi, **settings: Any) -> None:
+        self.mode = mode
+        self.api = api
+        self.cache = settings.pop("cache", None) or MemoryCache(timer=self.clock)
+        self.now = 0.0
+        transport = httpx.MockTransport(api)
+        if mode == "sync":
+            self.client: Any = ElevenLabsClient(API_KEY, transport=transport)
+            self.resolver: Any = CallSidResolver(self.client, cache=self.cache, **settings)
+        else:
+            self.client = AsyncElevenLabsClient(API_KEY, transport=transport)
+            self.resolver = AsyncCallSidResolver(self.client, cache=self.cache, **settings)
+
+    def clock(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.resolver, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            return asyncio.run(result) if self.mode == "async" else result
+
+        return call
+
+    def close(self) -> None:
+        if self.mode == "sync":
+            self.client.close()
+        else:
+            asyncio.run(self.client.aclose())
+
+
+@pytest.fixture(params=["sync", "async"])
+def make(request: pytest.FixtureRequest, api: FakeApi) -> Iterator[Any]:
+    made: list[Both] = []
+
+    def factory(**settings: Any) -> Both:
+        made.append(Both(request.param, api, **settings))
+        return made[-1]
+
+    yield factory
+    for both in made:
+        both.close()
+
+
+def history(api: FakeApi, n: int, *, live: int = 0) -> None:
+    """n conversations; index n-1 is the newest; the `live` newest are in progress."""
+    api.add(
+        *(make_conversation(i, status="in-progress" if i >= n - live else "done") for i in range(n))
+    )
+
+
+def test_filter_hit_costs_two_requests_and_is_verified(make: Any, api: FakeApi) -> None:
+    history(api, 300)
+    r = make().resolve(sid_of(42), agent_id=AGENT)
+    assert (r.conversation_id, r.source, r.requests) == ("conv_test" + f"{42:023d}", "filter", 2)
+    assert api.counts == {"list": 1, "get": 1}
+    assert (
+        api.requests[0].url.params["dynamic_variable_filter"] == f"system__call_sid:eq:{sid_of(42)}"
+    )
+    assert api.requests[0].url.params["agent_id"] == AGENT
+
+
+def test_cached_sid_costs_nothing(make: Any, api: FakeApi) -> None:
+    history(api, 10)
+    resolver = make()
+    first = resolver.resolve(sid_of(3))
+    api.counts.clear()
+    again = resolver.resolve(sid_of(3))
+    assert (again.source, again.requests, again.conversation_id) == (
+        "cache",
+        0,
+        first.conversation_id,
+    )
+    assert api.counts.total() == 0
+
+
+def test_rejected_filter_falls_back_to_scan_and_is_not_asked_again(make: Any, api: FakeApi) -> None:
+    history(api, 300)
+    api.filter_mode = "reject"
+    resolver = make()
+    r = resolver.resolve(sid_of(300 - 250))  # the 250th most recent
+    assert r.source == "scan"
+    # 1 rejected filter + 1 live list (nothing live) + 3 scan pages + 250 GETs, give or take the
+    # GETs in flight when the match arrived (at most concurrency - 1).
+    assert api.counts["list"] == 5
+    assert 250 <= api.counts["get"] <= 257
+    assert r.requests == api.counts.total()
+    api.counts.clear()
+    resolver.resolve(sid_of(300 - 260))  # its neighbours were cached by the first scan
+    assert "dynamic_variable_filter" not in str(api.requests[-1].url)
+
+
+def test_scan_caches_every_mapping_it_reads(make: Any, api: FakeApi) -> None:
+    history(api, 120)
+    api.filter_mode = "reject"
+    resolver = make(concurrency=1)
+    resolver.resolve(sid_of(0))  # the oldest: the scan reads all 120
+    api.counts.clear()
+    for i in (1, 60, 119):
+        assert resolver.resolve(sid_of(i)).source == "cache"
+    assert api.counts.total() == 0
+
+
+def test_ignored_filter_never_returns_the_wrong_conversation(make: Any, api: FakeApi) -> None:
+    history(api, 50)
+    api.filter_mode = "ignore"
+    resolver = make()
+    r = resolver.resolve(sid_of(10))
+    assert r.conversation_id == f"conv_test{10:023d}"
+    assert r.source == "scan"
+    assert resolver.capabilities.dynamic_variable_filter.value == "ignored"
+    api.counts.clear()
+    api.requests.clear()
+    resolver.resolve(sid_of(5))
+    assert all("dynamic_variable_filter" not in str(q.url) for q in api.requests)
+
+
+def test_live_step_finds_an_unindexed_live_call(make: Any, api: FakeApi) -> None:
+    history(api, 200, live=3)
+    live = make_conversation(500, status="in-progress")
+    del live["conversation_initiation_client_data"]["dynamic_variables"]["system__call_sid"]
+    api.add(live)  # not findable by the variable filter, as a call too new to be indexed
+    resolver = make()
+    resolver.resolve(sid_of(7))  # teaches the resolver that the filter works
+    api.counts.clear()
+    api.requests.clear()
+    r = resolver.resolve(sid_of(500))
+    assert r.source == "live"
+    assert api.counts["list"] == 2  # filter (empty) + one page of live calls
+    assert api.counts["get"] <= 4  # the live calls only, not the 200 in history
+    assert api.requests[1].url.params.get_list("exclude_statuses") == [
+        "processing",
+        "done",
+        "failed",
+    ]
+
+
+def test_not_found_says_what_was_searched_and_caches_the_miss(make: Any, api: FakeApi) -> None:
+    history(api, 30)
+    api.filter_mode = "reject"
+    resolver = make()
+    with pytest.raises(ConversationNotFound) as info:
+        resolver.resolve("CA" + "f" * 32, started_after=1_786_000_000)
+    searched = info.value.searched
+    assert searched is not None
+    assert searched.steps == ("filter", "live", "scan")
+    assert searched.checked == 30
+    assert searched.requests == api.counts.total()
+    assert "30 conversation(s) checked" in str(info.value)
+    lists = [q for q in api.requests if q.url.path.endswith("/conversations")]
+    assert all(q.url.params["call_start_after_unix"] == "1786000000" for q in lists)
+    api.counts.clear()
+    with pytest.raises(ConversationNotFound) as again:
+        resolver.resolve("CA" + "f" * 32)
+    assert again.value.cached
+    assert api.counts.total() == 0
+
+
+def test_negative_entries_expire_after_negative_ttl(make: Any, api: FakeApi) -> None:
+    resolver = make(negative_ttl=30)
+    with pytest.raises(ConversationNotFound):
+        resolver.resolve(sid_of(1))
+    api.add(make_conversation(1))  # the call shows up later
+    resolver.now += 29
+    with pytest.raises(ConversationNotFound):
+        resolver.resolve(sid_of(1))
+    resolver.now += 2
+    assert resolver.resolve(sid_of(1)).source == "filter"
+
+
+def test_trusted_filter_miss_skips_the_deep_scan(make: Any, api: FakeApi) -> None:
+    history(api, 400)
+    resolver = make()
+    resolver.resolve(sid_of(1))  # proves the filter works
+    api.counts.clear()
+    with pytest.raises(ConversationNotFound) as info:
+        resolver.resolve("CA" + "e" * 32)
+    assert info.value.searched is not None
+    assert info.value.searched.steps == ("filter", "live")
+    assert api.counts == {"list": 2}
+
+
+def test_max_scan_bounds_the_walk(make: Any, api: FakeApi) -> None:
+    history(api, 500)
+    api.filter_mode = "reject"
+    with pytest.raises(ConversationNotFound) as info:
+        make(max_scan=200, concurrency=4).resolve(sid_of(0))
+    assert info.value.searched is not None
+    assert info.value.searched.pages == 3
+    assert api.counts["get"] == 200
+
+
+def test_hints_narrow_every_listing(make: Any, api: FakeApi) -> None:
+    history(api, 5)
+    api.filter_mode = "reject"
+    after = datetime(2026, 8, 1, tzinfo=timezone.utc)
+    with pytest.raises(ConversationNotFound):
+        make().resolve(
+            "CA" + "d" * 32,
+            agent_id=AGENT,
+            phone_number_id="phnum_x",
+            started_after=after,
+            started_before=1_900_000_000,
+            initiation_source="twilio",
+        )
+    for request in api.requests:
+        if request.url.path.endswith("/conversations"):
+            p = request.url.params
+            assert p["agent_id"] == AGENT
+            assert p["phone_number_ids"] == "phnum_x"
+            assert p["call_start_after_unix"] == str(int(after.timestamp()))
+            assert p["call_start_before_unix"] == "1900000000"
+            assert p["conversation_initiation_source"] == "twilio"
+
+
+def test_web_conversations_are_not_fetched(make: Any, api: FakeApi) -> None:
+    api.add(*(make_conversation(100 + i, phone=False) for i in range(40)), make_conversation(0))
+    api.filter_mode = "reject"
+    r = make().resolve(sid_of(0))
+    assert r.source == "scan"
+    assert api.counts["get"] == 1
+
+
+def test_conversation_deleted_mid_scan_is_skipped(make: Any, api: FakeApi) -> None:
+    history(api, 3)
+    api.filter_mode = "reject"
+    api.add({**make_conversation(9), "conversation_id": "conv_gone"})
+    real_get = api._get
+    api._get = lambda cid: real_get("missing" if cid == "conv_gone" else cid)  # type: ignore[method-assign]
+    assert make(concurrency=1).resolve(sid_of(1)).source == "scan"
+
+
+def test_server_errors_during_a_scan_propagate(make: Any, api: FakeApi) -> None:
+    history(api, 3)
+    resolver = make()
+    resolver.client.retry = RetryPolicy(max_attempts=1)
+    api.faults.append(httpx.Response(502))
+    with pytest.raises(ServerError):
+        resolver.resolve(sid_of(1))
+
+
+def test_agent_hint_must_match_the_verified_conversation(make: Any, api: FakeApi) -> None:
+    api.add(make_conversation(1, agent_id="agent_other"))
+    api.filter_mode = "ignore"
+    with pytest.raises(ConversationNotFound):
+        make().resolve(sid_of(1), agent_id=AGENT)
+
+
+def test_remember_primes_at_zero_cost(make: Any, api: FakeApi) -> None:
+    resolver = make()
+    out = recording("twilio_outbound_call_response")
+    resolver.remember(out["callSid"], out["conversation_id"], agent_id=AGENT)
+    r = resolver.resolve(out["callSid"])
+    assert (r.source, r.requests, r.conversation_id) == ("primed", 0, out["conversation_id"])
+    resolver.forget(out["callSid"])
+    with pytest.raises(ConversationNotFound):
+        resolver.resolve(out["callSid"])
+
+
+@pytest.mark.parametrize("bad", ["", " CA1", "CA\n", "CAzz" + "0" * 30, "a:b", "x" * 300, 42])
+def test_invalid_call_sids_are_refused_before_io(make: Any, api: FakeApi, bad: Any) -> None:
+    with pytest.raises(InvalidCallSid):
+        make().resolve(bad)
+    assert api.counts.total() == 0
+
+
+def test_sip_call_ids_are_accepted(make: Any, api: FakeApi) -> None:
+    conv = make_conversation(1)
+    sip_id = "7f1e9a52-3c1d-4c8e-9f00-5a1b2c3d4e5f"
+    conv["metadata"]["phone_call"] |= {"type": "sip_trunking", "call_sid": sip_id}
+    conv["conversation_initiation_client_data"]["dynamic_variables"]["system__call_sid"] = sip_id
+    api.add(conv)
+    assert make().resolve(sip_id).conversation_id == conv["conversation_id"]
+
+
+def test_single_flight_threads_share_one_lookup(api: FakeApi) -> None:
+    history(api, 200)
+    api.filter_mode = "reject"
+    gate = threading.Event()
+    real = api._list
+
+    def slow_list(params: httpx.QueryParams) -> httpx.Response:
+        gate.wait(5)
+        return real(params)
+
+    api._list = slow_list  # type: ignore[method-assign]
+    with ElevenLabsClient(API_KEY, transport=httpx.MockTransport(api)) as client:
+        resolver = CallSidResolver(client, cache=NullCache())
+        results: list[Any] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(resolver.resolve(sid_of(150))))
+            for _ in range(100)
+        ]
+        for t in threads:
+            t.start()
+        gate.set()
+        for t in threads:
+            t.join()
+    assert len(results) == 100
+    assert {r.conversation_id for r in results} == {f"conv_test{150:023d}"}
+    assert sum(r.requests for r in results) == api.counts.total()
+    assert api.counts["list"] == 2 + 1  # one lookup: rejected filter, live, one scan page
+
+
+async def test_single_flight_tasks_share_one_lookup(api: FakeApi) -> None:
+    history(api, 200)
+    async with AsyncElevenLabsClient(API_KEY, transport=httpx.MockTransport(api)) as client:
+        resolver = AsyncCallSidResolver(client, cache=NullCache())
+        results = await asyncio.gather(*(resolver.resolve(sid_of(99)) for _ in range(100)))
+    assert {r.conversation_id for r in results} == {f"conv_test{99:023d}"}
+    assert api.counts == {"list": 1, "get": 1}
+    assert sorted(r.requests for r in results)[-2:] == [0, 2]
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_shared_lookup(api: FakeApi) -> None:
+    history(api, 20)
+    async with AsyncElevenLabsClient(API_KEY, transport=httpx.MockTransport(api)) as client:
+        resolver = AsyncCallSidResolver(client)
+        first = asyncio.ensure_future(resolver.resolve(sid_of(3)))
+        second = asyncio.ensure_future(resolver.resolve(sid_of(3)))
+        await asyncio.sleep(0)
+        first.cancel()
+        r = await second
+    assert r.conversation_id == f"conv_test{3:023d}"
+    assert first.cancelled()
