@@ -34,4 +34,5 @@ def validate_call_sid(value: object) -> str:
 
 
 def is_twilio_call_sid(value: str) -> bool:
+    """True for the Twilio form, `CA` + 32 hex digits (SIP-trunk call ids take other forms)."""
     return TWILIO_CALL_SID.fullmatch(value) is not None
