@@ -17,6 +17,7 @@ from ._cache import (
     MemoryCache,
     NullCache,
     ResolutionCache,
+    SharedFlight,
 )
 from ._client import DEFAULT_BASE_URL, AsyncElevenLabsClient, ElevenLabsClient, ListFilters
 from ._core._api import ListQuery
@@ -51,6 +52,7 @@ from ._models import (
     SignedUrl,
     TranscriptEntry,
 )
+from ._redis import AsyncRedisCache, AsyncTieredCache, RedisCache, TieredCache
 from ._resolver import AsyncCallSidResolver, CallSidResolver
 
 __all__ = [
@@ -58,7 +60,9 @@ __all__ = [
     "ApiError",
     "AsyncCallSidResolver",
     "AsyncElevenLabsClient",
+    "AsyncRedisCache",
     "AsyncResolutionCache",
+    "AsyncTieredCache",
     "AuthenticationFailed",
     "BadRequest",
     "CacheKeys",
@@ -83,13 +87,16 @@ __all__ = [
     "PermissionDenied",
     "PhoneCall",
     "RateLimited",
+    "RedisCache",
     "Resolution",
     "ResolutionCache",
     "ResolutionSource",
     "RetryPolicy",
     "SearchSummary",
     "ServerError",
+    "SharedFlight",
     "SignedUrl",
+    "TieredCache",
     "TranscriptEntry",
     "TransportError",
     "UnexpectedResponse",

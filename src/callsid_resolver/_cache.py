@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cachetools
 from pydantic import BaseModel, ConfigDict
@@ -32,6 +32,7 @@ __all__ = [
     "MemoryCache",
     "NullCache",
     "ResolutionCache",
+    "SharedFlight",
 ]
 
 SCHEMA_VERSION = 1
@@ -81,6 +82,16 @@ class AsyncResolutionCache(Protocol):
     async def delete(self, key: str) -> None: ...
 
 
+@runtime_checkable
+class SharedFlight(Protocol):
+    """A cache that can also lock a key across processes (Redis): one process of a fleet looks
+    a SID up while the others wait for its answer in the cache."""
+
+    def claim(self, key: str, ttl: float) -> Any: ...  # a token, None when held (or awaitable)
+
+    def release(self, key: str, token: str) -> Any: ...
+
+
 @dataclass(frozen=True)
 class CacheKeys:
     """Builds the namespaced, versioned keys; one namespace per ElevenLabs workspace is wise."""
@@ -92,6 +103,9 @@ class CacheKeys:
 
     def conversation(self, conversation_id: str) -> str:
         return f"{self.namespace}:v{SCHEMA_VERSION}:conv:{conversation_id}"
+
+    def lock(self, call_sid: str) -> str:
+        return f"{self.namespace}:v{SCHEMA_VERSION}:lock:{call_sid}"
 
     def entries_for(self, conversations: Sequence[Conversation]) -> dict[str, CachedMapping]:
         """The entries that fetched conversations teach us, keyed for `set_many`."""

@@ -9,21 +9,31 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from ._cache import AsyncResolutionCache, CachedMapping, CacheKeys, MemoryCache, ResolutionCache
+from ._cache import (
+    AsyncResolutionCache,
+    CachedMapping,
+    CacheKeys,
+    MemoryCache,
+    ResolutionCache,
+    SharedFlight,
+)
 from ._client import AsyncElevenLabsClient, ElevenLabsClient
 from ._core import _api
 from ._core._callsid import validate_call_sid
 from ._core._plan import (
+    ClaimFlight,
     Fetch,
     Hints,
     ListPage,
     Operation,
+    Pause,
     Plan,
     ReadCache,
     ServerCapabilities,
@@ -50,8 +60,10 @@ class _ResolverBase:
         use_filter: bool,
         live_first: bool,
         namespace: str,
+        cache: object,
     ) -> None:
         self.settings = Settings(
+            shared_flight=isinstance(cache, SharedFlight),
             max_scan=max_scan,
             concurrency=concurrency,
             negative_ttl=negative_ttl,
@@ -121,6 +133,7 @@ class CallSidResolver(_ResolverBase):
             use_filter=use_filter,
             live_first=live_first,
             namespace=namespace,
+            cache=cache,
         )
         self.client = client
         self.cache: ResolutionCache = cache if cache is not None else MemoryCache()
@@ -157,19 +170,31 @@ class CallSidResolver(_ResolverBase):
     def _drive(self, plan: Plan) -> Resolution:
         outcome: Any = None
         error: ApiError | None = None
-        while True:
-            try:
-                # An API error goes back into the plan, which may recover (a rejected filter).
-                op = plan.throw(error) if error is not None else plan.send(outcome)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            outcome, error = None, None
-            try:
-                outcome = self._perform(op)
-            except ApiError as exc:
-                error = exc
+        claims: list[tuple[str, str]] = []
+        try:
+            while True:
+                try:
+                    # An API error goes back into the plan, which may recover (a rejected filter).
+                    op = plan.throw(error) if error is not None else plan.send(outcome)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                outcome, error = None, None
+                try:
+                    outcome = self._perform(op, claims)
+                except ApiError as exc:
+                    error = exc
+        finally:
+            for key, token in claims:
+                self.cache.release(key, token)  # type: ignore[attr-defined]
 
-    def _perform(self, op: Operation) -> Any:
+    def _perform(self, op: Operation, claims: list[tuple[str, str]]) -> Any:
+        if isinstance(op, ClaimFlight):
+            token = self.cache.claim(op.key, op.ttl)  # type: ignore[attr-defined]
+            if token is not None:
+                claims.append((op.key, token))
+            return token is not None
+        if isinstance(op, Pause):
+            return time.sleep(op.seconds)
         if isinstance(op, ReadCache):
             return self.cache.get_many(op.keys)
         if isinstance(op, WriteCache):
@@ -226,6 +251,7 @@ class AsyncCallSidResolver(_ResolverBase):
             use_filter=use_filter,
             live_first=live_first,
             namespace=namespace,
+            cache=cache,
         )
         self.client = client
         self.cache = _as_async(cache if cache is not None else MemoryCache())
@@ -260,18 +286,30 @@ class AsyncCallSidResolver(_ResolverBase):
     async def _drive(self, plan: Plan) -> Resolution:
         outcome: Any = None
         error: ApiError | None = None
-        while True:
-            try:
-                op = plan.throw(error) if error is not None else plan.send(outcome)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            outcome, error = None, None
-            try:
-                outcome = await self._perform(op)
-            except ApiError as exc:
-                error = exc
+        claims: list[tuple[str, str]] = []
+        try:
+            while True:
+                try:
+                    op = plan.throw(error) if error is not None else plan.send(outcome)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                outcome, error = None, None
+                try:
+                    outcome = await self._perform(op, claims)
+                except ApiError as exc:
+                    error = exc
+        finally:
+            for key, token in claims:
+                await self.cache.release(key, token)  # type: ignore[attr-defined]
 
-    async def _perform(self, op: Operation) -> Any:
+    async def _perform(self, op: Operation, claims: list[tuple[str, str]]) -> Any:
+        if isinstance(op, ClaimFlight):
+            token = await self.cache.claim(op.key, op.ttl)  # type: ignore[attr-defined]
+            if token is not None:
+                claims.append((op.key, token))
+            return token is not None
+        if isinstance(op, Pause):
+            return await asyncio.sleep(op.seconds)
         if isinstance(op, ReadCache):
             return await self.cache.get_many(op.keys)
         if isinstance(op, WriteCache):
@@ -372,6 +410,8 @@ class _BlockingCacheAdapter:
 
     def __init__(self, cache: ResolutionCache) -> None:
         self.wrapped = cache
+        if isinstance(cache, SharedFlight):
+            self.claim, self.release = _awaitable(cache.claim), _awaitable(cache.release)
 
     async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
         return self.wrapped.get_many(keys)
@@ -381,6 +421,13 @@ class _BlockingCacheAdapter:
 
     async def delete(self, key: str) -> None:
         self.wrapped.delete(key)
+
+
+def _awaitable(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    async def call(*args: Any) -> T:
+        return function(*args)
+
+    return call
 
 
 def _as_async(cache: ResolutionCache | AsyncResolutionCache) -> AsyncResolutionCache:

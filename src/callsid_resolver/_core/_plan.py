@@ -81,6 +81,11 @@ class Settings:
     live_first: bool = True
     filter_page_size: int = 3
     negative_ttl: float = 30.0
+    # Across processes (a cache with `claim`): how long one process may hold a SID's lookup, and
+    # how often the others look for its answer. A crashed holder blocks nobody past `flight_ttl`.
+    shared_flight: bool = False
+    flight_ttl: float = 20.0
+    flight_poll: float = 0.05
     keys: CacheKeys = field(default_factory=CacheKeys)
 
     def __post_init__(self) -> None:
@@ -105,6 +110,19 @@ class ListPage:
 
 
 @dataclass(frozen=True)
+class ClaimFlight:
+    """Take the cross-process lock of this lookup; the outcome is True when it was taken."""
+
+    key: str
+    ttl: float
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Fetch:
     """GET these conversations, newest first, at most `concurrency` at a time; stop starting new
     ones once one carries `call_sid`. A conversation gone meanwhile (404) is left out."""
@@ -113,7 +131,7 @@ class Fetch:
     call_sid: str
 
 
-Operation = Union[ReadCache, WriteCache, ListPage, Fetch]  # noqa: UP007 (runtime alias on 3.10)
+Operation = Union[ReadCache, WriteCache, ListPage, Fetch, ClaimFlight, Pause]  # noqa: UP007 (runtime alias on 3.10)
 Plan = Generator[Operation, Any, Resolution]
 
 
@@ -139,6 +157,8 @@ class _Search:
     def run(self) -> Plan:
         cached: list[CachedMapping | None] = yield ReadCache((self.keys.sid(self.call_sid),))
         entry = cached[0]
+        if entry is None and self.settings.shared_flight:
+            entry = yield from self._wait_for_another_process()
         if entry is not None:
             if entry.conversation_id is None:
                 raise ConversationNotFound(self.call_sid, None, cached=True)
@@ -166,6 +186,20 @@ class _Search:
         miss = CachedMapping(call_sid=self.call_sid, conversation_id=None)
         yield WriteCache({self.keys.sid(self.call_sid): miss}, self.settings.negative_ttl)
         raise ConversationNotFound(self.call_sid, self._summary())
+
+    def _wait_for_another_process(self) -> Generator[Operation, Any, CachedMapping | None]:
+        """Claim this SID's lookup for the fleet, or wait for the holder's answer in the cache."""
+        lock, poll = self.keys.lock(self.call_sid), self.settings.flight_poll
+        waited = 0.0
+        while waited < self.settings.flight_ttl:
+            if (yield ClaimFlight(lock, self.settings.flight_ttl)):
+                return None
+            yield Pause(poll)
+            waited += poll
+            entry: CachedMapping | None = (yield ReadCache((self.keys.sid(self.call_sid),)))[0]
+            if entry is not None:
+                return entry
+        return None  # the holder is too slow: look it up ourselves
 
     def _filtered(self) -> Generator[Operation, Any, Resolution | None]:
         self.steps.append("filter")

@@ -1,0 +1,200 @@
+"""Redis backends (extra `callsid-resolver[redis]`): one cache and one single flight for a fleet.
+
+`RedisCache` (redis-py) and `AsyncRedisCache` (redis.asyncio) store `CachedMapping` JSON under the
+resolver's namespaced keys with a TTL per entry, and offer `claim`/`release`: a short lock
+(`SET NX PX`) that lets exactly one process of a fleet look a SID up while the others wait for
+its answer in the shared cache. A holder that crashes blocks nobody past the lock's TTL.
+`TieredCache` puts a `MemoryCache` in front of either, in one line.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ._cache import AsyncResolutionCache, CachedMapping, ResolutionCache, SharedFlight
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+__all__ = ["AsyncRedisCache", "AsyncTieredCache", "RedisCache", "TieredCache"]
+
+INSTALL_HINT = "RedisCache needs redis-py: pip install 'callsid-resolver[redis]'"
+
+# Deletes the lock only if it still holds our token: a holder whose lock expired must not free
+# the lock a successor has taken since.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def _require_redis() -> None:
+    try:
+        import redis  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - exercised by the no-extras import check
+        raise ImportError(INSTALL_HINT) from exc
+
+
+def _encode(value: CachedMapping) -> bytes:
+    return value.model_dump_json(exclude_defaults=True).encode()
+
+
+def _decode(raw: bytes | str | None) -> CachedMapping | None:
+    if raw is None:
+        return None
+    try:
+        return CachedMapping.model_validate_json(raw)
+    except ValueError:
+        return None  # a foreign or older shape under our key reads as a miss, never as an error
+
+
+def _millis(seconds: float) -> int:
+    return max(int(seconds * 1000), 1)
+
+
+class RedisCache:
+    """`ResolutionCache` on a `redis.Redis` client you built (connection pool, auth, TLS are yours).
+
+    `ttl` is the default lifetime of an entry in seconds; negative entries get the resolver's
+    `negative_ttl`. Every process that shares the Redis and the resolver `namespace` shares the
+    mappings and the single flight.
+    """
+
+    def __init__(self, client: redis.Redis, *, ttl: float = 24 * 3600.0) -> None:
+        _require_redis()
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.client = client
+        self.ttl = ttl
+        self._release = client.register_script(_RELEASE)
+
+    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        if not keys:
+            return []
+        return [_decode(raw) for raw in self.client.mget(list(keys))]
+
+    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+        px = _millis(self.ttl if ttl is None else ttl)
+        with self.client.pipeline(transaction=False) as pipe:
+            for key, value in items.items():
+                pipe.set(key, _encode(value), px=px)
+            pipe.execute()
+
+    def delete(self, key: str) -> None:
+        self.client.delete(key)
+
+    def claim(self, key: str, ttl: float) -> str | None:
+        """Take the lock `key` for `ttl` seconds; the token to release it, or None if held."""
+        token = uuid.uuid4().hex
+        return token if self.client.set(key, token, nx=True, px=_millis(ttl)) else None
+
+    def release(self, key: str, token: str) -> None:
+        self._release(keys=[key], args=[token])
+
+
+class AsyncRedisCache:
+    """`AsyncResolutionCache` on a `redis.asyncio.Redis` client; see `RedisCache`."""
+
+    def __init__(self, client: redis.asyncio.Redis, *, ttl: float = 24 * 3600.0) -> None:
+        _require_redis()
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.client = client
+        self.ttl = ttl
+        self._release = client.register_script(_RELEASE)
+
+    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        if not keys:
+            return []
+        return [_decode(raw) for raw in await self.client.mget(list(keys))]
+
+    async def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+        px = _millis(self.ttl if ttl is None else ttl)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, value in items.items():
+                pipe.set(key, _encode(value), px=px)
+            await pipe.execute()
+
+    async def delete(self, key: str) -> None:
+        await self.client.delete(key)
+
+    async def claim(self, key: str, ttl: float) -> str | None:
+        token = uuid.uuid4().hex
+        return token if await self.client.set(key, token, nx=True, px=_millis(ttl)) else None
+
+    async def release(self, key: str, token: str) -> None:
+        await self._release(keys=[key], args=[token])
+
+
+class TieredCache:
+    """A fast local cache in front of a shared one: reads hit `front` first and fill it from
+    `back`; writes and deletes go to both. Locks are the shared cache's."""
+
+    def __init__(self, front: ResolutionCache, back: ResolutionCache) -> None:
+        self.front = front
+        self.back = back
+        if isinstance(back, SharedFlight):
+            self.claim, self.release = back.claim, back.release
+
+    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        found = self.front.get_many(keys)
+        missing = [k for k, v in zip(keys, found, strict=True) if v is None]
+        if not missing:
+            return found
+        merged, keep = _merge(keys, found, missing, self.back.get_many(missing))
+        if keep:
+            self.front.set_many(keep)
+        return merged
+
+    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+        self.back.set_many(items, ttl)
+        self.front.set_many(items, ttl)
+
+    def delete(self, key: str) -> None:
+        self.back.delete(key)
+        self.front.delete(key)
+
+
+class AsyncTieredCache:
+    """`TieredCache` for the async resolver: a blocking in-memory `front`, an async `back`."""
+
+    def __init__(self, front: ResolutionCache, back: AsyncResolutionCache) -> None:
+        self.front = front
+        self.back = back
+        if isinstance(back, SharedFlight):
+            self.claim, self.release = back.claim, back.release
+
+    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        found = self.front.get_many(keys)
+        missing = [k for k, v in zip(keys, found, strict=True) if v is None]
+        if not missing:
+            return found
+        merged, keep = _merge(keys, found, missing, await self.back.get_many(missing))
+        if keep:
+            self.front.set_many(keep)
+        return merged
+
+    async def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+        await self.back.set_many(items, ttl)
+        self.front.set_many(items, ttl)
+
+    async def delete(self, key: str) -> None:
+        await self.back.delete(key)
+        self.front.delete(key)
+
+
+def _merge(
+    keys: Sequence[str],
+    found: list[CachedMapping | None],
+    missing: list[str],
+    fetched: list[CachedMapping | None],
+) -> tuple[list[CachedMapping | None], dict[str, CachedMapping]]:
+    """The front's answers completed by the back's, and the back's hits worth copying to the
+    front. Misses are not copied: the front would keep them for its own, longer, default TTL."""
+    by_key = dict(zip(missing, fetched, strict=True))
+    merged = [v if v is not None else by_key[k] for k, v in zip(keys, found, strict=True)]
+    keep = {k: v for k, v in by_key.items() if v is not None and v.conversation_id is not None}
+    return merged, keep
