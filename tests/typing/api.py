@@ -1,0 +1,59 @@
+"""Type-checked only (mypy --strict in .ci/run), never run: the public API as a caller writes it.
+
+If a signature change breaks a caller's types, this file stops type-checking.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import httpx
+import redis
+
+from callsid_resolver import (
+    AsyncCallSidResolver,
+    AsyncElevenLabsClient,
+    CallSidResolver,
+    ConversationNotFound,
+    ConversationSummary,
+    ElevenLabsClient,
+    MemoryCache,
+    RedisCache,
+    Resolution,
+    RetryPolicy,
+    TieredCache,
+)
+
+
+def sync_usage() -> str:
+    client = ElevenLabsClient(
+        "key",
+        base_url="https://api.eu.residency.elevenlabs.io",
+        timeout=httpx.Timeout(5.0),
+        retry=RetryPolicy(max_attempts=3, deadline=10),
+    )
+    cache = TieredCache(MemoryCache(maxsize=10_000, ttl=600), RedisCache(redis.Redis()))
+    resolver = CallSidResolver(client, cache=cache, max_scan=500, concurrency=4)
+    try:
+        res: Resolution = resolver.resolve(
+            "CA0123456789abcdef0123456789abcdef",
+            agent_id="agent_x",
+            started_after=datetime(2026, 1, 1, tzinfo=timezone.utc),
+            started_before=1_900_000_000,
+        )
+    except ConversationNotFound as exc:
+        return str(exc.searched)
+    summaries: list[ConversationSummary] = list(
+        client.iter_conversations(agent_id="agent_x", exclude_statuses=["done"], page_size=100)
+    )
+    resolver.remember("CA0123456789abcdef0123456789abcdef", res.conversation_id)
+    return f"{res.conversation_id} {res.source} {res.requests} {len(summaries)}"
+
+
+async def async_usage() -> int:
+    async with AsyncElevenLabsClient("key") as client:
+        resolver = AsyncCallSidResolver(client, cache=MemoryCache())
+        res = await resolver.resolve("CA0123456789abcdef0123456789abcdef")
+        page = await client.list_conversations(cursor=None, sort_direction="asc")
+        await resolver.remember(res.call_sid, res.conversation_id, agent_id=res.agent_id)
+        return res.requests + len(page.conversations)
