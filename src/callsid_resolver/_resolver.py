@@ -97,9 +97,11 @@ class _ResolverBase:
         self, call_sid: str, conversation_id: str, agent_id: str | None
     ) -> dict[str, CachedMapping]:
         sid = validate_call_sid(call_sid)
-        _api.get_conversation(conversation_id)  # validates the id's form
         mapping = CachedMapping(
-            call_sid=sid, conversation_id=conversation_id, agent_id=agent_id, primed=True
+            call_sid=sid,
+            conversation_id=_api.validate_conversation_id(conversation_id),
+            agent_id=agent_id,
+            primed=True,
         )
         keys = self.settings.keys
         return {keys.sid(sid): mapping, keys.conversation(conversation_id): mapping}

@@ -7,9 +7,10 @@ API key, 4 any other API or network failure, 5 an optional dependency is missing
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TextIO
 
 from ._client import DEFAULT_BASE_URL, ElevenLabsClient
@@ -92,8 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    _show_progress(sys.stderr)
-    with ElevenLabsClient(base_url=args.base_url) as client:
+    with ElevenLabsClient(base_url=args.base_url) as client, _progress(sys.stderr):
         resolver = CallSidResolver(client, max_scan=args.max_scan)
         result = resolver.resolve(
             args.call_sid,
@@ -156,8 +156,19 @@ class _ProgressLine(logging.Handler):
         self.stream.flush()
 
 
-def _show_progress(stream: TextIO) -> None:
-    if stream.isatty():
-        logger = logging.getLogger("callsid_resolver")
-        logger.addHandler(_ProgressLine(stream))
-        logger.setLevel(logging.DEBUG)
+@contextlib.contextmanager
+def _progress(stream: TextIO) -> Iterator[None]:
+    """Counts requests on one stderr line while a lookup runs, when stderr is a terminal."""
+    if not stream.isatty():
+        yield
+        return
+    logger = logging.getLogger("callsid_resolver")
+    handler, level = _ProgressLine(stream), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        stream.write("\r\033[K")

@@ -123,10 +123,16 @@ def list_conversations(query: ListQuery) -> ApiCall[ConversationsPage]:
     return ApiCall("GET", LIST_PATH, tuple(query.params()), ConversationsPage)
 
 
-def get_conversation(conversation_id: str) -> ApiCall[Conversation]:
+def validate_conversation_id(conversation_id: str) -> str:
+    """The id unchanged, or ValueError: it becomes a path segment, so no slash or blank."""
     if not conversation_id or "/" in conversation_id or conversation_id.strip() != conversation_id:
         raise ValueError(f"not a conversation id: {conversation_id!r}")
-    return ApiCall("GET", f"{LIST_PATH}/{conversation_id}", (), Conversation)
+    return conversation_id
+
+
+def get_conversation(conversation_id: str) -> ApiCall[Conversation]:
+    path = f"{LIST_PATH}/{validate_conversation_id(conversation_id)}"
+    return ApiCall("GET", path, (), Conversation)
 
 
 def get_signed_url(agent_id: str, *, include_conversation_id: bool = False) -> ApiCall[SignedUrl]:
