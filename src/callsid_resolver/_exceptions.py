@@ -5,6 +5,9 @@ CallSidResolverError
 ├── InvalidCallSid                 bad input, raised before any I/O (also a ValueError)
 ├── MissingApiKey                  no key given and ELEVENLABS_API_KEY unset
 ├── ConversationNotFound           no conversation carries this call SID (says what was searched)
+├── WebhookError                   a webhook that must not be trusted (see `webhooks`)
+│   ├── MissingSignature / MalformedSignature / StaleSignature / InvalidSignature
+│   └── MalformedPayload
 ├── TransportError                 the request never got an HTTP answer (connect, read, protocol)
 │   └── DeadlineExceeded           retries ran out of the total time budget
 └── ApiError                       ElevenLabs answered with an error status

@@ -1,0 +1,351 @@
+"""ElevenLabs post-call webhooks: verify, parse, and learn call SID → conversation mappings.
+
+Framework-free: `parse_webhook` takes the raw body bytes and the request headers.
+
+```
+CallSidResolverError
+└── WebhookError
+    ├── MissingSignature      no `ElevenLabs-Signature` header
+    ├── MalformedSignature    header present but not `t=<unix>,v0=<64 hex>` (`.reason`)
+    ├── StaleSignature        authentic, but `t` is too old or too far ahead (`.age`, `.limit`)
+    ├── InvalidSignature      no `v0` matches: wrong secret or altered body
+    └── MalformedPayload      authentic, but not a webhook envelope (`.errors`)
+```
+
+Sources: the post-call webhooks docs and SDK `webhooks_custom.py:construct_event` (api-facts §9),
+SDK `TwilioOutboundCallResponse` (§6). No message holds the secret, a digest or a phone number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+from pydantic import Field, SkipValidation, ValidationError, ValidationInfo, field_validator
+
+from ._core._api import validate_conversation_id
+from ._core._callsid import validate_call_sid
+from ._exceptions import CallSidResolverError
+from ._models import Conversation, _ApiModel
+from ._resolver import AsyncCallSidResolver, CallSidResolver
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "CallInitiationFailure",
+    "FailureMetadata",
+    "InvalidSignature",
+    "LearnedMapping",
+    "MalformedPayload",
+    "MalformedSignature",
+    "MissingSignature",
+    "PostCallAudio",
+    "StaleSignature",
+    "WebhookError",
+    "WebhookEvent",
+    "aprime_from_outbound_call",
+    "aprime_from_webhook",
+    "mapping_from_outbound_call",
+    "mapping_from_webhook",
+    "parse_webhook",
+    "prime_from_outbound_call",
+    "prime_from_webhook",
+    "verify_signature",
+]
+
+SIGNATURE_HEADER = "ElevenLabs-Signature"
+_V0 = re.compile(r"[0-9a-fA-F]{64}")  # a hex SHA-256 digest
+_UNIX = re.compile(r"[0-9]{1,15}")  # int() would also take "+1", " 1", "1_0" and 4,000 digits
+
+
+class WebhookError(CallSidResolverError):
+    """A webhook request that must not be trusted or could not be read."""
+
+
+class MissingSignature(WebhookError):
+    """The request carries no `ElevenLabs-Signature` header."""
+
+
+class MalformedSignature(WebhookError):
+    """The header is not `t=<unix seconds>,v0=<hex>` (the value itself is not echoed)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"malformed {SIGNATURE_HEADER} header: {reason}")
+
+
+class StaleSignature(WebhookError):
+    """A correct signature whose `t` is outside the window: `age` is negative for the future."""
+
+    def __init__(self, age: float, limit: float) -> None:
+        self.age = age
+        self.limit = limit
+        when = f"{age:.0f}s old" if age > 0 else f"{-age:.0f}s in the future"
+        super().__init__(f"signature timestamp is {when}, beyond the {limit:.0f}s allowed")
+
+
+class InvalidSignature(WebhookError):
+    """No `v0` entry matches the body: the secret is wrong or the body was altered."""
+
+
+class MalformedPayload(WebhookError):
+    """Authentic, but not a webhook envelope; `errors` are `(location, message)`, no input."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        shown = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in errors[:5])
+        super().__init__(f"signed webhook body is not a valid event: {shown}")
+
+
+def verify_signature(
+    body: bytes,
+    signature_header: str | None,
+    secret: str,
+    *,
+    tolerance: float = 1800,
+    max_future_skew: float = 300,
+    now: float | None = None,
+) -> None:
+    """Check `ElevenLabs-Signature: t=<unix>,v0=<hex HMAC-SHA256(secret, "<t>.<body>")>` against
+    `body`, the bytes exactly as received. Any one of several `v0` entries may match (key rotation).
+    Raises a `WebhookError` subclass, or `ValueError` for an empty secret."""
+    if not secret:
+        raise ValueError("the webhook secret is empty")
+    timestamp, candidates = _parse_header(signature_header)
+    signed = f"{timestamp}.".encode() + body  # bytes as received: no decode/re-encode
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    # The digest is checked before the clock, so a StaleSignature always means "authentic but
+    # late" (clock skew, a slow queue, a replay) and never hides a forgery.
+    if not any(hmac.compare_digest(expected, c.lower()) for c in candidates):
+        raise InvalidSignature(f"none of {len(candidates)} v0 signature(s) matches body and secret")
+    age = (time.time() if now is None else now) - timestamp
+    if age > tolerance:
+        raise StaleSignature(age, tolerance)
+    # The SDK only rejects old timestamps. Bounding the future too keeps the replay window finite
+    # (a replay store needs to keep signatures for tolerance + skew only) and makes a sender or
+    # receiver with a wrong clock fail loudly instead of being accepted for the clock's error.
+    if -age > max_future_skew:
+        raise StaleSignature(age, max_future_skew)
+
+
+def _parse_header(value: str | None) -> tuple[int, list[str]]:
+    if value is None or not value.strip():
+        raise MissingSignature(f"no {SIGNATURE_HEADER} header")
+    entries = [part.partition("=") for part in "".join(value.split()).split(",") if part]
+    if not all(eq for _, eq, _ in entries):
+        raise MalformedSignature("an entry is not key=value")
+    timestamps = [item for key, _, item in entries if key == "t"]
+    # Other schemes (a future v1=...) are ignored, so adding one does not break verification.
+    candidates = [item for key, _, item in entries if key == "v0"]
+    if not all(_V0.fullmatch(c) for c in candidates):
+        raise MalformedSignature("a v0 entry is not 64 hex digits")
+    if len(timestamps) != 1:
+        raise MalformedSignature("expected exactly one t= entry")
+    if not _UNIX.fullmatch(timestamps[0]):
+        raise MalformedSignature("t is not a unix time in whole seconds")
+    if not candidates:
+        raise MalformedSignature("no v0= signature")
+    return int(timestamps[0]), candidates
+
+
+class FailureMetadata(_ApiModel):
+    """`metadata` of a call initiation failure: the carrier's own report, in `body`."""
+
+    type: str = Field(description="twilio | sip | ...")
+    # Twilio's StatusCallback form or the SIP details: both hold From/To phone numbers.
+    body: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+class CallInitiationFailure(_ApiModel):
+    """`data` of `call_initiation_failure`: a call that never connected (busy, no answer)."""
+
+    agent_id: str
+    conversation_id: str
+    failure_reason: str | None = Field(default=None, description="busy | no-answer | unknown")
+    metadata: FailureMetadata | None = None
+
+    @property
+    def call_sid(self) -> str | None:
+        """Twilio's `body.CallSid`, or the SIP `body.call_sid` (often a UUID)."""
+        body = self.metadata.body if self.metadata is not None else {}
+        for key in ("CallSid", "call_sid"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+
+class PostCallAudio(_ApiModel):
+    """`data` of `post_call_audio`: the whole call as base64 MP3 (kept out of the repr)."""
+
+    agent_id: str
+    conversation_id: str
+    full_audio: str = Field(default="", repr=False)
+
+
+_DATA_MODELS: dict[str, type[_ApiModel]] = {
+    "post_call_transcription": Conversation,
+    "call_initiation_failure": CallInitiationFailure,
+    "post_call_audio": PostCallAudio,
+}
+
+
+class WebhookEvent(_ApiModel):
+    """The envelope `{"type", "event_timestamp", "data"}`, `data` parsed by `type`: a
+    `Conversation` (`post_call_transcription`), `CallInitiationFailure` or `PostCallAudio`; any
+    other type keeps its raw dict, so a new event type never fails to parse."""
+
+    type: str = Field(description="post_call_transcription | post_call_audio | ...")
+    event_timestamp: int | None = None
+    # Validation is done by `_parse_data` from `type`; a plain union would let pydantic coerce an
+    # unknown event's dict into whichever model happens to fit.
+    data: SkipValidation[Conversation | CallInitiationFailure | PostCallAudio | dict[str, Any]]
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _parse_data(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError("data must be a JSON object")
+        model = _DATA_MODELS.get(info.data.get("type", ""))
+        return model.model_validate(value) if model is not None else value
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self._field("conversation_id")
+
+    @property
+    def agent_id(self) -> str | None:
+        return self._field("agent_id")
+
+    @property
+    def call_sid(self) -> str | None:
+        """The carrier's call id, for the types that carry one (else None)."""
+        if isinstance(self.data, (Conversation, CallInitiationFailure)):
+            return self.data.call_sid
+        return None
+
+    def _field(self, name: str) -> str | None:
+        data = self.data
+        value = data.get(name) if isinstance(data, dict) else getattr(data, name, None)
+        return value if isinstance(value, str) and value else None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # An unknown event's raw data may hold anything, phone numbers included: show ids only.
+        yield "type", self.type
+        yield "event_timestamp", self.event_timestamp
+        yield "conversation_id", self.conversation_id
+        yield "call_sid", self.call_sid
+
+
+def parse_webhook(
+    body: bytes,
+    headers: Mapping[str, str] | str | None,
+    secret: str,
+    *,
+    tolerance: float = 1800,
+    max_future_skew: float = 300,
+    now: float | None = None,
+) -> WebhookEvent:
+    """Verify and parse one delivery. `headers` is the request's headers (any mapping; the name is
+    matched case-insensitively) or the `ElevenLabs-Signature` value itself."""
+    value = headers if isinstance(headers, str) or headers is None else _header(headers)
+    verify_signature(
+        body, value, secret, tolerance=tolerance, max_future_skew=max_future_skew, now=now
+    )
+    try:
+        return WebhookEvent.model_validate(json.loads(body))
+    except ValidationError as exc:
+        errors = [
+            (".".join(map(str, e["loc"])), e["msg"])
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+    except ValueError as exc:  # not JSON, or not UTF-8
+        errors = [("", f"not JSON ({type(exc).__name__})")]
+    # Raised outside `except`: the chained pydantic error would print the input (phone numbers).
+    raise MalformedPayload(errors)
+
+
+def _header(headers: Mapping[str, str]) -> str | None:
+    # Starlette's and httpx's headers are case-insensitive already; a plain dict is not.
+    wanted = SIGNATURE_HEADER.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+class LearnedMapping(NamedTuple):
+    """A call SID → conversation mapping learned without asking ElevenLabs."""
+
+    call_sid: str
+    conversation_id: str
+    agent_id: str | None = None
+
+
+def mapping_from_webhook(event: WebhookEvent) -> LearnedMapping | None:
+    """The mapping a webhook carries: transcription and initiation-failure events have one."""
+    return _checked(event.call_sid, event.conversation_id, event.agent_id)
+
+
+def mapping_from_outbound_call(
+    response: Mapping[str, Any], *, agent_id: str | None = None
+) -> LearnedMapping | None:
+    """The mapping in a `POST /v1/convai/twilio/outbound-call` response: `callSid` on the wire,
+    `call_sid` from the SDK's `model_dump()`. None for `success: false` or null ids. The response
+    names no agent: pass the `agent_id` you sent."""
+    if response.get("success") is False:
+        return None
+    sid = response.get("callSid") or response.get("call_sid")
+    return _checked(sid, response.get("conversation_id"), agent_id)
+
+
+def _checked(call_sid: object, conversation_id: object, agent: str | None) -> LearnedMapping | None:
+    if not isinstance(call_sid, str) or not isinstance(conversation_id, str):
+        return None
+    try:
+        # The same checks `remember` makes: a webhook with an id we could never look up teaches
+        # nothing, and must not turn into an exception inside the user's webhook handler.
+        return LearnedMapping(
+            validate_call_sid(call_sid), validate_conversation_id(conversation_id), agent
+        )
+    except ValueError:
+        return None
+
+
+def prime_from_webhook(resolver: CallSidResolver, event: WebhookEvent) -> bool:
+    """Teach `resolver` the mapping in `event`; True if there was one."""
+    return _remember(resolver, mapping_from_webhook(event))
+
+
+async def aprime_from_webhook(resolver: AsyncCallSidResolver, event: WebhookEvent) -> bool:
+    """The asyncio twin of `prime_from_webhook`."""
+    return await _aremember(resolver, mapping_from_webhook(event))
+
+
+def prime_from_outbound_call(
+    resolver: CallSidResolver, response: Mapping[str, Any], *, agent_id: str | None = None
+) -> bool:
+    """Teach `resolver` the mapping in an outbound-call response; True if there was one."""
+    return _remember(resolver, mapping_from_outbound_call(response, agent_id=agent_id))
+
+
+async def aprime_from_outbound_call(
+    resolver: AsyncCallSidResolver, response: Mapping[str, Any], *, agent_id: str | None = None
+) -> bool:
+    """The asyncio twin of `prime_from_outbound_call`."""
+    return await _aremember(resolver, mapping_from_outbound_call(response, agent_id=agent_id))
+
+
+def _remember(resolver: CallSidResolver, learned: LearnedMapping | None) -> bool:
+    if learned is not None:
+        resolver.remember(learned.call_sid, learned.conversation_id, agent_id=learned.agent_id)
+    return learned is not None
+
+
+async def _aremember(resolver: AsyncCallSidResolver, learned: LearnedMapping | None) -> bool:
+    if learned is not None:
+        await resolver.remember(
+            learned.call_sid, learned.conversation_id, agent_id=learned.agent_id
+        )
+    return learned is not None
