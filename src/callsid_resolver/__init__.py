@@ -53,7 +53,7 @@ from ._models import (
     TranscriptEntry,
 )
 from ._redis import AsyncRedisCache, AsyncTieredCache, RedisCache, TieredCache
-from ._resolver import AsyncCallSidResolver, CallSidResolver
+from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
 from .webhooks import (
     SIGNATURE_HEADER,
     CallInitiationFailure,
@@ -122,6 +122,8 @@ __all__ = [
     "Resolution",
     "ResolutionCache",
     "ResolutionSource",
+    "ResolveHints",
+    "ResolverOptions",
     "RetryPolicy",
     "SearchSummary",
     "ServerError",

@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
+
+from typing_extensions import Unpack
 
 from ._cache import (
     AsyncResolutionCache,
@@ -44,53 +46,68 @@ from ._core._plan import (
 from ._exceptions import ApiError, NotFound
 from ._models import Conversation, Resolution
 
-__all__ = ["AsyncCallSidResolver", "CallSidResolver"]
+__all__ = ["AsyncCallSidResolver", "CallSidResolver", "ResolveHints", "ResolverOptions"]
 
 T = TypeVar("T")
 Instant = datetime | int | float | None
 
 
+class ResolverOptions(TypedDict, total=False):
+    """Tuning shared by `CallSidResolver` and `AsyncCallSidResolver`.
+
+    `max_scan` (1000) bounds how many listed conversations a fallback scan walks through;
+    `concurrency` (8) bounds parallel reads; `negative_ttl` (30 s) is how long a miss is
+    remembered (a call that just started may not be listed yet, so keep it short); `use_filter`
+    and `live_first` (True) switch those steps; `namespace` prefixes every cache key (one per
+    ElevenLabs workspace when several share a Redis).
+    """
+
+    max_scan: int
+    concurrency: int
+    negative_ttl: float
+    use_filter: bool
+    live_first: bool
+    namespace: str
+
+
+class ResolveHints(TypedDict, total=False):
+    """What the caller knows about a call; each hint narrows what the API lists.
+
+    `started_after`/`started_before` take a timezone-aware `datetime` or unix seconds;
+    `initiation_source` is the list filter's value (`twilio`, `sip_trunk`, ...).
+    """
+
+    agent_id: str | None
+    phone_number_id: str | None
+    started_after: Instant
+    started_before: Instant
+    initiation_source: str | None
+
+
 class _ResolverBase:
-    def __init__(
-        self,
-        *,
-        max_scan: int,
-        concurrency: int,
-        negative_ttl: float,
-        use_filter: bool,
-        live_first: bool,
-        namespace: str,
-        cache: object,
-    ) -> None:
+    def __init__(self, cache: object, options: ResolverOptions) -> None:
+        tuning = {k: v for k, v in options.items() if k != "namespace"}
         self.settings = Settings(
             shared_flight=isinstance(cache, SharedFlight),
-            max_scan=max_scan,
-            concurrency=concurrency,
-            negative_ttl=negative_ttl,
-            use_filter=use_filter,
-            live_first=live_first,
-            keys=CacheKeys(namespace),
+            keys=CacheKeys(options.get("namespace", CacheKeys.namespace)),
+            **tuning,  # type: ignore[arg-type]
         )
         self.capabilities = ServerCapabilities()
 
-    def _plan(
-        self,
-        call_sid: str,
-        agent_id: str | None,
-        phone_number_id: str | None,
-        started_after: Instant,
-        started_before: Instant,
-        initiation_source: str | None,
-    ) -> tuple[Hashable, Callable[[], Plan]]:
-        hints = Hints(
-            agent_id=agent_id,
-            phone_number_id=phone_number_id,
-            started_after=_unix(started_after),
-            started_before=_unix(started_before),
-            initiation_source=initiation_source,
+    def _plan(self, call_sid: str, hints: ResolveHints) -> tuple[Hashable, Callable[[], Plan]]:
+        unknown = hints.keys() - ResolveHints.__annotations__.keys()
+        if unknown:
+            raise TypeError(f"unknown hint(s): {', '.join(sorted(unknown))}")
+        sid = validate_call_sid(call_sid)
+        narrowed = Hints(
+            agent_id=hints.get("agent_id"),
+            phone_number_id=hints.get("phone_number_id"),
+            started_after=_unix(hints.get("started_after")),
+            started_before=_unix(hints.get("started_before")),
+            initiation_source=hints.get("initiation_source"),
         )
-        return (call_sid, hints), lambda: resolve_plan(
-            call_sid, hints, self.capabilities, self.settings
+        return (sid, narrowed), lambda: resolve_plan(
+            sid, narrowed, self.capabilities, self.settings
         )
 
     def _primed(
@@ -110,10 +127,8 @@ class _ResolverBase:
 class CallSidResolver(_ResolverBase):
     """Resolves call SIDs to ElevenLabs conversations, blocking; safe to share between threads.
 
-    `cache` defaults to a `MemoryCache`; pass a shared one (or a Redis one) to share mappings.
-    `max_scan` bounds how many listed conversations a fallback scan walks through; `concurrency`
-    bounds parallel GETs; `negative_ttl` is how long a miss is remembered (a call that just
-    started may not be listed yet, so keep it short).
+    `cache` defaults to a `MemoryCache`; pass a shared one (`RedisCache`, `TieredCache`) to share
+    mappings and the single flight across processes. `options` are the `ResolverOptions`.
     """
 
     def __init__(
@@ -121,45 +136,21 @@ class CallSidResolver(_ResolverBase):
         client: ElevenLabsClient,
         *,
         cache: ResolutionCache | None = None,
-        max_scan: int = 1000,
-        concurrency: int = 8,
-        negative_ttl: float = 30.0,
-        use_filter: bool = True,
-        live_first: bool = True,
-        namespace: str = "callsid-resolver",
+        **options: Unpack[ResolverOptions],
     ) -> None:
-        super().__init__(
-            max_scan=max_scan,
-            concurrency=concurrency,
-            negative_ttl=negative_ttl,
-            use_filter=use_filter,
-            live_first=live_first,
-            namespace=namespace,
-            cache=cache,
-        )
+        super().__init__(cache, options)
         self.client = client
         self.cache: ResolutionCache = cache if cache is not None else MemoryCache()
         self._flights = _ThreadFlights()
 
-    def resolve(
-        self,
-        call_sid: str,
-        *,
-        agent_id: str | None = None,
-        phone_number_id: str | None = None,
-        started_after: Instant = None,
-        started_before: Instant = None,
-        initiation_source: str | None = None,
-    ) -> Resolution:
+    def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
         """The conversation of `call_sid` (the `system__call_sid` dynamic variable).
 
-        Every hint narrows the search. Raises `InvalidCallSid` before any I/O for bad input and
-        `ConversationNotFound` (saying what was searched) when no conversation carries the SID.
+        `hints` (`ResolveHints`) narrow the search. Raises `InvalidCallSid` before any I/O for
+        bad input and `ConversationNotFound` (saying what was searched) when no conversation
+        carries the SID.
         """
-        sid = validate_call_sid(call_sid)
-        key, plan = self._plan(
-            sid, agent_id, phone_number_id, started_after, started_before, initiation_source
-        )
+        key, plan = self._plan(call_sid, hints)
         return self._flights.run(key, lambda: self._drive(plan()))
 
     def remember(self, call_sid: str, conversation_id: str, *, agent_id: str | None = None) -> None:
@@ -239,41 +230,16 @@ class AsyncCallSidResolver(_ResolverBase):
         client: AsyncElevenLabsClient,
         *,
         cache: ResolutionCache | AsyncResolutionCache | None = None,
-        max_scan: int = 1000,
-        concurrency: int = 8,
-        negative_ttl: float = 30.0,
-        use_filter: bool = True,
-        live_first: bool = True,
-        namespace: str = "callsid-resolver",
+        **options: Unpack[ResolverOptions],
     ) -> None:
-        super().__init__(
-            max_scan=max_scan,
-            concurrency=concurrency,
-            negative_ttl=negative_ttl,
-            use_filter=use_filter,
-            live_first=live_first,
-            namespace=namespace,
-            cache=cache,
-        )
+        super().__init__(cache, options)
         self.client = client
         self.cache = _as_async(cache if cache is not None else MemoryCache())
         self._flights = _TaskFlights()
 
-    async def resolve(
-        self,
-        call_sid: str,
-        *,
-        agent_id: str | None = None,
-        phone_number_id: str | None = None,
-        started_after: Instant = None,
-        started_before: Instant = None,
-        initiation_source: str | None = None,
-    ) -> Resolution:
+    async def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
         """The conversation of `call_sid`; see `CallSidResolver.resolve`."""
-        sid = validate_call_sid(call_sid)
-        key, plan = self._plan(
-            sid, agent_id, phone_number_id, started_after, started_before, initiation_source
-        )
+        key, plan = self._plan(call_sid, hints)
         return await self._flights.run(key, lambda: self._drive(plan()))
 
     async def remember(

@@ -95,20 +95,12 @@ class ApiCall(Generic[ModelT]):
 
     def _raise_for_status(self, response: httpx.Response) -> ModelT:
         cls = error_class_for(response.status_code)
-        detail = _detail(response)
-        if cls is RateLimited:
-            raise RateLimited(
-                retry_after=retry_after(response.headers),
-                status_code=response.status_code,
-                method=self.method,
-                path=self.path,
-                detail=detail,
-                request_id=response.headers.get(REQUEST_ID_HEADER),
-                headers=_safe_headers(response),
-            )
-        raise self._error(response, cls, detail)
+        extra = {"retry_after": retry_after(response.headers)} if cls is RateLimited else {}
+        raise self._error(response, cls, _detail(response), **extra)
 
-    def _error(self, response: httpx.Response, cls: type[ApiError], detail: Any) -> ApiError:
+    def _error(
+        self, response: httpx.Response, cls: type[ApiError], detail: Any, **extra: Any
+    ) -> ApiError:
         return cls(
             status_code=response.status_code,
             method=self.method,
@@ -116,6 +108,7 @@ class ApiCall(Generic[ModelT]):
             detail=detail,
             request_id=response.headers.get(REQUEST_ID_HEADER),
             headers=_safe_headers(response),
+            **extra,
         )
 
 
