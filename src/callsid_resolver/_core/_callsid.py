@@ -19,6 +19,8 @@ def validate_call_sid(value: object) -> str:
     """Return the call SID unchanged, or raise `InvalidCallSid` saying what is wrong with it."""
     if not isinstance(value, str):
         raise InvalidCallSid(f"expected a string, got {type(value).__name__}")
+    if TWILIO_CALL_SID.fullmatch(value):
+        return value  # the common case, on every cached lookup: skip the per-character checks
     if not value:
         raise InvalidCallSid("empty string")
     if len(value) > MAX_LENGTH:
