@@ -45,7 +45,7 @@ def list_page(
         # The resolver's one-request lookup: answered from an index, as a real API would,
         # so a 100,000-call history does not make the emulator the bottleneck.
         name, op, value = ([*wanted[0].split(":", 2), "", ""])[:3]
-        if name == "system__call_sid" and op == "eq":
+        if name == "system__call_sid" and op == "eq" and value:
             rows = [by_call_sid[value]] if value in by_call_sid else []
     if one.get("sort_direction", "desc") == "asc":
         rows = rows[::-1]
