@@ -356,3 +356,19 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_lookup(api: FakeApi
         r = await second
     assert r.conversation_id == f"conv_test{3:023d}"
     assert first.cancelled()
+
+
+def test_a_call_near_the_top_costs_one_read_not_a_window(make: Any, api: FakeApi) -> None:
+    history(api, 100)
+    api.filter_mode = "reject"
+    r = make(concurrency=8).resolve(sid_of(99))  # the newest
+    assert r.source == "scan"
+    assert api.counts["get"] == 1
+
+
+def test_the_read_window_opens_by_one_per_completed_read() -> None:
+    from callsid_resolver._core._plan import Fetch
+
+    op = Fetch(("a",) * 50, "CA1", concurrency=8)
+    assert [op.room(done, 0) for done in range(10)] == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]
+    assert op.room(3, 4) == 0

@@ -199,20 +199,23 @@ class CallSidResolver(_ResolverBase):
     def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
         todo = iter(op.conversation_ids)
         fetched: dict[str, Conversation] = {}
-        spent = 0
-        width = min(self.settings.concurrency, len(op.conversation_ids))
+        spent = completed = 0
+        found = False
+        width = min(op.concurrency, len(op.conversation_ids))
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="callsid-fetch") as pool:
-            running = {pool.submit(self._get, cid): cid for cid in islice(todo, width)}
+            running = {pool.submit(self._get, cid) for cid in islice(todo, op.room(0, 0))}
             while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                completed += len(done)
                 for future in done:
-                    del running[future]
                     conversation, requests = future.result()
                     spent += requests
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
-                if op.call_sid not in {c.call_sid for c in fetched.values()}:
-                    running |= {pool.submit(self._get, cid): cid for cid in islice(todo, len(done))}
+                        found |= conversation.call_sid == op.call_sid
+                if not found:
+                    more = islice(todo, op.room(completed, len(running)))
+                    running |= {pool.submit(self._get, cid) for cid in more}
         return [fetched[c] for c in op.conversation_ids if c in fetched], spent
 
     def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
@@ -289,21 +292,22 @@ class AsyncCallSidResolver(_ResolverBase):
     async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
         todo = iter(op.conversation_ids)
         fetched: dict[str, Conversation] = {}
-        spent = 0
-        width = min(self.settings.concurrency, len(op.conversation_ids))
-        running = {asyncio.ensure_future(self._get(cid)) for cid in islice(todo, width)}
+        spent = completed = 0
+        found = False
+        running = {asyncio.ensure_future(self._get(cid)) for cid in islice(todo, op.room(0, 0))}
         try:
             while running:
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                completed += len(done)
                 for task in done:
                     conversation, requests = task.result()
                     spent += requests
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
-                if op.call_sid not in {c.call_sid for c in fetched.values()}:
-                    running |= {
-                        asyncio.ensure_future(self._get(c)) for c in islice(todo, len(done))
-                    }
+                        found |= conversation.call_sid == op.call_sid
+                if not found:
+                    more = islice(todo, op.room(completed, len(running)))
+                    running |= {asyncio.ensure_future(self._get(cid)) for cid in more}
         finally:
             for task in running:
                 task.cancel()

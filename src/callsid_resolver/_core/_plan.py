@@ -129,6 +129,13 @@ class Fetch:
 
     conversation_ids: tuple[str, ...]
     call_sid: str
+    concurrency: int = 8
+
+    def room(self, completed: int, running: int) -> int:
+        """How many more reads to start now. The window opens by one read per completed read
+        (TCP's slow start), so a call near the top of the list, the common case, costs one or
+        two reads instead of a full window, and a deep one still runs `concurrency` wide."""
+        return max(min(self.concurrency, 1 + completed) - running, 0)
 
 
 Operation = Union[ReadCache, WriteCache, ListPage, Fetch, ClaimFlight, Pause]  # noqa: UP007 (runtime alias on 3.10)
@@ -258,7 +265,7 @@ class _Search:
         if not unknown:
             return None
         conversations: list[Conversation]
-        conversations, spent = yield Fetch(unknown, self.call_sid)
+        conversations, spent = yield Fetch(unknown, self.call_sid, self.settings.concurrency)
         self.requests += spent
         entries = self.keys.entries_for(conversations)
         if entries:
