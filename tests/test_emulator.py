@@ -388,3 +388,19 @@ def test_resolver_scans_a_generated_history_when_the_filter_fails(mode: str) -> 
         assert r.requests == emulator.total_requests
         emulator.reset_counts()
         assert resolver.resolve(phone[100]["metadata"]["phone_call"]["call_sid"]).requests == 0
+
+
+def test_a_remote_emulator_is_steered_through_its_control_endpoints() -> None:
+    from callsid_resolver.testing import EmulatorProcess
+
+    with EmulatorProcess(recording="default") as process:
+        remote = process.remote
+        remote.filter_mode = "reject"
+        with ElevenLabsClient(KEY, base_url=process.base_url) as client:
+            assert client.list_conversations().conversations
+            r = CallSidResolver(client).resolve(LIVE_SID)
+        assert r.source == "live"
+        assert remote.count("list") == 3  # one listing, then the rejected filter and live calls
+        assert remote.total_requests == 4
+        remote.reset_counts()
+        assert remote.total_requests == 0

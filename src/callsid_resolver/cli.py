@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emulator", help="serve the ElevenLabs emulator on loopback")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--recording", default="default", help="bundled recording to load")
+    p.add_argument("--recording", default="default", help="bundled recording to load, or none")
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="add N generated calls")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated calls")
     p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
@@ -118,7 +118,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _emulator(args: argparse.Namespace) -> int:
     from .testing import Emulator, EmulatorServer, synthetic_conversations
 
-    emulator = Emulator(recording=args.recording, api_key=args.api_key)
+    recording = None if args.recording == "none" else args.recording
+    emulator = Emulator(recording=recording, api_key=args.api_key)
     for conversation in synthetic_conversations(args.synthetic, seed=args.seed):
         emulator.add_conversation(conversation)
     with EmulatorServer(emulator, host=args.host, port=args.port) as server:

@@ -9,14 +9,17 @@ wraps it in fixtures.
 from ._emulator import Emulator
 from ._record import record_conversations, scrub_conversation
 from ._recordings import list_recordings, load_recording
+from ._remote import EmulatorProcess, RemoteEmulator
 from ._server import EmulatorServer
 from ._synthetic import conversation_at_depth, synthetic_conversations
 from ._transport import EmulatorTransport
 
 __all__ = [
     "Emulator",
+    "EmulatorProcess",
     "EmulatorServer",
     "EmulatorTransport",
+    "RemoteEmulator",
     "conversation_at_depth",
     "list_recordings",
     "load_recording",

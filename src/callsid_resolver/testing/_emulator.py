@@ -35,6 +35,9 @@ FilterMode = Literal["support", "reject", "ignore"]
 LIST = "/v1/convai/conversations"
 SIGNED_URL = "/v1/convai/conversation/get-signed-url"
 OUTBOUND = "/v1/convai/twilio/outbound-call"
+CONTROL = "/_emulator/"
+SETTINGS = ("latency", "filter_mode", "rate_limit_every", "retry_after", "monitor_refusal",
+            "ping_interval", "agent_reply")  # fmt: skip
 INVALID_KEY = {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
 # The real body for an unknown conversation id is unconfirmed (api-facts §10); this follows the
 # API's `{"detail": {"status", "message"}}` convention.
@@ -240,6 +243,8 @@ class Emulator:
         ws_base: str = "wss://api.elevenlabs.io",
     ) -> Reply:
         """Answer one request; raises `Dropped` when a fault says to hang up."""
+        if path.startswith(CONTROL):
+            return self._control(method, path, body)
         endpoint = endpoint_of(method, path)
         with self._lock:
             self.counts[endpoint] += 1
@@ -264,6 +269,25 @@ class Emulator:
             return _json(401, INVALID_KEY, rid)
         status, payload = self._route(method, path, endpoint, params, body, ws_base)
         return _json(status, payload, rid)
+
+    def _control(self, method: str, path: str, body: bytes) -> Reply:
+        """`/_emulator/...`: counters and knobs for a test or benchmark in another process
+        (`RemoteEmulator`). Not part of the API: never counted, no key needed."""
+        action = path[len(CONTROL) :]
+        if action == "counts" and method == "GET":
+            return _json(200, {"counts": dict(self.counts)}, {})
+        if action == "reset" and method == "POST":
+            self.reset_counts()
+            return _json(200, {}, {})
+        if action == "settings" and method == "POST":
+            settings = json.loads(body or b"{}")
+            unknown = set(settings) - set(SETTINGS)
+            if unknown:
+                return _json(422, {"detail": f"unknown settings: {sorted(unknown)}"}, {})
+            for name, value in settings.items():
+                setattr(self, name, value)
+            return _json(200, {name: getattr(self, name) for name in SETTINGS}, {})
+        return _json(404, {"detail": "Not Found"}, {})
 
     def _take_fault(self, endpoint: str) -> Fault | None:
         for i, fault in enumerate(self._faults):
