@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -37,17 +35,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    ns = f"fleet-{uuid.uuid4().hex[:10]}"
-    yield ns
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{ns}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 @pytest.mark.parametrize("filter_mode", ["support", "reject"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -32,17 +31,6 @@ from .conftest import API_KEY, FakeApi, make_conversation, sid_of
 from .test_cache import HIT, MISS, CacheContract
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    ns = f"test-{uuid.uuid4().hex[:12]}"
-    yield ns
-    r = redis.Redis.from_url(REDIS_URL)
-    keys = list(r.scan_iter(f"{ns}*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
 
 
 @pytest.fixture
