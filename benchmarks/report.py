@@ -80,7 +80,8 @@ def svg_plot(report: dict[str, Any]) -> str:
             return x0 + (math.log10(d) - dlo) / (dhi - dlo) * panel
 
         def y(v: float, lo: float = lo, hi: float = hi) -> float:
-            return 40 + height - 40 - (math.log10(max(v, 1e-9)) - lo) / (hi - lo) * (height - 80)
+            frac = (math.log10(max(v, 1e-9)) - lo) / (hi - lo)
+            return 55 + (1 - frac) * (height - 100)
 
         out.append(f'<text x="{x0}" y="40">{title}</text>')
         out.append(
@@ -88,7 +89,7 @@ def svg_plot(report: dict[str, Any]) -> str:
             'fill="none" stroke="#999"/>'
         )
         for d in sorted(set(depths)):
-            out.append(f'<text x="{x(d) - 8:.0f}" y="{height + 5}">{d}</text>')
+            out.append(f'<text x="{x(d) - 8:.0f}" y="{height - 20}">{d}</text>')
         for colour, points in zip(colours, series.values(), strict=False):
             pts = " ".join(f"{x(p[0]):.1f},{y(p[pick]):.1f}" for p in sorted(points) if p[pick] > 0)
             out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
