@@ -248,6 +248,14 @@ def test_base_url_is_validated_and_used(api: FakeApi) -> None:
     assert str(api.requests[0].url).startswith("https://api.eu.residency.elevenlabs.io/v1/")
 
 
+def test_base_url_from_the_environment(monkeypatch: pytest.MonkeyPatch, api: FakeApi) -> None:
+    monkeypatch.setenv("ELEVENLABS_BASE_URL", "https://api.us.elevenlabs.io")
+    with ElevenLabsClient(API_KEY, transport=httpx.MockTransport(api)) as c:
+        c.list_conversations()
+        assert c.base_url == "https://api.us.elevenlabs.io"
+    assert api.requests[0].url.host == "api.us.elevenlabs.io"
+
+
 def test_a_callers_http_client_is_used_and_left_open(api: FakeApi) -> None:
     http = httpx.Client(transport=httpx.MockTransport(api))
     with ElevenLabsClient(API_KEY, http_client=http) as c:

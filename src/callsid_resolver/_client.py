@@ -30,6 +30,7 @@ DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=20)
 API_KEY_ENV = "ELEVENLABS_API_KEY"
+BASE_URL_ENV = "ELEVENLABS_BASE_URL"
 
 logger = logging.getLogger("callsid_resolver")
 
@@ -52,11 +53,13 @@ class _ClientBase:
     """Configuration and request building shared by both twins."""
 
     def __init__(
-        self, api_key: str | None, base_url: str, timeout: httpx.Timeout, retry: RetryPolicy
+        self, api_key: str | None, base_url: str | None, timeout: httpx.Timeout, retry: RetryPolicy
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key:
             raise MissingApiKey(API_KEY_ENV)
+        if base_url is None:
+            base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -106,7 +109,8 @@ class ElevenLabsClient(_ClientBase):
     """Blocking client for the ElevenLabs conversations API.
 
     The API key comes from `api_key` or the `ELEVENLABS_API_KEY` environment variable. Pass
-    `base_url` for a regional host (e.g. `https://api.eu.residency.elevenlabs.io`) or the emulator,
+    `base_url` (or set `ELEVENLABS_BASE_URL`) for a regional host (e.g.
+    `https://api.eu.residency.elevenlabs.io`) or the emulator,
     and `http_client` to share your own `httpx.Client` (it is then yours to close). The client is
     thread-safe and reuses its connection pool; close it, or use it as a context manager.
     """
@@ -115,7 +119,7 @@ class ElevenLabsClient(_ClientBase):
         self,
         api_key: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         http_client: httpx.Client | None = None,
@@ -198,7 +202,7 @@ class AsyncElevenLabsClient(_ClientBase):
         self,
         api_key: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,

@@ -66,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--phone-number-id", help="narrow the search to this agent phone number")
     p.add_argument("--since", type=int, metavar="UNIX", help="calls started at or after this time")
     p.add_argument("--max-scan", type=int, default=1000, help="conversations a scan may list")
-    p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="API host (regional or emulator)")
+    p.add_argument(
+        "--base-url",
+        help=f"API host (regional or emulator); $ELEVENLABS_BASE_URL, else {DEFAULT_BASE_URL}",
+    )
     p.add_argument("--json", action="store_true", help="print the resolution as JSON")
     p.set_defaults(run=_resolve)
 
@@ -87,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT.json")
     p.add_argument("--agent-id")
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--base-url", default=DEFAULT_BASE_URL)
+    p.add_argument("--base-url", help=f"API host; $ELEVENLABS_BASE_URL, else {DEFAULT_BASE_URL}")
     p.set_defaults(run=_record)
     return parser
 
@@ -136,9 +139,8 @@ def _record(args: argparse.Namespace) -> int:
     key = os.environ.get("ELEVENLABS_API_KEY")
     if not key:
         raise MissingApiKey("ELEVENLABS_API_KEY")
-    path = record_conversations(
-        args.base_url, key, args.out, agent_id=args.agent_id, limit=args.limit
-    )
+    base_url = args.base_url or os.environ.get("ELEVENLABS_BASE_URL") or DEFAULT_BASE_URL
+    path = record_conversations(base_url, key, args.out, agent_id=args.agent_id, limit=args.limit)
     print(f"recorded into {path} (key, signatures and phone numbers scrubbed)", file=sys.stderr)
     return 0
 
