@@ -1,17 +1,19 @@
 """Test offline: a local ElevenLabs Agents API (extra `callsid-resolver[testing]`).
 
 `Emulator` holds conversations from bundled recordings or generated histories and answers the
-endpoints this library and the official SDK call: in-process through `Emulator.transport()`, or on
-a loopback port through `EmulatorServer`. The pytest plugin (`callsid_resolver.pytest_plugin`)
-wraps it in fixtures.
+endpoints this library and the official SDK call: in-process through `Emulator.transport()` (an
+httpx transport for sync and async clients), as an ASGI app (`Emulator.app`), or on a loopback port
+through `EmulatorServer` (HTTP and the agent and monitoring WebSockets). The pytest plugin
+(`callsid_resolver.pytest_plugin`) wraps it in fixtures.
 """
 
-from ._emulator import Emulator
+from ._emulator import Emulator, FilterMode, MonitorRefusal, RequestLog, RequestRecord
 from ._record import record_conversations, scrub_conversation
-from ._recordings import list_recordings, load_recording
+from ._recordings import list_recordings, load_recording, load_recording_file
 from ._remote import EmulatorProcess, RemoteEmulator
 from ._server import EmulatorServer
-from ._synthetic import conversation_at_depth, synthetic_conversations
+from ._sockets import Session
+from ._synthetic import conversation_at_depth, newest_first, synthetic_conversations
 from ._transport import EmulatorTransport
 
 __all__ = [
@@ -19,10 +21,17 @@ __all__ = [
     "EmulatorProcess",
     "EmulatorServer",
     "EmulatorTransport",
+    "FilterMode",
+    "MonitorRefusal",
     "RemoteEmulator",
+    "RequestLog",
+    "RequestRecord",
+    "Session",
     "conversation_at_depth",
     "list_recordings",
     "load_recording",
+    "load_recording_file",
+    "newest_first",
     "record_conversations",
     "scrub_conversation",
     "synthetic_conversations",

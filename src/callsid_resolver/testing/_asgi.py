@@ -1,51 +1,65 @@
-"""The emulator as an ASGI application: HTTP for `httpx.ASGITransport` and real servers."""
+"""The emulator as an ASGI (Starlette) application: HTTP and the two WebSockets.
+
+HTTP requests all go to the framework-free core (`_http`), so the in-process transport and a
+served emulator answer identically; Starlette routes the WebSockets (`_sockets`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import parse_qsl
 
-from ._emulator import Dropped, Emulator
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from ._emulator import Emulator
+from ._http import Dropped, Request
+from ._sockets import agent_socket, monitor_socket
 
 
-def create_app(emulator: Emulator) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        if scope["type"] == "websocket":
-            await _websocket(emulator, scope, receive, send)
-            return
+class ConnectionDropped(httpx.RemoteProtocolError):
+    """Raised by the app to hang up mid-response (`inject(drop=True)`).
+
+    A server closes the connection on it, so a client sees what a dropped connection looks like;
+    `httpx.ASGITransport` re-raises app errors as they are, and being an `httpx.TransportError`
+    this one reaches the client as the same kind of error as over a socket.
+    """
+
+
+class _HttpEndpoint:
+    """Raw ASGI, so the status, headers and body are exactly the core's."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
         while True:
             message = await receive()
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        if emulator.latency:
-            await asyncio.sleep(emulator.latency)
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        if self.emulator.latency:
+            await asyncio.sleep(self.emulator.latency)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "127.0.0.1")
-        params = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
+        request = Request(
+            method=scope["method"],
+            path=scope["path"],
+            params=parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True),
+            headers=headers,
+            body=body,
+            ws_base=f"{'wss' if scope.get('scheme') == 'https' else 'ws'}://{host}",
+        )
         try:
-            reply = emulator.handle(
-                scope["method"], scope["path"], params, headers, body, ws_base=f"ws://{host}"
-            )
+            reply = self.emulator.handle(request)
         except Dropped:
-            # A response that starts and never finishes: the server closes the connection
-            # mid-response, which is what a client sees when a proxy or the API drops it.
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-length", b"100")]})  # fmt: skip
-            raise ConnectionAbortedError("emulator dropped the connection") from None
+            # Promise a body and never send it: the server then closes the connection.
+            start = {"type": "http.response.start", "status": 200}
+            await send(start | {"headers": [(b"content-length", b"64")]})
+            raise ConnectionDropped("the emulator dropped the connection") from None
         await send(
             {
                 "type": "http.response.start",
@@ -55,10 +69,14 @@ def create_app(emulator: Emulator) -> Callable[[Scope, Receive, Send], Awaitable
         )
         await send({"type": "http.response.body", "body": reply.body})
 
+
+def create_app(emulator: Emulator) -> Starlette:
+    app = Starlette(
+        routes=[
+            WebSocketRoute("/v1/convai/conversation", agent_socket),
+            WebSocketRoute("/v1/convai/conversations/{conversation_id}/monitor", monitor_socket),
+            Route("/{path:path}", _HttpEndpoint(emulator)),
+        ]
+    )
+    app.state.emulator = emulator
     return app
-
-
-async def _websocket(emulator: Emulator, scope: Scope, receive: Receive, send: Send) -> None:
-    from ._sockets import serve_socket
-
-    await serve_socket(emulator, scope, receive, send)

@@ -1,72 +1,126 @@
-"""`GET /v1/convai/conversations`: filters, sort and cursor pages, as the API documents them."""
+"""`GET /v1/convai/conversations`: query validation, filters, sort and cursor pages.
+
+Follows api-facts §2. Query errors are answered the way the API (FastAPI on pydantic v2) does:
+422 with `{"detail": [{"type", "loc": ["query", name], "msg", "input", "ctx"?}]}`.
+
+The cursor is opaque to clients. Here it is the listing key of the last row served (start time and
+conversation id), the sort direction, and a checksum: a page after a cursor starts right after that
+row even when conversations were added since (an outbound call placed between two pages does not
+shift the walk), and a mangled cursor is a 422 instead of a wrong page.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
-Json = dict[str, Any]
+from ._store import ConversationStore, Json, Key, sort_key
+
 Predicate = Callable[[Json], bool]
 
 DYNAMIC_FILTERS = ("dynamic_variable_filter", "dynamic_variable_params")
+STATUSES = ("initiated", "in-progress", "processing", "done", "failed")
+SUCCESS = ("success", "failure", "unknown", "error")
+
+
+class QueryError(Exception):
+    """A 422: the validation error items for the `detail` list."""
+
+    def __init__(self, *items: Json) -> None:
+        super().__init__(items)
+        self.items = list(items)
+
+
+def invalid(name: str, kind: str, message: str, value: Any, ctx: Json | None = None) -> Json:
+    item: Json = {"type": kind, "loc": ["query", name], "msg": message, "input": value}
+    if ctx is not None:
+        item["ctx"] = ctx
+    return item
 
 
 def list_page(
-    newest_first: list[Json],
-    params: Sequence[tuple[str, str]],
-    filter_mode: str,
-    by_call_sid: dict[str, Json] | None = None,
-) -> tuple[int, Any]:
+    store: ConversationStore, params: Sequence[tuple[str, str]], filter_mode: str
+) -> Json:
+    """One page of summaries; raises `QueryError` for a 422."""
     one = dict(params)
     many: dict[str, list[str]] = {}
     for key, value in params:
         many.setdefault(key, []).append(value)
-    try:
-        size = int(one.get("page_size", "30"))
-    except ValueError:
-        return 422, _invalid("page_size", "Input should be a valid integer", one["page_size"])
+    size = _integer(one, "page_size", 30)
     if not 1 <= size <= 100:
-        return 422, _invalid("page_size", "Input should be less than or equal to 100", str(size))
-    predicates: list[Predicate] = []
-    for name in DYNAMIC_FILTERS:
-        for expression in many.get(name, []):
-            if filter_mode == "reject":
-                return 422, _invalid(name, "Unknown query parameter", expression)
-            if filter_mode == "support":
-                predicate = _dynamic(expression)
-                if predicate is None:
-                    return 422, _invalid(name, "Expected name:op:value", expression)
-                predicates.append(predicate)
-    predicates += _plain_filters(one, many)
-    rows = newest_first
-    wanted = many.get("dynamic_variable_filter", []) + many.get("dynamic_variable_params", [])
-    if filter_mode == "support" and by_call_sid is not None and len(wanted) == 1:
-        # The resolver's one-request lookup: answered from an index, as a real API would,
-        # so a 100,000-call history does not make the emulator the bottleneck.
-        name, op, value = ([*wanted[0].split(":", 2), "", ""])[:3]
-        if name == "system__call_sid" and op == "eq" and value:
-            rows = [by_call_sid[value]] if value in by_call_sid else []
-    if one.get("sort_direction", "desc") == "asc":
-        rows = rows[::-1]
-    start = _offset(one.get("cursor"))
-    if start is None:
-        return 422, _invalid("cursor", "Invalid cursor", one.get("cursor", ""))
+        kind, msg, ctx = (
+            ("less_than_equal", "less than or equal to 100", {"le": 100})
+            if size > 100
+            else ("greater_than_equal", "greater than or equal to 1", {"ge": 1})
+        )
+        raise QueryError(
+            invalid("page_size", kind, f"Input should be {msg}", one["page_size"], ctx)
+        )
+    descending = _choice(one, "sort_direction", ("asc", "desc"), "desc") == "desc"
+    after = _integer(one, "call_start_after_unix", None)
+    before = _integer(one, "call_start_before_unix", None)
+    predicates = _plain_filters(one, many) + _dynamic_filters(many, filter_mode)
+
+    keys, rows = store.ordered()
+    lookup = _call_sid_lookup(many, filter_mode)
+    if lookup is not None:
+        rows = store.with_call_sid(lookup)
+        keys = [sort_key(c) for c in rows]
+    # Start-time bounds (inclusive: the API does not say, api-facts §2) narrow by bisection.
+    lo = 0 if before is None else bisect_left(keys, (-before, ""))
+    hi = len(keys) if after is None else bisect_left(keys, (-after + 1, ""))
+    cursor = one.get("cursor")
+    if cursor:
+        last, cursor_descending = _decode(cursor)
+        if cursor_descending != descending:
+            raise QueryError(invalid("cursor", "value_error", "Cursor of another sort", cursor))
+        if descending:
+            lo = max(lo, bisect_right(keys, last))
+        else:
+            hi = min(hi, bisect_left(keys, last))
+    positions = range(lo, hi) if descending else range(hi - 1, lo - 1, -1)
+
     matched: list[Json] = []
-    # Walk from the cursor and stop one past the page: a deep page of a big history stays cheap.
-    for position, conv in enumerate(rows[start:], start):  # noqa: B007
-        if all(p(conv) for p in predicates):
+    more = False
+    # Walk from the cursor and stop at the first match past the page, so a page deep into a big
+    # history stays cheap and `has_more` is exact (false on the last page).
+    for position in positions:
+        conversation = rows[position]
+        if all(p(conversation) for p in predicates):
             if len(matched) == size:
+                more = True
                 break
-            matched.append(conv)
-    else:
-        position = len(rows)
-    more = position < len(rows)
-    return 200, {
-        "conversations": [summary(c) for c in matched],
-        "next_cursor": _cursor(position) if more else None,
+            matched.append(conversation)
+    include_summary = one.get("summary_mode") == "include"
+    return {
+        "conversations": [summary(c, include_summary) for c in matched],
+        "next_cursor": _encode(sort_key(matched[-1]), descending) if more else None,
         "has_more": more,
     }
+
+
+def _integer(one: dict[str, str], name: str, default: int | None) -> Any:
+    if name not in one:
+        return default
+    try:
+        return int(one[name])
+    except ValueError:
+        message = "Input should be a valid integer, unable to parse string as an integer"
+        raise QueryError(invalid(name, "int_parsing", message, one[name])) from None
+
+
+def _choice(one: dict[str, str], name: str, allowed: Sequence[str], default: str) -> str:
+    value = one.get(name, default)
+    if value not in allowed:
+        expected = " or ".join(f"'{a}'" for a in allowed)
+        raise QueryError(
+            invalid(name, "enum", f"Input should be {expected}", value, {"expected": expected})
+        )
+    return value
 
 
 def _plain_filters(one: dict[str, str], many: dict[str, list[str]]) -> list[Predicate]:
@@ -81,90 +135,165 @@ def _plain_filters(one: dict[str, str], many: dict[str, list[str]]) -> list[Pred
         before = int(one["call_start_before_unix"])
         out.append(lambda c: int(c["metadata"]["start_time_unix_secs"]) <= before)
     if "phone_number_ids" in many:
-        ids = set(many["phone_number_ids"])
-        out.append(lambda c: (c["metadata"].get("phone_call") or {}).get("phone_number_id") in ids)
+        numbers = set(many["phone_number_ids"])
+        out.append(
+            lambda c: (c["metadata"].get("phone_call") or {}).get("phone_number_id") in numbers
+        )
     if "conversation_initiation_source" in one:
         source = one["conversation_initiation_source"]
         out.append(lambda c: c["metadata"].get("conversation_initiation_source") == source)
     if "exclude_statuses" in many:
+        for status in many["exclude_statuses"]:
+            _choice({"exclude_statuses": status}, "exclude_statuses", STATUSES, "")
         excluded = set(many["exclude_statuses"])
         out.append(lambda c: c["status"] not in excluded)
+    if "call_successful" in one:
+        wanted = _choice(one, "call_successful", SUCCESS, "")
+        out.append(lambda c: (c.get("analysis") or {}).get("call_successful", "unknown") == wanted)
+    shortest = _integer(one, "call_duration_min_secs", None)
+    if shortest is not None:
+        out.append(lambda c: int(c["metadata"].get("call_duration_secs", 0)) >= shortest)
+    longest = _integer(one, "call_duration_max_secs", None)
+    if longest is not None:
+        out.append(lambda c: int(c["metadata"].get("call_duration_secs", 0)) <= longest)
+    if "user_id" in one:
+        user = one["user_id"]
+        out.append(lambda c: c.get("user_id") == user)
     return out
 
 
-def _dynamic(expression: str) -> Predicate | None:
-    """`name:op:value` over `conversation_initiation_client_data.dynamic_variables`."""
+def _dynamic_filters(many: dict[str, list[str]], filter_mode: str) -> list[Predicate]:
+    """`name:op:value` over `conversation_initiation_client_data.dynamic_variables` (AND-ed)."""
+    out: list[Predicate] = []
+    for name in DYNAMIC_FILTERS:
+        for expression in many.get(name, []):
+            if filter_mode == "reject":
+                # What a server that predates the filter says: FastAPI with extra="forbid".
+                raise QueryError(
+                    invalid(name, "extra_forbidden", "Extra inputs are not permitted", expression)
+                )
+            if filter_mode == "support":
+                out.append(_dynamic(name, expression))
+    return out
+
+
+def _call_sid_lookup(many: dict[str, list[str]], filter_mode: str) -> str | None:
+    if filter_mode != "support":
+        return None
+    for name in DYNAMIC_FILTERS:
+        for expression in many.get(name, []):
+            variable, op, value = [*expression.split(":", 2), "", ""][:3]
+            if variable == "system__call_sid" and op == "eq" and value:
+                return value
+    return None
+
+
+def variable_text(value: Any) -> str:
+    """A variable as the filter compares it: as a string, unset as empty (api-facts §2)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _dynamic(param: str, expression: str) -> Predicate:
     name, _, rest = expression.partition(":")
     op, sep, value = rest.partition(":")
     if not name or not sep:
-        return None
+        raise QueryError(invalid(param, "value_error", "Expected name:op:value", expression))
 
-    def variable(c: Json) -> Any:
+    def text(c: Json) -> str:
         data = c.get("conversation_initiation_client_data") or {}
-        return (data.get("dynamic_variables") or {}).get(name)
+        return variable_text((data.get("dynamic_variables") or {}).get(name))
 
     if op == "eq":  # `name:eq:` matches conversations where the variable was not set
-        return lambda c: (str(v) if (v := variable(c)) is not None else "") == value
+        return lambda c: text(c) == value
     if op == "neq":
-        return lambda c: (str(v) if (v := variable(c)) is not None else "") != value
+        return lambda c: text(c) != value
     if op == "in":
         values = set(value.split("|"))
-        return lambda c: str(variable(c)) in values
-    compare = {
+        return lambda c: text(c) in values
+    compare: dict[str, Callable[[float, float], bool]] = {
         "gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__,
-    }.get(op)  # fmt: skip
-    if compare is None:
-        return None
-    bound = float(value)
+    }  # fmt: skip
+    if op not in compare:
+        message = "Operator must be one of eq, neq, gt, gte, lt, lte, in"
+        raise QueryError(invalid(param, "value_error", message, expression))
+    try:
+        bound = float(value)
+    except ValueError:
+        message = f"Operator {op} needs a numeric value"
+        raise QueryError(invalid(param, "value_error", message, expression)) from None
 
     def numeric(c: Json) -> bool:
         try:
-            return bool(compare(float(variable(c)), bound))
-        except (TypeError, ValueError):
+            return compare[op](float(text(c)), bound)
+        except ValueError:
             return False
 
     return numeric
 
 
-def summary(conv: Json) -> Json:
-    """The list row of a conversation: no call SID, no phone number id, no variables."""
-    meta = conv["metadata"]
-    transcript = conv.get("transcript") or []
-    analysis = conv.get("analysis") or {}
-    return {
-        "agent_id": conv["agent_id"],
-        "agent_name": conv.get("agent_name"),
-        "conversation_id": conv["conversation_id"],
+def summary(conversation: Json, include_summary: bool = False) -> Json:
+    """The list row (`ConversationSummaryResponseModel`) of a stored conversation.
+
+    Like the real row it carries no call SID, no phone number id and no dynamic variables.
+    """
+    meta = conversation["metadata"]
+    transcript = conversation.get("transcript") or []
+    analysis = conversation.get("analysis") or {}
+    if conversation["status"] in ("initiated", "in-progress"):
+        # Observed on the real API (api-facts §2): a live call is listed with zero counts even
+        # when its GET already shows turns; the row is filled in when the call is processed.
+        transcript = []
+        conversation = {k: v for k, v in conversation.items() if not k.endswith("message_count")}
+    row: Json = {
+        "agent_id": conversation["agent_id"],
+        "agent_name": conversation.get("agent_name"),
+        "conversation_id": conversation["conversation_id"],
         "start_time_unix_secs": meta["start_time_unix_secs"],
         "call_duration_secs": meta.get("call_duration_secs", 0),
         "message_count": sum(1 for t in transcript if t.get("message")),
-        "user_message_count": conv.get("user_message_count"),
-        "agent_message_count": conv.get("agent_message_count"),
-        "status": conv["status"],
+        "user_message_count": _count(conversation, transcript, "user"),
+        "agent_message_count": _count(conversation, transcript, "agent"),
+        "status": conversation["status"],
         "call_successful": analysis.get("call_successful", "unknown"),
-        "transcript_summary": analysis.get("transcript_summary"),
+        "transcript_summary": analysis.get("transcript_summary") if include_summary else None,
         "call_summary_title": analysis.get("call_summary_title"),
         "conversation_initiation_source": meta.get("conversation_initiation_source"),
         "direction": (meta.get("phone_call") or {}).get("direction"),
-        "tag_ids": conv.get("tag_ids") or [],
+        "tool_names": sorted(
+            {call["tool_name"] for t in transcript for call in t.get("tool_calls") or ()}
+        ),
+        "tag_ids": conversation.get("tag_ids") or [],
     }
+    for name in ("cost", "termination_reason", "main_language"):
+        if meta.get(name) is not None:
+            row[name] = meta[name]
+    return row
 
 
-def _cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"emu:{position}".encode()).decode()
+def _count(conversation: Json, transcript: list[Json], role: str) -> int:
+    stored = conversation.get(f"{role}_message_count")
+    return (
+        int(stored) if stored is not None else sum(1 for t in transcript if t.get("role") == role)
+    )
 
 
-def _offset(cursor: str | None) -> int | None:
-    if not cursor:
-        return 0
+def _encode(last: Key, descending: bool) -> str:
+    payload = json.dumps([last[0], last[1], "desc" if descending else "asc"])
+    check = hashlib.sha256(payload.encode()).hexdigest()[:12]
+    return base64.urlsafe_b64encode(f"{payload}|{check}".encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[Key, bool]:
     try:
-        tag, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        return int(number) if tag == "emu" and int(number) >= 0 else None
-    except ValueError:
-        return None
-
-
-def _invalid(name: str, message: str, value: str) -> Json:
-    return {
-        "detail": [{"type": "value_error", "loc": ["query", name], "msg": message, "input": value}]
-    }
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        payload, _, check = text.rpartition("|")
+        if hashlib.sha256(payload.encode()).hexdigest()[:12] != check:
+            raise ValueError(check)
+        negated_start, conversation_id, direction = json.loads(payload)
+        return (int(negated_start), str(conversation_id)), direction == "desc"
+    except (ValueError, TypeError):
+        raise QueryError(invalid("cursor", "value_error", "Invalid cursor", cursor)) from None

@@ -34,7 +34,9 @@ class RemoteEmulator:
         self._http.post("/_emulator/settings", json=settings).raise_for_status()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("latency", "filter_mode", "rate_limit_every", "monitor_refusal"):
+        from ._emulator import SETTINGS
+
+        if name in SETTINGS:
             self.configure(**{name: value})
         else:
             super().__setattr__(name, value)

@@ -1,9 +1,18 @@
-"""Generated histories for benchmarks and load tests: deterministic from a seed, and fast."""
+"""Generated histories for benchmarks and load tests: deterministic from a seed, and fast
+(100,000 conversations in about a second).
+
+Conversation ids are `conv_` + 28 lowercase alphanumerics, Twilio call SIDs `CA` + 32 hex, SIP
+call ids UUIDs; numbers are `+1555…`. Every conversation parses with the official SDK's
+`GetConversationResponseModel`.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from typing import Any
+
+from ._store import sort_key
 
 Json = dict[str, Any]
 AGENT = "agent_fake0example0agent0000000001"
@@ -53,9 +62,21 @@ def synthetic_conversations(
     return out
 
 
-def conversation_at_depth(conversations: list[Json], depth: int) -> Json:
-    """The conversation at position `depth` (1 = newest) of a history."""
-    ordered = sorted(conversations, key=lambda c: -int(c["metadata"]["start_time_unix_secs"]))
+def newest_first(conversations: Iterable[Json]) -> list[Json]:
+    """A history in the emulator's listing order: start time descending, then conversation id."""
+    return sorted(conversations, key=sort_key)
+
+
+def conversation_at_depth(
+    conversations: Iterable[Json], depth: int, *, phone_only: bool = False
+) -> Json:
+    """The conversation at position `depth` (1 = newest) of a history, as the list endpoint
+    orders it; with `phone_only`, counting phone calls only (a scan's GETs skip web chats)."""
+    ordered = newest_first(conversations)
+    if phone_only:
+        ordered = [c for c in ordered if c["metadata"].get("phone_call")]
+    if not 1 <= depth <= len(ordered):
+        raise IndexError(f"depth {depth} outside 1..{len(ordered)}")
     return ordered[depth - 1]
 
 

@@ -1,4 +1,4 @@
-"""In-process access: an httpx transport for both the sync and the async client, no sockets."""
+"""In-process access: one httpx transport for both the sync and the async client, no sockets."""
 
 from __future__ import annotations
 
@@ -7,11 +7,18 @@ import time
 
 import httpx
 
-from ._emulator import Dropped, Emulator, Reply
+from ._emulator import Emulator
+from ._http import Dropped, Request
 
 
 class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """Hands each request to the emulator; `latency` sleeps the way the caller's I/O does."""
+    """Hands each request to the emulator.
+
+    `latency` sleeps the way the caller's I/O would: `time.sleep` for `httpx.Client`,
+    `asyncio.sleep` for `httpx.AsyncClient`, so concurrent async requests overlap as they
+    would over a network. A dropped connection is the `httpx.RemoteProtocolError` httpx raises
+    when a server hangs up mid-response.
+    """
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
@@ -27,14 +34,17 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return self._answer(request, await request.aread())
 
     def _answer(self, request: httpx.Request, body: bytes) -> httpx.Response:
+        incoming = Request(
+            method=request.method,
+            path=request.url.path,
+            params=list(request.url.params.multi_items()),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+        )
         try:
-            reply: Reply = self.emulator.handle(
-                request.method,
-                request.url.path,
-                list(request.url.params.multi_items()),
-                request.headers,
-                body,
-            )
+            reply = self.emulator.handle(incoming)
         except Dropped:
-            raise httpx.RemoteProtocolError("Server disconnected", request=request) from None
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from None
         return httpx.Response(reply.status, headers=reply.headers, content=reply.body)
