@@ -5,6 +5,7 @@ CallSidResolverError
 ├── InvalidCallSid                 bad input, raised before any I/O (also a ValueError)
 ├── MissingApiKey                  no key given and ELEVENLABS_API_KEY unset
 ├── ConversationNotFound           no conversation carries this call SID (says what was searched)
+├── SenderError                    a send into a live call failed (see `live`; NotLive, ...)
 ├── WebhookError                   a webhook that must not be trusted (see `webhooks`)
 │   ├── MissingSignature / MalformedSignature / StaleSignature / InvalidSignature
 │   └── MalformedPayload

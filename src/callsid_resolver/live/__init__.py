@@ -1,0 +1,112 @@
+"""Deliver data into the live conversation of a call (DESIGN "Sending into a live conversation").
+
+```python
+from callsid_resolver.live import MemoryMailbox, MonitorChannel, Sender, SessionRegistry
+
+sender = Sender(registry=registry, monitor=MonitorChannel(client, resolver=resolver),
+                mailbox=MemoryMailbox())
+receipt = await sender.send_contextual_update("CRM: open ticket #4711", call_sid=call_sid)
+receipt.channel  # "session", "monitor" or "mailbox"
+```
+
+`websockets` (>= 13) is needed for sessions and the monitor channel, and imported only when a
+socket opens; the mailboxes need nothing (Redis: `callsid-resolver[redis]`).
+"""
+
+from ._errors import (
+    ConversationOver,
+    MailboxFull,
+    MonitorError,
+    MonitoringDisabled,
+    MonitorPlanRequired,
+    MonitorRefused,
+    MonitorScopeMissing,
+    MonitorUnavailable,
+    NotLive,
+    SenderError,
+    SendTimeout,
+    SessionClosed,
+    SessionError,
+    SessionOpenFailed,
+)
+from ._mailbox import Mailbox, MemoryMailbox, RedisMailbox
+from ._monitor import MonitorChannel
+from ._protocol import (
+    AgentResponse,
+    AgentResponseCorrection,
+    AgentToolResponse,
+    Audio,
+    ClientEvent,
+    ClientToolCall,
+    ClientToolResult,
+    ContextualUpdate,
+    ConversationInitiation,
+    ConversationInitiationMetadata,
+    ErrorEvent,
+    Interruption,
+    MonitorCommand,
+    Ping,
+    Pong,
+    ServerEvent,
+    TentativeUserTranscript,
+    UnknownEvent,
+    UserActivity,
+    UserMessage,
+    UserTranscript,
+    VadScore,
+    parse_server_event,
+)
+from ._registry import SessionRegistry
+from ._sender import CHANNELS, Channel, Receipt, Sender
+from ._session import ConversationSession, ToolHandler
+
+__all__ = [
+    "CHANNELS",
+    "AgentResponse",
+    "AgentResponseCorrection",
+    "AgentToolResponse",
+    "Audio",
+    "Channel",
+    "ClientEvent",
+    "ClientToolCall",
+    "ClientToolResult",
+    "ContextualUpdate",
+    "ConversationInitiation",
+    "ConversationInitiationMetadata",
+    "ConversationOver",
+    "ConversationSession",
+    "ErrorEvent",
+    "Interruption",
+    "Mailbox",
+    "MailboxFull",
+    "MemoryMailbox",
+    "MonitorChannel",
+    "MonitorCommand",
+    "MonitorError",
+    "MonitorPlanRequired",
+    "MonitorRefused",
+    "MonitorScopeMissing",
+    "MonitorUnavailable",
+    "MonitoringDisabled",
+    "NotLive",
+    "Ping",
+    "Pong",
+    "Receipt",
+    "RedisMailbox",
+    "SendTimeout",
+    "Sender",
+    "SenderError",
+    "ServerEvent",
+    "SessionClosed",
+    "SessionError",
+    "SessionOpenFailed",
+    "SessionRegistry",
+    "TentativeUserTranscript",
+    "ToolHandler",
+    "UnknownEvent",
+    "UserActivity",
+    "UserMessage",
+    "UserTranscript",
+    "VadScore",
+    "parse_server_event",
+]

@@ -1,0 +1,206 @@
+"""The errors of sending into a live conversation; every one is a `CallSidResolverError`.
+
+```
+CallSidResolverError
+└── SenderError                   anything `callsid_resolver.live` raises on purpose
+    ├── SessionError              our own Agents WebSocket
+    │   ├── SessionOpenFailed     handshake refused, unreachable, or no conversation_id in time
+    │   └── SessionClosed         send after close, or the socket dropped before the send was
+    │                             confirmed (`.code`, `.reason`, `.sent`)
+    ├── MonitorError              the monitoring WebSocket (`/conversations/{id}/monitor`)
+    │   ├── MonitorUnavailable    could not connect, or the socket dropped (not a refusal)
+    │   └── MonitorRefused        the API said no (`.refusal`, `.status_code`, `.close_code`)
+    │       ├── MonitorPlanRequired   the workspace is not on an enterprise plan
+    │       ├── MonitorScopeMissing   the key lacks the "ElevenLabs Agents Write" scope
+    │       ├── MonitoringDisabled    the agent has `monitoring_enabled` off
+    │       └── ConversationOver      the conversation is not active (ended, or never was)
+    ├── MailboxFull               the call's mailbox holds `max_items` already; nothing was dropped
+    ├── SendTimeout               no room in the conversation's send queue within the timeout
+    └── NotLive                   no channel could take the message (`.reasons` per channel)
+```
+
+Messages are built from fields; none holds an API key or a signed URL's signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .._exceptions import CallSidResolverError
+
+__all__ = [
+    "ConversationOver",
+    "MailboxFull",
+    "MonitorError",
+    "MonitorPlanRequired",
+    "MonitorRefused",
+    "MonitorScopeMissing",
+    "MonitorUnavailable",
+    "MonitoringDisabled",
+    "NotLive",
+    "SendTimeout",
+    "SenderError",
+    "SessionClosed",
+    "SessionError",
+    "SessionOpenFailed",
+]
+
+
+class SenderError(CallSidResolverError):
+    """Root of the errors of `callsid_resolver.live`."""
+
+
+class SessionError(SenderError):
+    """Our own Agents WebSocket could not do what was asked."""
+
+
+class SessionOpenFailed(SessionError):
+    """The agent socket could not be opened; `status_code` is the handshake's HTTP status."""
+
+    def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        self.reason = reason
+        self.status_code = status_code
+        status = f" (HTTP {status_code})" if status_code is not None else ""
+        super().__init__(f"could not open the agent socket{status}: {reason}")
+
+
+class SessionClosed(SessionError):
+    """The session is closed, or its socket dropped under a send.
+
+    `sent` tells the two failures apart: False means the message never left this process; True
+    means it was written but the socket dropped before the server confirmed it, so it may or may
+    not have arrived. `code`/`reason` are the WebSocket close frame's, when there was one.
+    """
+
+    def __init__(
+        self,
+        conversation_id: str | None,
+        *,
+        code: int | None = None,
+        reason: str = "",
+        sent: bool = False,
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.code = code
+        self.reason = reason
+        self.sent = sent
+        what = "sent but unconfirmed: the socket dropped" if sent else "the session is closed"
+        closed = f" (close code {code}{': ' + reason if reason else ''})" if code else ""
+        super().__init__(f"conversation {conversation_id or '(not started)'}: {what}{closed}")
+
+
+class MonitorError(SenderError):
+    """The monitoring socket of a conversation could not take a command."""
+
+
+class MonitorUnavailable(MonitorError):
+    """No monitoring socket: the connection failed or dropped, and the API gave no refusal."""
+
+    def __init__(self, conversation_id: str, reason: str, *, sent: bool = False) -> None:
+        self.conversation_id = conversation_id
+        self.reason = reason
+        self.sent = sent
+        super().__init__(f"monitor of {conversation_id}: {reason}")
+
+
+class MonitorRefused(MonitorError):
+    """The API refused the monitoring socket.
+
+    `refusal` is the kind (`plan`, `scope`, `monitoring_disabled`, `conversation_over`, or
+    `unauthorized`/`forbidden`/`policy` when the API did not say more); `status_code` is the
+    handshake's HTTP status or `close_code` the close frame's code, whichever carried the refusal.
+    How the real API refuses is unconfirmed: see `callsid_resolver.live._refusals`.
+    """
+
+    refusal_kind = "refused"
+
+    def __init__(
+        self,
+        conversation_id: str,
+        *,
+        refusal: str | None = None,
+        detail: str = "",
+        status_code: int | None = None,
+        close_code: int | None = None,
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.refusal = refusal or self.refusal_kind
+        self.detail = detail
+        self.status_code = status_code
+        self.close_code = close_code
+        how = (
+            f"HTTP {status_code}"
+            if status_code is not None
+            else f"close code {close_code}"
+            if close_code is not None
+            else "refused"
+        )
+        text = f": {detail}" if detail else ""
+        super().__init__(f"monitor of {conversation_id} refused [{self.refusal}] ({how}){text}")
+
+
+class MonitorPlanRequired(MonitorRefused):
+    """Monitoring is an enterprise feature and this workspace does not have it."""
+
+    refusal_kind = "plan"
+
+
+class MonitorScopeMissing(MonitorRefused):
+    """The API key lacks the "ElevenLabs Agents Write" scope (or EDITOR access)."""
+
+    refusal_kind = "scope"
+
+
+class MonitoringDisabled(MonitorRefused):
+    """The agent has `conversation_config.conversation.monitoring_enabled` off."""
+
+    refusal_kind = "monitoring_disabled"
+
+
+class ConversationOver(MonitorRefused):
+    """The conversation is not active: it ended, or the id names no live conversation."""
+
+    refusal_kind = "conversation_over"
+
+
+class MailboxFull(SenderError):
+    """The call's mailbox already holds `max_items`; the new item was refused, nothing dropped."""
+
+    def __init__(self, call_sid: str, max_items: int) -> None:
+        self.call_sid = call_sid
+        self.max_items = max_items
+        super().__init__(f"mailbox of call {call_sid} is full ({max_items} items waiting)")
+
+
+class SendTimeout(SenderError):
+    """The conversation's send queue stayed full for `timeout` seconds; the message was not sent."""
+
+    def __init__(self, target: str, *, timeout: float, queue_size: int) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.queue_size = queue_size
+        super().__init__(
+            f"no room in the send queue of {target} within {timeout:g} s "
+            f"({queue_size} messages waiting); the message was not sent"
+        )
+
+
+class NotLive(SenderError):
+    """No channel could deliver the message; `reasons` says why, channel by channel.
+
+    `errors` holds the underlying exception per channel where there was one.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        target: str,
+        reasons: Mapping[str, str],
+        errors: Mapping[str, BaseException] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.target = target
+        self.reasons = dict(reasons)
+        self.errors = dict(errors or {})
+        why = "; ".join(f"{channel}: {reason}" for channel, reason in self.reasons.items())
+        super().__init__(f"could not deliver {kind} to {target}: {why}")

@@ -1,0 +1,342 @@
+"""`Sender`: hand data to a live call through the best channel there is, or say why not.
+
+Channels, tried in this order unless the caller names one (DESIGN "Sending into a live
+conversation"): our own `session` (the registry), the `monitor` socket (contextual updates only:
+it has no user_message or tool-result command, api-facts §11), then the `mailbox` the call's tool
+drains. Each call (call SID, else conversation id) has one ordered lane: sends are written in the
+order they were made, and a burst is neither lost nor reordered. A lane holds at most
+`queue_size` messages waiting to be written; a send that finds it full waits for room up to
+`send_timeout` and then raises `SendTimeout` (the message was not sent). Writes are pipelined: the
+lane writes the next message while earlier ones wait for their confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from typing_extensions import Self
+
+from .._core._callsid import validate_call_sid
+from .._exceptions import CallSidResolverError
+from ._errors import NotLive, SenderError, SendTimeout
+from ._protocol import (
+    ClientEvent,
+    ClientToolResult,
+    ContextualUpdate,
+    MonitorCommand,
+    UserMessage,
+    tool_result_text,
+)
+from ._transport import Batch
+
+if TYPE_CHECKING:
+    from ._mailbox import Mailbox
+    from ._monitor import MonitorChannel
+    from ._registry import SessionRegistry
+
+__all__ = ["CHANNELS", "Channel", "Receipt", "Sender"]
+
+Channel = Literal["session", "monitor", "mailbox"]
+CHANNELS: tuple[Channel, ...] = ("session", "monitor", "mailbox")
+Outcome = asyncio.Future["Receipt | BaseException"]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Which channel took a message. `confirmed` is True once the server (session, monitor) or
+    the store (mailbox) has it; False only for a session opened with `confirm=False`."""
+
+    channel: Channel
+    kind: str
+    call_sid: str | None
+    conversation_id: str | None
+    confirmed: bool = True
+
+
+class _Skip(Exception):
+    """A channel that cannot take this message, with the reason for `NotLive`."""
+
+
+@dataclass(eq=False)
+class _Job:
+    event: ClientEvent
+    call_sid: str | None
+    conversation_id: str | None
+    channel: Channel | None
+    done: Outcome
+    admitted: asyncio.Future[None] | None = None
+    cancelled: bool = False
+
+
+@dataclass(eq=False)
+class _Lane:
+    jobs: collections.deque[_Job] = field(default_factory=collections.deque)  # admitted
+    waiting: collections.deque[_Job] = field(default_factory=collections.deque)  # for room
+    task: asyncio.Task[None] | None = None
+
+
+class Sender:
+    """Delivers contextual updates, user messages and tool results to live calls.
+
+    Give it the channels you have: `registry` (sessions this process opened), `monitor` (calls
+    ElevenLabs holds; enterprise), `mailbox` (pulled by the agent's tool). Every send returns a
+    `Receipt` or raises: `NotLive` (with each channel's reason), `SendTimeout`, or, when a socket
+    dropped after the message was written, `SessionClosed`/`MonitorError` with `sent=True`.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: SessionRegistry | None = None,
+        monitor: MonitorChannel | None = None,
+        mailbox: Mailbox | None = None,
+        queue_size: int = 256,
+        send_timeout: float = 10.0,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.registry = registry
+        self.monitor = monitor
+        self.mailbox = mailbox
+        self.queue_size = queue_size
+        self.send_timeout = send_timeout
+        self._lanes: dict[str, _Lane] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        have = [n for n in CHANNELS if getattr(self, "registry" if n == "session" else n)]
+        return f"<Sender channels={have} lanes={len(self._lanes)}>"
+
+    # -- the public sends --------------------------------------------------------------------
+    async def send_contextual_update(
+        self,
+        text: str,
+        *,
+        call_sid: str | None = None,
+        conversation_id: str | None = None,
+        context_id: str | None = None,
+        channel: Channel | None = None,
+    ) -> Receipt:
+        event = ContextualUpdate(text=text, context_id=context_id)
+        return await self.send(
+            event, call_sid=call_sid, conversation_id=conversation_id, channel=channel
+        )
+
+    async def send_user_message(
+        self,
+        text: str,
+        *,
+        call_sid: str | None = None,
+        conversation_id: str | None = None,
+        channel: Channel | None = None,
+    ) -> Receipt:
+        event = UserMessage(text=text)
+        return await self.send(
+            event, call_sid=call_sid, conversation_id=conversation_id, channel=channel
+        )
+
+    async def send_tool_result(
+        self,
+        tool_call_id: str,
+        result: Any,
+        *,
+        is_error: bool = False,
+        call_sid: str | None = None,
+        conversation_id: str | None = None,
+        channel: Channel | None = None,
+    ) -> Receipt:
+        event = ClientToolResult(
+            tool_call_id=tool_call_id, result=tool_result_text(result), is_error=is_error
+        )
+        return await self.send(
+            event, call_sid=call_sid, conversation_id=conversation_id, channel=channel
+        )
+
+    async def send(
+        self,
+        event: ClientEvent,
+        *,
+        call_sid: str | None = None,
+        conversation_id: str | None = None,
+        channel: Channel | None = None,
+    ) -> Receipt:
+        """Deliver any client event; see the class docstring for the outcomes."""
+        if self._closed:
+            raise SenderError("the sender is closed")
+        if call_sid is not None:
+            call_sid = validate_call_sid(call_sid)
+        elif conversation_id is None:
+            raise ValueError("give call_sid or conversation_id")
+        if channel is not None and channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+        done: Outcome = asyncio.get_running_loop().create_future()
+        job = _Job(event, call_sid, conversation_id, channel, done)
+        await self._enqueue(job, call_sid or f"conversation:{conversation_id}")
+        try:
+            outcome = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            job.cancelled = True  # not written yet: it never will be; written: it stays written
+            raise
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    # -- ordering and backpressure ---------------------------------------------------------
+    async def _enqueue(self, job: _Job, key: str) -> None:
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+            lane.task = asyncio.create_task(self._run(key, lane), name="callsid-live-lane")
+        if not lane.waiting and len(lane.jobs) < self.queue_size:
+            lane.jobs.append(job)  # no await since the lane lookup: order is call order
+            return
+        admitted = job.admitted = asyncio.get_running_loop().create_future()
+        lane.waiting.append(job)
+        try:
+            await asyncio.wait_for(asyncio.shield(admitted), self.send_timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            if admitted.done():  # admitted as the timer fired: it is queued, carry on
+                if isinstance(exc, asyncio.CancelledError):
+                    job.cancelled = True
+                    raise
+                return
+            lane.waiting.remove(job)
+            admitted.cancel()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            target = job.call_sid or str(job.conversation_id)
+            raise SendTimeout(
+                target, timeout=self.send_timeout, queue_size=self.queue_size
+            ) from None
+
+    async def _run(self, key: str, lane: _Lane) -> None:
+        try:
+            while lane.jobs:
+                job = lane.jobs.popleft()
+                while lane.waiting and len(lane.jobs) < self.queue_size:
+                    admitted = lane.waiting.popleft()
+                    lane.jobs.append(admitted)
+                    assert admitted.admitted is not None
+                    admitted.admitted.set_result(None)
+                if not job.cancelled:
+                    await self._dispatch(job)
+        finally:
+            # Reached with both deques empty, or on `aclose()`: fail whatever is left.
+            if self._lanes.get(key) is lane:
+                del self._lanes[key]
+            for job in (*lane.jobs, *lane.waiting):
+                _settle(job.done, SenderError("the sender was closed before this was sent"))
+
+    # -- channels ------------------------------------------------------------------------------
+    async def _dispatch(self, job: _Job) -> None:
+        """Try the channels in order; never raises (the outcome goes to the job's future)."""
+        reasons: dict[str, str] = {}
+        errors: dict[str, BaseException] = {}
+        for channel in (job.channel,) if job.channel else CHANNELS:
+            try:
+                outcome = await self._try(channel, job)
+            except _Skip as skip:
+                reasons[channel] = str(skip)
+                continue
+            except (CallSidResolverError, ValueError) as exc:
+                reasons[channel] = f"{type(exc).__name__}: {exc}"
+                errors[channel] = exc
+                continue
+            except Exception as exc:  # a bug or an unexpected backend error: the caller sees it
+                _settle(job.done, exc)
+                return
+            if isinstance(outcome, Receipt):
+                _settle(job.done, outcome)
+            else:
+                batch, receipt = outcome
+                batch.add_done_callback(functools.partial(_confirm, job.done, receipt))
+            return
+        target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
+        _settle(job.done, NotLive(job.event.type, target, reasons, errors))
+
+    async def _try(self, channel: Channel, job: _Job) -> Receipt | tuple[Batch, Receipt]:
+        if channel == "session":
+            return await self._via_session(job)
+        if channel == "monitor":
+            return await self._via_monitor(job)
+        return await self._via_mailbox(job)
+
+    async def _via_session(self, job: _Job) -> Receipt | tuple[Batch, Receipt]:
+        if self.registry is None:
+            raise _Skip("no session registry configured")
+        session = self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id)
+        if session is None:
+            raise _Skip("no open session for this call in this process")
+        batch = await session._write(job.event)
+        receipt = Receipt(
+            "session", job.event.type, job.call_sid, session.conversation_id, batch is not None
+        )
+        return receipt if batch is None else (batch, receipt)
+
+    async def _via_monitor(self, job: _Job) -> tuple[Batch, Receipt]:
+        if not isinstance(job.event, ContextualUpdate):
+            raise _Skip(
+                f"the monitor socket takes contextual updates only, not {job.event.type} "
+                "(no such monitor command)"
+            )
+        if self.monitor is None:
+            raise _Skip("no monitor channel configured")
+        cid = await self.monitor.conversation_id_for(
+            call_sid=job.call_sid, conversation_id=job.conversation_id
+        )
+        batch = await self.monitor._write(cid, MonitorCommand.contextual_update(job.event.text))
+        return batch, Receipt("monitor", job.event.type, job.call_sid, cid)
+
+    async def _via_mailbox(self, job: _Job) -> Receipt:
+        if isinstance(job.event, ClientToolResult):
+            raise _Skip("a client tool result can only answer on the session that got the call")
+        if self.mailbox is None:
+            raise _Skip("no mailbox configured")
+        sid = job.call_sid
+        if sid is None and self.registry is not None and job.conversation_id is not None:
+            sid = self.registry.call_sid_of(job.conversation_id)
+        if sid is None:
+            raise _Skip("the mailbox is keyed by call SID and none was given")
+        await self.mailbox.post(sid, job.event.model_dump(mode="json", exclude_none=True))
+        return Receipt("mailbox", job.event.type, sid, job.conversation_id)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Stop the lanes; sends not yet written fail. The channels stay yours to close."""
+        self._closed = True
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _settle(done: Outcome, outcome: Receipt | BaseException) -> None:
+    # Outcomes are results, not exceptions set on the future: a caller that gave up never
+    # leaves an unretrieved exception behind.
+    if not done.done():
+        done.set_result(outcome)
+
+
+def _confirm(done: Outcome, receipt: Receipt, batch: Batch) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        failure = batch.result()
+        _settle(done, receipt if failure is None else failure())
+        return
+    _settle(done, SenderError("confirmation was cancelled"))
