@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -49,17 +48,9 @@ def resolver(client: AsyncElevenLabsClient) -> AsyncCallSidResolver:
 
 
 @pytest.fixture
-def key_prefix() -> Iterator[str]:
-    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
-    import redis
-
-    prefix = f"test-live-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    r = redis.Redis.from_url(REDIS_URL)
-    keys = list(r.scan_iter(f"{prefix}*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
+def key_prefix(namespace: str) -> str:
+    """A Redis key prefix of this test's own (the suite's `namespace`, cleaned up afterwards)."""
+    return namespace
 
 
 async def on_server(
