@@ -233,6 +233,7 @@ def test_api_key_from_environment_and_never_in_repr(
     with ElevenLabsClient(transport=httpx.MockTransport(api)) as c:
         c.list_conversations()
         assert API_KEY not in repr(c)
+        assert c.auth_headers() == {"xi-api-key": API_KEY}
     assert api.requests[0].headers["xi-api-key"] == API_KEY
     monkeypatch.delenv("ELEVENLABS_API_KEY")
     with pytest.raises(MissingApiKey, match="ELEVENLABS_API_KEY"):

@@ -73,6 +73,11 @@ class _ClientBase:
         }
         self._clock: Callable[[], float] = time.monotonic
 
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that authenticate to ElevenLabs, for a socket opened beside this client
+        (the monitoring WebSocket takes `xi-api-key` too). Never log them."""
+        return {"xi-api-key": self._headers["xi-api-key"]}
+
     def __repr__(self) -> str:
         # The key stays out: reprs reach logs and tracebacks.
         return f"{type(self).__name__}(base_url={self.base_url!r})"

@@ -99,7 +99,7 @@ class MonitorChannel:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = client.base_url
-        self._headers = {"xi-api-key": api_key or client._headers["xi-api-key"]}
+        self._headers = {"xi-api-key": api_key} if api_key else client.auth_headers()
         self.resolver = resolver
         self._open_timeout = open_timeout
         self._settle = settle
