@@ -48,10 +48,14 @@ async def test_one_socket_per_conversation_is_reused(
     )
     await monitor.contextual_update("last", conversation_id=LIVE_CONVERSATION)
     assert emulator.count("monitor_ws") == 1
-    texts = [
-        c["parameters"]["contextual_update"] for c in emulator.monitor_commands[LIVE_CONVERSATION]
-    ]
-    assert texts == [f"u{i}" for i in range(50)] + ["last"]
+
+    def texts() -> list[str]:
+        commands = emulator.monitor_commands[LIVE_CONVERSATION]
+        return [c["parameters"]["contextual_update"] for c in commands]
+
+    # Confirmed means the server's WebSocket layer has it; the emulator records it just after.
+    await eventually(lambda: len(texts()) == 51)
+    assert texts() == [f"u{i}" for i in range(50)] + ["last"]
 
 
 async def test_transfer_and_end_call(
