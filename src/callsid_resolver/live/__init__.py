@@ -10,7 +10,8 @@ receipt.channel  # "session", "monitor" or "mailbox"
 ```
 
 `websockets` (>= 13) is needed for sessions and the monitor channel, and imported only when a
-socket opens; the mailboxes need nothing (Redis: `callsid-resolver[redis]`).
+socket opens; the mailboxes need nothing (Redis: `callsid-resolver[redis]`, also for the
+`RedisRouter` that reaches sessions held by other workers of a fleet).
 """
 
 from ._errors import (
@@ -23,6 +24,7 @@ from ._errors import (
     MonitorScopeMissing,
     MonitorUnavailable,
     NotLive,
+    RouteTimeout,
     SenderError,
     SendTimeout,
     SessionClosed,
@@ -56,7 +58,8 @@ from ._protocol import (
     VadScore,
     parse_server_event,
 )
-from ._registry import SessionRegistry
+from ._registry import RegistryListener, SessionRegistry
+from ._router import RedisRouter
 from ._sender import CHANNELS, Channel, Receipt, Sender
 from ._session import ConversationSession, ToolHandler
 
@@ -93,6 +96,9 @@ __all__ = [
     "Pong",
     "Receipt",
     "RedisMailbox",
+    "RedisRouter",
+    "RegistryListener",
+    "RouteTimeout",
     "SendTimeout",
     "Sender",
     "SenderError",

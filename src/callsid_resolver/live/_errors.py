@@ -16,6 +16,7 @@ CallSidResolverError
     │       └── ConversationOver      the conversation is not active (ended, or never was)
     ├── MailboxFull               the call's mailbox holds `max_items` already; nothing was dropped
     ├── SendTimeout               no room in the conversation's send queue within the timeout
+    ├── RouteTimeout              the worker holding the session did not acknowledge in time
     └── NotLive                   no channel could take the message (`.reasons` per channel)
 ```
 
@@ -38,6 +39,7 @@ __all__ = [
     "MonitorUnavailable",
     "MonitoringDisabled",
     "NotLive",
+    "RouteTimeout",
     "SendTimeout",
     "SenderError",
     "SessionClosed",
@@ -204,3 +206,17 @@ class NotLive(SenderError):
         self.errors = dict(errors or {})
         why = "; ".join(f"{channel}: {reason}" for channel, reason in self.reasons.items())
         super().__init__(f"could not deliver {kind} to {target}: {why}")
+
+
+class RouteTimeout(SenderError):
+    """A message went to the worker holding the call's session, which did not acknowledge it in
+    `timeout` seconds (it froze, or lost Redis). The message may or may not have arrived."""
+
+    def __init__(self, target: str, *, worker: str, timeout: float) -> None:
+        self.target = target
+        self.worker = worker
+        self.timeout = timeout
+        super().__init__(
+            f"{target}: worker {worker} holds the session but did not acknowledge within "
+            f"{timeout:g} s; the message may or may not have arrived"
+        )

@@ -3,13 +3,14 @@
 A custom Twilio bridge learns the call SID from the Media Streams `start` event and the
 conversation id from `conversation_initiation_metadata`: registering the session records that
 mapping with the resolver for free (api-facts §11.2), and the `Sender` finds the session by either
-id. A session leaves the registry by itself when it closes.
+id. A session leaves the registry by itself when it closes. Listeners (the fleet's `RedisRouter`)
+hear of every call that arrives or leaves, so other workers can reach it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .._core._callsid import validate_call_sid
 from ._errors import SessionClosed
@@ -18,9 +19,17 @@ if TYPE_CHECKING:
     from .._resolver import AsyncCallSidResolver
     from ._session import ConversationSession
 
-__all__ = ["SessionRegistry"]
+__all__ = ["RegistryListener", "SessionRegistry"]
 
 logger = logging.getLogger("callsid_resolver.live")
+
+
+class RegistryListener(Protocol):
+    """Told of each call that gets a session in the registry, and of each that loses it."""
+
+    async def session_registered(self, call_sid: str, conversation_id: str) -> None: ...
+
+    def session_dropped(self, call_sid: str, conversation_id: str) -> None: ...
 
 
 class SessionRegistry:
@@ -35,6 +44,7 @@ class SessionRegistry:
         self._by_sid: dict[str, ConversationSession] = {}
         self._by_conversation: dict[str, ConversationSession] = {}
         self._sid_of: dict[int, str] = {}
+        self._listeners: list[RegistryListener] = []
 
     def __repr__(self) -> str:
         return f"<SessionRegistry sessions={len(self)}>"
@@ -68,6 +78,11 @@ class SessionRegistry:
             except Exception as exc:
                 # Priming saves later lookups; a cache outage must not unregister a live call.
                 logger.warning("could not prime the resolver for %s: %s", sid, exc)
+        for listener in self._listeners:
+            try:
+                await listener.session_registered(sid, conversation_id)
+            except Exception as exc:  # same reasoning: the call is live here whatever Redis says
+                logger.warning("could not announce the session of %s: %s", sid, exc)
 
     def unregister(self, session: ConversationSession) -> None:
         self._drop(session)
@@ -90,6 +105,21 @@ class SessionRegistry:
     def sessions(self) -> list[ConversationSession]:
         return list(self._by_conversation.values())
 
+    def calls(self) -> dict[str, str]:
+        """Call SID → conversation id of every open session registered under a call SID."""
+        return {
+            sid: session.conversation_id
+            for sid, session in self._by_sid.items()
+            if session.conversation_id is not None and not session.closed
+        }
+
+    def add_listener(self, listener: RegistryListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: RegistryListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _drop(self, session: ConversationSession) -> None:
         sid = self._sid_of.pop(id(session), None)
         if sid is not None and self._by_sid.get(sid) is session:
@@ -97,3 +127,6 @@ class SessionRegistry:
         cid = session.conversation_id
         if cid is not None and self._by_conversation.get(cid) is session:
             del self._by_conversation[cid]
+        if sid is not None and cid is not None:
+            for listener in self._listeners:
+                listener.session_dropped(sid, cid)

@@ -1,7 +1,8 @@
 """`Sender`: hand data to a live call through the best channel there is, or say why not.
 
 Channels, tried in this order unless the caller names one (DESIGN "Sending into a live
-conversation"): our own `session` (the registry), the `monitor` socket (contextual updates only:
+conversation"): our own `session` (the registry, then through the `RedisRouter` the session
+another worker holds), the `monitor` socket (contextual updates only:
 it has no user_message or tool-result command, api-facts §11), then the `mailbox` the call's tool
 drains. Each call (call SID, else conversation id) has one ordered lane: sends are written in the
 order they were made, and a burst is neither lost nor reordered. A lane holds at most
@@ -33,12 +34,14 @@ from ._protocol import (
     UserMessage,
     tool_result_text,
 )
+from ._router import NoRoute
 from ._transport import Batch
 
 if TYPE_CHECKING:
     from ._mailbox import Mailbox
     from ._monitor import MonitorChannel
     from ._registry import SessionRegistry
+    from ._router import RedisRouter
 
 __all__ = ["CHANNELS", "Channel", "Receipt", "Sender"]
 
@@ -50,13 +53,16 @@ Outcome = asyncio.Future["Receipt | BaseException"]
 @dataclass(frozen=True)
 class Receipt:
     """Which channel took a message. `confirmed` is True once the server (session, monitor) or
-    the store (mailbox) has it; False only for a session opened with `confirm=False`."""
+    the store (mailbox) has it; False only for a session opened with `confirm=False`. Through a
+    router, the owning worker acknowledges once its own write is confirmed."""
 
     channel: Channel
     kind: str
     call_sid: str | None
     conversation_id: str | None
     confirmed: bool = True
+    worker: str | None = None
+    """The worker that delivered it, when the session was reached through a `RedisRouter`."""
 
 
 class _Skip(Exception):
@@ -84,10 +90,12 @@ class _Lane:
 class Sender:
     """Delivers contextual updates, user messages and tool results to live calls.
 
-    Give it the channels you have: `registry` (sessions this process opened), `monitor` (calls
-    ElevenLabs holds; enterprise), `mailbox` (pulled by the agent's tool). Every send returns a
-    `Receipt` or raises: `NotLive` (with each channel's reason), `SendTimeout`, or, when a socket
-    dropped after the message was written, `SessionClosed`/`MonitorError` with `sent=True`.
+    Give it the channels you have: `registry` (sessions this process opened), `router` (sessions
+    other workers of the fleet opened, reached over Redis), `monitor` (calls ElevenLabs holds;
+    enterprise), `mailbox` (pulled by the agent's tool). Every send returns a `Receipt` or
+    raises: `NotLive` (with each channel's reason), `SendTimeout`, `RouteTimeout` (the worker
+    holding the session did not acknowledge), or, when a socket dropped after the message was
+    written, `SessionClosed`/`MonitorError` with `sent=True`.
     """
 
     def __init__(
@@ -96,6 +104,7 @@ class Sender:
         registry: SessionRegistry | None = None,
         monitor: MonitorChannel | None = None,
         mailbox: Mailbox | None = None,
+        router: RedisRouter | None = None,
         queue_size: int = 256,
         send_timeout: float = 10.0,
     ) -> None:
@@ -104,6 +113,7 @@ class Sender:
         self.registry = registry
         self.monitor = monitor
         self.mailbox = mailbox
+        self.router = router
         self.queue_size = queue_size
         self.send_timeout = send_timeout
         self._lanes: dict[str, _Lane] = {}
@@ -268,16 +278,36 @@ class Sender:
         return await self._via_mailbox(job)
 
     async def _via_session(self, job: _Job) -> Receipt | tuple[Batch, Receipt]:
-        if self.registry is None:
+        if self.registry is None and self.router is None:
             raise _Skip("no session registry configured")
-        session = self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id)
+        session = None
+        if self.registry is not None:
+            session = self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id)
         if session is None:
-            raise _Skip("no open session for this call in this process")
+            if self.router is None:
+                raise _Skip("no open session for this call in this process")
+            return await self._via_router(job, self.router)
         batch = await session._write(job.event)
         receipt = Receipt(
             "session", job.event.type, job.call_sid, session.conversation_id, batch is not None
         )
         return receipt if batch is None else (batch, receipt)
+
+    async def _via_router(self, job: _Job, router: RedisRouter) -> tuple[Batch, Receipt]:
+        try:
+            routed = await router.forward(
+                job.event, call_sid=job.call_sid, conversation_id=job.conversation_id
+            )
+        except NoRoute as exc:
+            raise _Skip(f"no open session for this call in this process, and {exc}") from None
+        receipt = Receipt(
+            "session",
+            job.event.type,
+            job.call_sid,
+            routed.conversation_id,
+            worker=routed.worker,
+        )
+        return routed.ack, receipt
 
     async def _via_monitor(self, job: _Job) -> tuple[Batch, Receipt]:
         if not isinstance(job.event, ContextualUpdate):

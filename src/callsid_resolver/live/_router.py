@@ -1,0 +1,468 @@
+"""`RedisRouter`: a send made on any worker of a fleet reaches the worker that holds the session.
+
+A custom bridge keeps each call's Agents WebSocket in one process, while the tool call that
+carries the call SID lands on any process. The router joins the two over Redis:
+
+* **Ownership.** A session registered in this worker's `SessionRegistry` is announced under
+  `<prefix>:route:sid:<call_sid>` and `<prefix>:route:conv:<conversation_id>`, valued
+  `"<worker id> <conversation id>"`, with a lease (`lease`, 10 s by default) that a heartbeat
+  renews every `lease / 3`. Closing the session withdraws both keys; a worker that dies stops
+  renewing, so its calls are forgotten within one lease.
+* **Delivery.** Every worker subscribes to its own pub/sub channel. A send is one script on
+  Redis: read the owner, publish the message to the owner's channel, and if nobody listens there
+  (the owner's connection is gone: it died) delete the stale ownership and say so. The owner writes
+  the messages to its session in the order they were published and publishes an acknowledgement
+  back once the write is confirmed. The sender learns `Receipt`, `NotLive` (nobody holds the call,
+  or the holder is gone), `SessionClosed`, or `RouteTimeout` (no acknowledgement in `ack_timeout`:
+  the owner froze or lost Redis; the message may have arrived). Never silence.
+
+Pub/sub is at-most-once and reaches only subscribers connected now. That is right for a live call
+(a message for a call nobody holds must fail now, not wait for a worker that may never come), and
+the acknowledgement turns "at most once" into "and you know which".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Self
+
+from .._core._callsid import validate_call_sid
+from .._redis import _millis
+from ._errors import NotLive, RouteTimeout, SenderError, SessionClosed
+from ._protocol import ClientEvent, ClientToolResult, ContextualUpdate, UserActivity, UserMessage
+from ._transport import Batch, Failure
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+    from ._registry import SessionRegistry
+
+__all__ = ["NoRoute", "RedisRouter", "Routed"]
+
+logger = logging.getLogger("callsid_resolver.live")
+
+DEFAULT_LEASE = 10.0
+DEFAULT_ACK_TIMEOUT = 5.0
+_WORKER_ID = re.compile(r"^\S{1,200}$")
+_ROUTABLE: dict[str, type[ClientEvent]] = {
+    "contextual_update": ContextualUpdate,
+    "user_message": UserMessage,
+    "client_tool_result": ClientToolResult,
+    "user_activity": UserActivity,
+}
+
+# KEYS[1] ownership key; ARGV[1] channel prefix, ARGV[2] message. One round trip, and a worker's
+# death (no subscriber) is noticed and cleaned up in the same step that found it.
+_ROUTE = """
+local owner = redis.call('GET', KEYS[1])
+if not owner then return false end
+local worker = string.match(owner, '^(%S+)')
+local receivers = redis.call('PUBLISH', ARGV[1] .. worker, ARGV[2])
+if receivers == 0 then redis.call('DEL', KEYS[1]) end
+return {owner, receivers}
+"""
+# Renew our lease, or take the key back if it expired (a paused worker); never take it from
+# another worker that registered the call since.
+_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_WITHDRAW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class NoRoute(Exception):
+    """No worker can take the message; the reason goes into `NotLive.reasons`."""
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A message handed to the owning worker; `ack` settles when it acknowledges (or not)."""
+
+    worker: str
+    conversation_id: str | None
+    ack: Batch
+
+
+class RedisRouter:
+    """Lets a `Sender` on any worker reach sessions held by other workers (`Sender(router=...)`).
+
+    Give it a `redis.asyncio.Redis` client and, on workers that hold sessions, their
+    `SessionRegistry`; use it as an async context manager (or `start()`/`aclose()`). The client
+    stays yours to close. Redis Cluster is not supported (the routing script reads a key and
+    publishes on a channel computed from its value).
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        registry: SessionRegistry | None = None,
+        *,
+        key_prefix: str = "callsid",
+        worker_id: str | None = None,
+        lease: float = DEFAULT_LEASE,
+        ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+    ) -> None:
+        if lease <= 0 or ack_timeout <= 0:
+            raise ValueError("lease and ack_timeout must be positive")
+        worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        if not _WORKER_ID.match(worker_id):
+            raise ValueError("worker_id must be 1 to 200 characters without whitespace")
+        from redis.exceptions import RedisError
+
+        self.client = client
+        self.registry = registry
+        self.key_prefix = key_prefix
+        self.worker_id = worker_id
+        self.lease = lease
+        self.ack_timeout = ack_timeout
+        self._redis_error = RedisError
+        self._route = client.register_script(_ROUTE)
+        self._renew = client.register_script(_RENEW)
+        self._withdraw = client.register_script(_WITHDRAW)
+        self._channel_prefix = f"{key_prefix}:route:worker:"
+        self._owned: dict[str, str] = {}  # call SID -> conversation id, announced by us
+        self._pending: dict[int, tuple[Batch, asyncio.TimerHandle | None]] = {}
+        self._ids = itertools.count(1)
+        self._replies: list[tuple[str, str]] = []
+        self._replies_ready = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pubsub: Any = None
+        self._started = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<RedisRouter worker={self.worker_id!r} owned={len(self._owned)} "
+            f"pending={len(self._pending)}>"
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Subscribe, then announce the registry's sessions (never the other way round: a
+        worker announced before it listens would look dead to the first send)."""
+        if self._started:
+            return
+        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(self._channel_prefix + self.worker_id)
+        self._started = True
+        for coroutine in (self._listen(), self._send_replies(), self._heartbeat()):
+            self._spawn(coroutine)
+        if self.registry is not None:
+            self.registry.add_listener(self)
+            for call_sid, conversation_id in self.registry.calls().items():
+                await self.session_registered(call_sid, conversation_id)
+
+    async def aclose(self) -> None:
+        """Withdraw this worker's sessions, stop listening, fail unacknowledged sends."""
+        if not self._started:
+            return
+        self._started = False
+        if self.registry is not None:
+            self.registry.remove_listener(self)
+        owned, self._owned = self._owned, {}
+        for call_sid, conversation_id in owned.items():
+            await self._withdraw_call(call_sid, conversation_id)
+        await asyncio.gather(*self._withdrawing(), return_exceptions=True)
+        await self._flush_replies()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for message_id in list(self._pending):
+            self._settle(message_id, SenderError("the router closed before the acknowledgement"))
+        with contextlib.suppress(self._redis_error):
+            await self._pubsub.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- ownership (the registry tells us) --------------------------------------------------
+    def _sid_key(self, call_sid: str) -> str:
+        return f"{self.key_prefix}:route:sid:{call_sid}"
+
+    def _conversation_key(self, conversation_id: str) -> str:
+        return f"{self.key_prefix}:route:conv:{conversation_id}"
+
+    def _owner_value(self, conversation_id: str) -> str:
+        return f"{self.worker_id} {conversation_id}"
+
+    async def session_registered(self, call_sid: str, conversation_id: str) -> None:
+        self._owned[call_sid] = conversation_id
+        if not self._started:
+            return  # announced by start()
+        value, lease_ms = self._owner_value(conversation_id), _millis(self.lease)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(self._sid_key(call_sid), value, px=lease_ms)
+            pipe.set(self._conversation_key(conversation_id), value, px=lease_ms)
+            await pipe.execute()
+
+    def session_dropped(self, call_sid: str, conversation_id: str) -> None:
+        if self._owned.get(call_sid) == conversation_id:
+            del self._owned[call_sid]
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # closed outside an event loop: the lease expires instead
+        self._spawn(self._withdraw_call(call_sid, conversation_id), "callsid-router-withdraw")
+
+    async def _withdraw_call(self, call_sid: str, conversation_id: str) -> None:
+        value = self._owner_value(conversation_id)
+        try:
+            for key in (self._sid_key(call_sid), self._conversation_key(conversation_id)):
+                await self._withdraw(keys=[key], args=[value])
+        except self._redis_error as exc:
+            logger.warning("could not withdraw a session from Redis (its lease expires): %s", exc)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self._renew_leases()
+            except self._redis_error as exc:
+                logger.warning("could not renew session leases: %s", exc)
+
+    async def _renew_leases(self) -> None:
+        owned = list(self._owned.items())
+        if not owned:
+            return
+        lease_ms = _millis(self.lease)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for call_sid, conversation_id in owned:
+                value = self._owner_value(conversation_id)
+                for key in (self._sid_key(call_sid), self._conversation_key(conversation_id)):
+                    await self._renew(keys=[key], args=[value, lease_ms], client=pipe)
+            renewed = await pipe.execute()
+        for (call_sid, conversation_id), sid_renewed in zip(owned, renewed[::2], strict=True):
+            if not sid_renewed and self._owned.get(call_sid) == conversation_id:
+                del self._owned[call_sid]  # another worker registered the call since
+
+    # -- sending (this worker is the sender) ------------------------------------------------
+    async def owner(
+        self, *, call_sid: str | None = None, conversation_id: str | None = None
+    ) -> str | None:
+        """The worker that holds the session of this call right now, or None."""
+        raw = await self.client.get(self._key(call_sid, conversation_id))
+        return _decode(raw).partition(" ")[0] if raw is not None else None
+
+    def _key(self, call_sid: str | None, conversation_id: str | None) -> str:
+        if call_sid is not None:
+            return self._sid_key(validate_call_sid(call_sid))
+        if conversation_id is None:
+            raise ValueError("give call_sid or conversation_id")
+        return self._conversation_key(conversation_id)
+
+    async def forward(
+        self,
+        event: ClientEvent,
+        *,
+        call_sid: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Routed:
+        """Publish `event` to the worker holding the call; raises `NoRoute` when there is none.
+
+        `Sender` calls this; awaiting `Routed.ack` gives None (acknowledged) or a callable
+        that builds the error.
+        """
+        if not self._started:
+            raise NoRoute("the router is not started")
+        if event.type not in _ROUTABLE:
+            raise NoRoute(f"{event.type} cannot be routed to another worker")
+        key = self._key(call_sid, conversation_id)
+        message_id = next(self._ids)
+        message = {
+            "op": "send",
+            "id": message_id,
+            "from": self.worker_id,
+            "sid": call_sid,
+            "cid": conversation_id,
+            "event": event.model_dump(mode="json", exclude_none=True),
+        }
+        loop = asyncio.get_running_loop()
+        ack: Batch = loop.create_future()
+        # Pending before publishing: the acknowledgement may be read before the script returns.
+        self._pending[message_id] = (ack, None)
+        try:
+            found = await self._route(keys=[key], args=[self._channel_prefix, json.dumps(message)])
+        except self._redis_error as exc:
+            self._pending.pop(message_id, None)
+            raise NoRoute(f"Redis is unavailable: {type(exc).__name__}: {exc}") from None
+        except BaseException:
+            self._pending.pop(message_id, None)
+            raise
+        if found is None:
+            self._pending.pop(message_id, None)
+            raise NoRoute("no worker of the fleet holds a session for this call")
+        owner, receivers = _decode(found[0]), int(found[1])
+        worker, _, owned_conversation = owner.partition(" ")
+        if receivers == 0:
+            self._pending.pop(message_id, None)
+            raise NoRoute(f"worker {worker} held the session but is gone")
+        if message_id in self._pending and not ack.done():
+            target = f"call {call_sid}" if call_sid else f"conversation {conversation_id}"
+            timeout = RouteTimeout(target, worker=worker, timeout=self.ack_timeout)
+            timer = loop.call_later(self.ack_timeout, self._settle, message_id, timeout)
+            self._pending[message_id] = (ack, timer)
+        return Routed(worker, owned_conversation or None, ack)
+
+    def _settle(self, message_id: int, error: BaseException | None) -> None:
+        ack, timer = self._pending.pop(message_id, (None, None))
+        if timer is not None:
+            timer.cancel()
+        if ack is not None and not ack.done():
+            ack.set_result(None if error is None else functools.partial(_same, error))
+
+    def _acknowledged(self, reply: dict[str, Any]) -> None:
+        worker = str(reply.get("from"))
+        error = reply.get("error")
+        failure: BaseException | None = None
+        if error == "not_here":
+            target = str(reply.get("target"))
+            failure = NotLive(
+                str(reply.get("kind")),
+                target,
+                {"session": f"worker {worker} no longer holds the session"},
+            )
+        elif error == "closed":
+            failure = SessionClosed(
+                reply.get("cid"),
+                code=reply.get("code"),
+                reason=str(reply.get("reason", "")),
+                sent=bool(reply.get("sent")),
+            )
+        elif error is not None:
+            failure = SenderError(f"worker {worker} could not deliver: {reply.get('detail')}")
+        self._settle(int(reply["id"]), failure)
+
+    # -- receiving (this worker holds sessions) --------------------------------------------
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._handle(message["data"])
+                return  # unsubscribed: the router is closing
+            except self._redis_error as exc:
+                # redis-py reconnects and subscribes again on the next read; meanwhile senders
+                # see this worker as gone and fall back, which is the truth.
+                logger.warning("router lost its Redis subscription, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _handle(self, data: bytes | str) -> None:
+        try:
+            message = json.loads(data)
+            op = message["op"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignored a malformed router message on %s", self.worker_id)
+            return
+        if op == "ack":
+            self._acknowledged(message)
+        elif op == "send":
+            await self._deliver(message)
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        # Awaited in the listener, one message at a time: that is what keeps a call's order.
+        sender, call_sid, conversation_id = message["from"], message.get("sid"), message.get("cid")
+        reply: dict[str, Any] = {"op": "ack", "id": message["id"], "from": self.worker_id}
+        event_data = message.get("event") or {}
+        session = None
+        if self.registry is not None:
+            session = self.registry.get(call_sid=call_sid, conversation_id=conversation_id)
+        if session is None:
+            target = f"call {call_sid}" if call_sid else f"conversation {conversation_id}"
+            kind = event_data.get("type")
+            self._reply(sender, {**reply, "error": "not_here", "target": target, "kind": kind})
+            return
+        try:
+            event = _ROUTABLE[event_data["type"]].model_validate(event_data)
+            batch = await session._write(event)
+        except Exception as exc:
+            self._reply(sender, _failed(reply, exc))
+            return
+        if batch is None:
+            self._reply(sender, reply)
+        else:
+            batch.add_done_callback(functools.partial(self._reply_confirmed, sender, reply))
+
+    def _reply_confirmed(self, sender: str, reply: dict[str, Any], batch: Batch) -> None:
+        if batch.cancelled():
+            self._reply(sender, {**reply, "error": "failed", "detail": "confirmation cancelled"})
+            return
+        failure: Failure | None = batch.result()
+        if failure is None:
+            self._reply(sender, reply)
+            return
+        self._reply(sender, _failed(reply, failure()))
+
+    def _reply(self, worker: str, reply: dict[str, Any]) -> None:
+        self._replies.append((self._channel_prefix + worker, json.dumps(reply)))
+        self._replies_ready.set()
+
+    async def _send_replies(self) -> None:
+        while True:
+            await self._replies_ready.wait()
+            await self._flush_replies()
+
+    async def _flush_replies(self) -> None:
+        # Everything acknowledged since the last flush goes in one pipeline: one round trip.
+        self._replies_ready.clear()
+        replies, self._replies = self._replies, []
+        if not replies:
+            return
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for channel, reply in replies:
+                    pipe.publish(channel, reply)
+                await pipe.execute()
+        except self._redis_error as exc:
+            logger.warning("could not send %d acknowledgements: %s", len(replies), exc)
+
+    def _spawn(self, coroutine: Any, name: str = "callsid-router") -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _withdrawing(self) -> list[asyncio.Task[None]]:
+        return [t for t in self._tasks if t.get_name() == "callsid-router-withdraw"]
+
+
+def _failed(reply: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    """The acknowledgement of a write that failed on this worker: enough to rebuild the error."""
+    if isinstance(error, SessionClosed):
+        closed = {"code": error.code, "reason": error.reason, "sent": error.sent}
+        return {**reply, "error": "closed", "cid": error.conversation_id, **closed}
+    return {**reply, "error": "failed", "detail": type(error).__name__}
+
+
+def _decode(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _same(error: BaseException) -> BaseException:
+    return error
