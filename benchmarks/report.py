@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .sending import markdown as sending_markdown
+
 BASELINE = "baseline: SDK list+get walk"
 
 
@@ -37,6 +39,8 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{r['median']:.3f} | {r['p95']:.3f} | {time_ratio} |"
             )
         lines += ["", f"Warm in-memory lookups: {run['warm_lookups_per_second']:,} per second.", ""]
+    if report.get("sending"):
+        lines += sending_markdown(report["sending"])
     lines.append(
         f"MemoryCache: {report['extras']['bytes_per_cached_mapping']:,} bytes per cached mapping "
         "(tracemalloc)."

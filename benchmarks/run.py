@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick]`: round trips and time to resolve, ours against the SDK walk.
+"""`python -m benchmarks [--quick]`: round trips and time to resolve, ours against the SDK walk,
+and sending into a live call, ours against a hand-held session.
 
 Starts the emulator on loopback with a seeded synthetic history and a per-request latency
 (default 50 ms, like a real API across the internet), measures each scenario at several depths
@@ -25,6 +26,7 @@ from callsid_resolver.testing import EmulatorProcess, synthetic_conversations
 from .report import BASELINE as BASELINE_NAME
 from .report import markdown, svg_plot
 from .scenarios import API_KEY, Bench, Result, memory_of_mappings
+from .sending import measure_sending
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -37,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--baseline-repeats", type=int, default=3)
+    p.add_argument("--messages", type=int, default=5_000, help="per sending path")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.depths, args.latency = [1_000], [1, 50, 250], 0.002
-        args.repeats, args.baseline_repeats = 2, 1
+        args.repeats, args.baseline_repeats, args.messages = 2, 1, 300
 
     runs: list[dict[str, Any]] = []
     for size in args.sizes:
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d"),
         },
         "runs": runs,
+        # Raises (and the run fails) when a message is not delivered where it should be.
+        "sending": [r.__dict__ for r in measure_sending(REDIS_URL, args.messages)],
         "extras": extras,
     }
     args.out.mkdir(parents=True, exist_ok=True)
