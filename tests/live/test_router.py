@@ -185,6 +185,23 @@ async def test_a_worker_without_the_session_answers_not_live(
     assert info.value.reasons == {"session": "worker worker-b no longer holds the session"}
 
 
+async def test_garbage_on_a_worker_channel_is_ignored_and_it_keeps_delivering(
+    client: AsyncElevenLabsClient,
+    redis_client: redis.asyncio.Redis,
+    key_prefix: str,
+    worker_a: RedisRouter,
+    worker_b: tuple[RedisRouter, SessionRegistry],
+) -> None:
+    _, registry_b = worker_b
+    channel = f"{key_prefix}:route:worker:worker-b"
+    for junk in (b"not json", b"[]", b'{"op": "send"}', b'{"op": "x", "id": 1, "from": "a"}'):
+        assert await redis_client.publish(channel, junk) == 1
+    async with ConversationSession(AGENT, client=client) as session:
+        await registry_b.register(session, call_sid=SID)
+        receipt = await Sender(router=worker_a).send_contextual_update("still here", call_sid=SID)
+    assert receipt.worker == "worker-b"
+
+
 async def test_a_silent_owner_makes_the_send_time_out_not_hang(
     redis_client: redis.asyncio.Redis, key_prefix: str
 ) -> None:

@@ -358,7 +358,7 @@ class RedisRouter:
             )
         elif error is not None:
             failure = SenderError(f"worker {worker} could not deliver: {reply.get('detail')}")
-        self._settle(int(reply["id"]), failure)
+        self._settle(reply["id"], failure)
 
     # -- receiving (this worker holds sessions) --------------------------------------------
     async def _listen(self) -> None:
@@ -375,15 +375,18 @@ class RedisRouter:
                 await asyncio.sleep(0.5)
 
     async def _handle(self, data: bytes | str) -> None:
+        # Whatever arrives on our channel, the listener must survive it.
         try:
             message = json.loads(data)
-            op = message["op"]
+            op, message["id"], message["from"] = message["op"], int(message["id"]), message["from"]
+            if not isinstance(message["from"], str) or op not in ("ack", "send"):
+                raise ValueError(op)
         except (ValueError, KeyError, TypeError):
             logger.warning("ignored a malformed router message on %s", self.worker_id)
             return
         if op == "ack":
             self._acknowledged(message)
-        elif op == "send":
+        else:
             await self._deliver(message)
 
     async def _deliver(self, message: dict[str, Any]) -> None:
