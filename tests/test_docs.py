@@ -1,24 +1,36 @@
 """The Python samples of the README and the guides run, against the emulator, so they cannot rot.
 
 Each sample runs as written, with the names a reader has in scope by then (`call_sid`, the
-outbound-call `response`) and `ELEVENLABS_BASE_URL` pointing at a served emulator that holds
-the calls the samples name. A sample holding `await` runs inside a coroutine; one defining
-`test_` functions runs as a pytest module, as a reader would paste it.
+outbound-call `response`, an `agent_id`, a Twilio Media Streams `start` event) and
+`ELEVENLABS_BASE_URL` pointing at a served emulator that holds the calls the samples name. A
+page's samples share one scope and one event loop (top-level `await`, as in `python -m asyncio`);
+one defining `test_` functions runs as a pytest module, as a reader would paste it. For the
+sending page, another "worker" holds `call_sid`'s session behind a `RedisRouter`, as the page says.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import contextlib
+import inspect
 import re
-import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
-from callsid_resolver import ElevenLabsClient
+from callsid_resolver import AsyncElevenLabsClient, ElevenLabsClient
+from callsid_resolver.live import (
+    ConversationSession,
+    MonitorChannel,
+    RedisRouter,
+    Sender,
+    SessionRegistry,
+)
 from callsid_resolver.testing import Emulator, EmulatorServer
 
 from .conftest import make_conversation
@@ -26,14 +38,23 @@ from .conftest import make_conversation
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).parent.parent
-PAGES = ["README.md", "docs/quickstart.md", "docs/caching.md", "docs/testing.md"]
+PAGES = [
+    "README.md",
+    "docs/quickstart.md",
+    "docs/caching.md",
+    "docs/testing.md",
+    "docs/sending.md",
+]
 SAMPLE_SID = "CA0123456789abcdef0123456789abcdef"
 SAMPLE_AGENT = "agent_..."
+RECORDED_AGENT = "agent_fake0example0agent0000000001"
+BRIDGE_SID = "CA" + "b" * 32
+REDIS_URL = "redis://127.0.0.1:6379/0"
 FENCE = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 def pages() -> list[Any]:
-    return [pytest.param(FENCE.findall((ROOT / page).read_text()), id=page) for page in PAGES]
+    return [pytest.param(page, FENCE.findall((ROOT / page).read_text()), id=page) for page in PAGES]
 
 
 @pytest.fixture
@@ -49,11 +70,11 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
         yield server
 
 
-@pytest.mark.parametrize("codes", pages())
+@pytest.mark.parametrize(("page", "codes"), pages())
 def test_page_samples_run(
-    codes: list[str], served: EmulatorServer, pytester: pytest.Pytester
+    page: str, codes: list[str], served: EmulatorServer, pytester: pytest.Pytester
 ) -> None:
-    """A page's samples run in order in one scope, as a reader follows them."""
+    """A page's samples run in order in one scope and one event loop, as a reader follows them."""
     assert codes
     scope: dict[str, Any] = {
         "call_sid": SAMPLE_SID,
@@ -61,25 +82,67 @@ def test_page_samples_run(
             "callSid": "CAfeedface00000000000000000000f00d",
             "conversation_id": "conv_fake0outbound0twilio00000003",
         },
+        "agent_id": RECORDED_AGENT,
+        "start": {"event": "start", "start": {"callSid": BRIDGE_SID, "streamSid": "MZ0"}},
     }
-    try:
-        for code in codes:
-            run(code, scope, pytester)
-    finally:
-        for value in scope.values():  # a reader's process would live on; ours closes up
-            if isinstance(value, (ElevenLabsClient, redis.Redis)):
-                value.close()
+    made: dict[int, Any] = {}  # everything a sample bound to a name, even if a later one rebinds it
+    with asyncio.Runner() as runner:
+        worker = contextlib.AsyncExitStack()
+        try:
+            if page == "docs/sending.md":  # "the session is on another worker": make it so
+                runner.run(hold_the_call_on_another_worker(worker, served.base_url))
+            for code in codes:
+                try:
+                    run(code, scope, pytester, runner)
+                finally:
+                    made |= {id(value): value for value in scope.values()}
+            if page == "docs/sending.md":  # the page's last send went where it says it goes
+                assert (scope["receipt"].channel, scope["receipt"].worker) == (
+                    "session",
+                    "docs-worker",
+                )
+        finally:  # a reader's process would live on; ours closes up
+            runner.run(close(made.values(), worker))
 
 
-def run(code: str, scope: dict[str, Any], pytester: pytest.Pytester) -> None:
+def run(
+    code: str, scope: dict[str, Any], pytester: pytest.Pytester, runner: asyncio.Runner
+) -> None:
     if "def test_" in code:
         pytester.makepyfile(test_sample=code)
         pytester.makeini("[pytest]\nasyncio_mode = auto\n")
         result = pytester.runpytest_subprocess("-q")
         assert result.ret == 0, result.stdout.str()
-    elif "await " in code:
-        wrapped = "async def __sample():\n" + textwrap.indent(code, "    ")
-        exec(compile(wrapped, "<sample>", "exec"), scope)  # noqa: S102
-        asyncio.run(scope["__sample"]())
+        return
+    # Top-level `await` as in a notebook or `python -m asyncio`; a sample that runs its own
+    # loop (`asyncio.run(main())`) runs as a script.
+    compiled = compile(code, "<sample>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    if compiled.co_flags & inspect.CO_COROUTINE:
+        runner.run(eval(compiled, scope))  # noqa: S307
     else:
-        exec(compile(code, "<sample>", "exec"), scope)  # noqa: S102
+        exec(compiled, scope)  # noqa: S102
+
+
+async def hold_the_call_on_another_worker(stack: contextlib.AsyncExitStack, base_url: str) -> None:
+    """Another worker of the fleet holds `call_sid`'s session behind its own `RedisRouter`."""
+    redis_client = redis.asyncio.Redis.from_url(REDIS_URL)
+    stack.push_async_callback(redis_client.aclose)
+    api = await stack.enter_async_context(AsyncElevenLabsClient("docs-key", base_url=base_url))
+    registry = SessionRegistry()
+    await stack.enter_async_context(RedisRouter(redis_client, registry, worker_id="docs-worker"))
+    session = await stack.enter_async_context(ConversationSession(RECORDED_AGENT, client=api))
+    await registry.register(session, call_sid=SAMPLE_SID)
+
+
+async def close(values: Iterable[Any], worker: contextlib.AsyncExitStack) -> None:
+    values = list(values)
+    values += [v.monitor for v in values if isinstance(v, Sender) and v.monitor is not None]
+    for value in values:  # what sends first, then what it sends through
+        if isinstance(value, (Sender, RedisRouter, MonitorChannel)):
+            await value.aclose()
+    for value in values:
+        if isinstance(value, (AsyncElevenLabsClient, redis.asyncio.Redis)):
+            await value.aclose()
+        elif isinstance(value, (ElevenLabsClient, redis.Redis)):
+            value.close()
+    await worker.aclose()
