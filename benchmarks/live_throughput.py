@@ -12,32 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import time
-from collections.abc import Awaitable, Callable
 
 from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient
 from callsid_resolver.live import ConversationSession, MonitorChannel, Sender, SessionRegistry
 from callsid_resolver.testing import Emulator, EmulatorServer
 
+from .sending import burst, serial
+
 AGENT = "agent_fake0example0agent0000000001"
 LIVE = "conv_fake0inbound0live00000000001"
 SID = "CA" + "5" * 32
-
-
-async def serial(send: Callable[[int], Awaitable[object]], n: int) -> tuple[float, list[float]]:
-    latencies = []
-    start = time.perf_counter()
-    for i in range(n):
-        t = time.perf_counter()
-        await send(i)
-        latencies.append(time.perf_counter() - t)
-    return n / (time.perf_counter() - start), latencies
-
-
-async def burst(send: Callable[[int], Awaitable[object]], n: int) -> float:
-    start = time.perf_counter()
-    await asyncio.gather(*(send(i) for i in range(n)))
-    return n / (time.perf_counter() - start)
 
 
 def row(name: str, rate: float, latencies: list[float] | None = None) -> None:

@@ -63,7 +63,7 @@ class SendResult:
     burst_per_second: float
 
 
-async def _serial(send: Callable[[int], Awaitable[object]], n: int) -> tuple[float, list[float]]:
+async def serial(send: Callable[[int], Awaitable[object]], n: int) -> tuple[float, list[float]]:
     latencies = []
     start = time.perf_counter()
     for i in range(n):
@@ -73,18 +73,18 @@ async def _serial(send: Callable[[int], Awaitable[object]], n: int) -> tuple[flo
     return n / (time.perf_counter() - start), latencies
 
 
-async def _burst(send: Callable[[int], Awaitable[object]], n: int) -> float:
+async def burst(send: Callable[[int], Awaitable[object]], n: int) -> float:
     start = time.perf_counter()
     await asyncio.gather(*(send(i) for i in range(n)))
     return n / (time.perf_counter() - start)
 
 
 async def _measure(name: str, send: Callable[[int], Awaitable[object]], n: int) -> SendResult:
-    await _burst(send, min(n, 200))  # warm-up: connections, scripts, caches
-    rate, latencies = await _serial(send, n)
+    await burst(send, min(n, 200))  # warm-up: connections, scripts, caches
+    rate, latencies = await serial(send, n)
     ms = sorted(x * 1000 for x in latencies)
     p95 = ms[max(int(len(ms) * 0.95) - 1, 0)]
-    return SendResult(name, n, rate, statistics.median(ms), p95, await _burst(send, n))
+    return SendResult(name, n, rate, statistics.median(ms), p95, await burst(send, n))
 
 
 def _expect(kind: str, worker: str | None) -> Callable[[Any], None]:
