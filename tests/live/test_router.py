@@ -30,7 +30,7 @@ from callsid_resolver.live import (
 )
 from callsid_resolver.testing import Emulator, EmulatorServer
 
-from .conftest import AGENT, REDIS_URL, eventually
+from .conftest import AGENT, REDIS_URL, CuttableProxy, eventually
 
 SID = "CA" + "5eed" * 8
 OTHER_SID = "CA" + "0dd5" * 8
@@ -241,6 +241,26 @@ async def test_without_a_route_the_sender_falls_back_to_the_mailbox(
     )
     assert (receipt.channel, receipt.worker) == ("mailbox", None)
     assert await mailbox.drain(SID) == [{"type": "contextual_update", "text": "later"}]
+
+
+async def test_when_redis_goes_away_sends_fall_back_instead_of_failing_silently(
+    key_prefix: str,
+) -> None:
+    proxy = CuttableProxy(6379)  # this worker's only way to Redis
+    await proxy.start()
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{proxy.port}/0")
+    mailbox = MemoryMailbox()
+    async with RedisRouter(client, key_prefix=key_prefix) as router:
+        sender = Sender(router=router, mailbox=mailbox)
+        await proxy.aclose()  # Redis is unreachable from here on
+        receipt = await sender.send_contextual_update("kept", call_sid=SID)
+        assert receipt.channel == "mailbox"
+        with pytest.raises(NotLive) as info:
+            await sender.send_contextual_update("no mailbox", call_sid=SID, channel="session")
+        assert "Redis is unavailable" in info.value.reasons["session"]
+        await sender.aclose()
+    await client.aclose()
+    assert await mailbox.drain(SID) == [{"type": "contextual_update", "text": "kept"}]
 
 
 def test_bad_settings_are_refused(key_prefix: str) -> None:
