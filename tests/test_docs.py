@@ -86,14 +86,15 @@ def test_page_samples_run(
         "start": {"event": "start", "start": {"callSid": BRIDGE_SID, "streamSid": "MZ0"}},
     }
     made: dict[int, Any] = {}  # everything a sample bound to a name, even if a later one rebinds it
-    with asyncio.Runner() as runner:
+    loop = asyncio.new_event_loop()  # asyncio.Runner, when 3.10 is gone
+    try:
         worker = contextlib.AsyncExitStack()
         try:
             if page == "docs/sending.md":  # "the session is on another worker": make it so
-                runner.run(hold_the_call_on_another_worker(worker, served.base_url))
+                loop.run_until_complete(hold_the_call_on_another_worker(worker, served.base_url))
             for code in codes:
                 try:
-                    run(code, scope, pytester, runner)
+                    run(code, scope, pytester, loop)
                 finally:
                     made |= {id(value): value for value in scope.values()}
             if page == "docs/sending.md":  # the page's last send went where it says it goes
@@ -102,11 +103,14 @@ def test_page_samples_run(
                     "docs-worker",
                 )
         finally:  # a reader's process would live on; ours closes up
-            runner.run(close(made.values(), worker))
+            loop.run_until_complete(close(made.values(), worker))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def run(
-    code: str, scope: dict[str, Any], pytester: pytest.Pytester, runner: asyncio.Runner
+    code: str, scope: dict[str, Any], pytester: pytest.Pytester, loop: asyncio.AbstractEventLoop
 ) -> None:
     if "def test_" in code:
         pytester.makepyfile(test_sample=code)
@@ -118,7 +122,7 @@ def run(
     # loop (`asyncio.run(main())`) runs as a script.
     compiled = compile(code, "<sample>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     if compiled.co_flags & inspect.CO_COROUTINE:
-        runner.run(eval(compiled, scope))  # noqa: S307
+        loop.run_until_complete(eval(compiled, scope))  # noqa: S307
     else:
         exec(compiled, scope)  # noqa: S102
 
