@@ -202,6 +202,22 @@ async def test_garbage_on_a_worker_channel_is_ignored_and_it_keeps_delivering(
     assert receipt.worker == "worker-b"
 
 
+async def test_routing_survives_redis_forgetting_its_scripts(
+    client: AsyncElevenLabsClient,
+    redis_client: redis.asyncio.Redis,
+    worker_a: RedisRouter,
+    worker_b: tuple[RedisRouter, SessionRegistry],
+) -> None:
+    _, registry_b = worker_b
+    async with ConversationSession(AGENT, client=client) as session:
+        await registry_b.register(session, call_sid=SID)
+        await redis_client.script_flush()  # as after a Redis restart or failover
+        receipts = await asyncio.gather(
+            *(Sender(router=worker_a).send_user_message(f"q{i}", call_sid=SID) for i in range(3))
+        )
+    assert [r.worker for r in receipts] == ["worker-b"] * 3
+
+
 async def test_a_silent_owner_makes_the_send_time_out_not_hang(
     redis_client: redis.asyncio.Redis, key_prefix: str
 ) -> None:

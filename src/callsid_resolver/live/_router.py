@@ -10,7 +10,8 @@ carries the call SID lands on any process. The router joins the two over Redis:
   renewing, so its calls are forgotten within one lease.
 * **Delivery.** Every worker subscribes to its own pub/sub channel. A send is one script on
   Redis: read the owner, publish the message to the owner's channel, and if nobody listens there
-  (the owner's connection is gone: it died) delete the stale ownership and say so. The owner writes
+  (the owner's connection is gone: it died) delete the stale ownership and say so. Sends made
+  while the previous batch was out go together in one pipeline, in order. The owner writes
   the messages to its session in the order they were published and publishes an acknowledgement
   back once the write is confirmed. The sender learns `Receipt`, `NotLive` (nobody holds the call,
   or the holder is gone), `SessionClosed`, or `RouteTimeout` (no acknowledgement in `ack_timeout`:
@@ -143,6 +144,8 @@ class RedisRouter:
         self._owned: dict[str, str] = {}  # call SID -> conversation id, announced by us
         self._pending: dict[int, tuple[Batch, asyncio.TimerHandle | None]] = {}
         self._ids = itertools.count(1)
+        self._outgoing: list[tuple[str, str, asyncio.Future[Any]]] = []
+        self._outgoing_ready = asyncio.Event()
         self._replies: list[tuple[str, str]] = []
         self._replies_ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -161,10 +164,12 @@ class RedisRouter:
         worker announced before it listens would look dead to the first send)."""
         if self._started:
             return
+        await self.client.script_load(_ROUTE)  # sends use EVALSHA, pipelined
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel_prefix + self.worker_id)
         self._started = True
-        for coroutine in (self._listen(), self._send_replies(), self._heartbeat()):
+        loops = (self._listen(), self._send_outgoing(), self._send_replies(), self._heartbeat())
+        for coroutine in loops:
             self._spawn(coroutine)
         if self.registry is not None:
             self.registry.add_listener(self)
@@ -186,6 +191,10 @@ class RedisRouter:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for _, _, routed in self._outgoing:
+            if not routed.done():
+                routed.set_exception(NoRoute("the router closed"))
+        self._outgoing = []
         for message_id in list(self._pending):
             self._settle(message_id, SenderError("the router closed before the acknowledgement"))
         with contextlib.suppress(self._redis_error):
@@ -308,8 +317,11 @@ class RedisRouter:
         ack: Batch = loop.create_future()
         # Pending before publishing: the acknowledgement may be read before the script returns.
         self._pending[message_id] = (ack, None)
+        routed: asyncio.Future[Any] = loop.create_future()
+        self._outgoing.append((key, json.dumps(message), routed))
+        self._outgoing_ready.set()
         try:
-            found = await self._route(keys=[key], args=[self._channel_prefix, json.dumps(message)])
+            found = await routed
         except self._redis_error as exc:
             self._pending.pop(message_id, None)
             raise NoRoute(f"Redis is unavailable: {type(exc).__name__}: {exc}") from None
@@ -330,6 +342,40 @@ class RedisRouter:
             timer = loop.call_later(self.ack_timeout, self._settle, message_id, timeout)
             self._pending[message_id] = (ack, timer)
         return Routed(worker, owned_conversation or None, ack)
+
+    async def _send_outgoing(self) -> None:
+        while True:
+            await self._outgoing_ready.wait()
+            self._outgoing_ready.clear()
+            batch, self._outgoing = self._outgoing, []
+            if batch:
+                await self._publish(batch)
+
+    async def _publish(self, batch: list[tuple[str, str, asyncio.Future[Any]]]) -> None:
+        # Forwards made while the previous pipeline was out go together, in the order made:
+        # one round trip for all, and Redis runs them in that order.
+        from redis.exceptions import NoScriptError
+
+        try:
+            results = await self._route_pipeline([(key, message) for key, message, _ in batch])
+            if any(isinstance(r, NoScriptError) for r in results):  # Redis lost its scripts
+                await self.client.script_load(_ROUTE)
+                results = await self._route_pipeline([(k, m) for k, m, _ in batch])
+        except self._redis_error as exc:
+            results = [exc] * len(batch)
+        for (_, _, routed), result in zip(batch, results, strict=True):
+            if routed.done():
+                continue
+            if isinstance(result, BaseException):
+                routed.set_exception(result)
+            else:
+                routed.set_result(result)
+
+    async def _route_pipeline(self, messages: list[tuple[str, str]]) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, message in messages:
+                pipe.evalsha(self._route.sha, 1, key, self._channel_prefix, message)
+            return list(await pipe.execute(raise_on_error=False))
 
     def _settle(self, message_id: int, error: BaseException | None) -> None:
         ack, timer = self._pending.pop(message_id, (None, None))

@@ -19,7 +19,7 @@ import contextlib
 import functools
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from typing_extensions import Self
 
@@ -48,6 +48,8 @@ __all__ = ["CHANNELS", "Channel", "Receipt", "Sender"]
 Channel = Literal["session", "monitor", "mailbox"]
 CHANNELS: tuple[Channel, ...] = ("session", "monitor", "mailbox")
 Outcome = asyncio.Future["Receipt | BaseException"]
+Attempt: TypeAlias = "Receipt | tuple[Batch, Receipt] | BaseException"
+ROUTED_RUN = 256  # messages of one lane forwarded together at most
 
 
 @dataclass(frozen=True)
@@ -229,13 +231,25 @@ class Sender:
         try:
             while lane.jobs:
                 job = lane.jobs.popleft()
-                while lane.waiting and len(lane.jobs) < self.queue_size:
-                    admitted = lane.waiting.popleft()
-                    lane.jobs.append(admitted)
-                    assert admitted.admitted is not None
-                    admitted.admitted.set_result(None)
-                if not job.cancelled:
+                self._admit(lane)
+                if job.cancelled:
+                    continue
+                if not self._goes_to_another_worker(job):
                     await self._dispatch(job)
+                    continue
+                # A run of messages for a session on another worker leaves in one Redis round
+                # trip (the router pipelines forwards made together), in lane order.
+                run = [job]
+                while (
+                    lane.jobs
+                    and len(run) < ROUTED_RUN
+                    and self._goes_to_another_worker(lane.jobs[0])
+                ):
+                    following = lane.jobs.popleft()
+                    self._admit(lane)
+                    if not following.cancelled:
+                        run.append(following)
+                await self._dispatch_routed(run)
         finally:
             # Reached with both deques empty, or on `aclose()`: fail whatever is left.
             if self._lanes.get(key) is lane:
@@ -243,26 +257,56 @@ class Sender:
             for job in (*lane.jobs, *lane.waiting):
                 _settle(job.done, SenderError("the sender was closed before this was sent"))
 
+    def _admit(self, lane: _Lane) -> None:
+        while lane.waiting and len(lane.jobs) < self.queue_size:
+            admitted = lane.waiting.popleft()
+            lane.jobs.append(admitted)
+            assert admitted.admitted is not None
+            admitted.admitted.set_result(None)
+
+    def _goes_to_another_worker(self, job: _Job) -> bool:
+        if self.router is None or job.channel not in (None, "session"):
+            return False
+        if self.registry is None:
+            return True
+        return self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id) is None
+
+    async def _dispatch_routed(self, run: list[_Job]) -> None:
+        assert self.router is not None
+        router = self.router
+        # Tasks start in creation order, so the forwards reach the router in lane order.
+        attempts = await asyncio.gather(
+            *(self._via_router(job, router) for job in run), return_exceptions=True
+        )
+        for job, attempt in zip(run, attempts, strict=True):
+            await self._dispatch(job, session_attempt=attempt)
+
     # -- channels ------------------------------------------------------------------------------
-    async def _dispatch(self, job: _Job) -> None:
-        """Try the channels in order; never raises (the outcome goes to the job's future)."""
+    async def _dispatch(self, job: _Job, session_attempt: Attempt | None = None) -> None:
+        """Try the channels in order; never raises (the outcome goes to the job's future).
+
+        `session_attempt` is the session channel's outcome when it was tried already.
+        """
         reasons: dict[str, str] = {}
         errors: dict[str, BaseException] = {}
         for channel in (job.channel,) if job.channel else CHANNELS:
-            try:
-                outcome = await self._try(channel, job)
-            except _Skip as skip:
-                reasons[channel] = str(skip)
+            outcome: Attempt
+            if channel == "session" and session_attempt is not None:
+                outcome = session_attempt
+            else:
+                try:
+                    outcome = await self._try(channel, job)
+                except Exception as exc:
+                    outcome = exc
+            if isinstance(outcome, _Skip):
+                reasons[channel] = str(outcome)
                 continue
-            except (CallSidResolverError, ValueError) as exc:
-                reasons[channel] = f"{type(exc).__name__}: {exc}"
-                errors[channel] = exc
+            if isinstance(outcome, (CallSidResolverError, ValueError)):
+                reasons[channel] = f"{type(outcome).__name__}: {outcome}"
+                errors[channel] = outcome
                 continue
-            except Exception as exc:  # a bug or an unexpected backend error: the caller sees it
-                _settle(job.done, exc)
-                return
-            if isinstance(outcome, Receipt):
-                _settle(job.done, outcome)
+            if isinstance(outcome, (Receipt, BaseException)):  # an exception here: a bug, or
+                _settle(job.done, outcome)  # an unexpected backend error; the caller sees it
             else:
                 batch, receipt = outcome
                 batch.add_done_callback(functools.partial(_confirm, job.done, receipt))
