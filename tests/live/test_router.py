@@ -49,14 +49,15 @@ async def redis_client() -> AsyncIterator[redis.asyncio.Redis]:
 
 
 @pytest.fixture
-async def worker_b(
+async def registry_b(
     redis_client: redis.asyncio.Redis, key_prefix: str
-) -> AsyncIterator[tuple[RedisRouter, SessionRegistry]]:
+) -> AsyncIterator[SessionRegistry]:
+    """The session registry of "worker-b", announced by its running router (lease 1 s)."""
     registry = SessionRegistry()
     async with RedisRouter(
         redis_client, registry, key_prefix=key_prefix, worker_id="worker-b", lease=1.0
-    ) as router:
-        yield router, registry
+    ):
+        yield registry
 
 
 @pytest.fixture
@@ -73,9 +74,8 @@ async def test_a_send_on_one_worker_reaches_the_session_another_holds_in_order(
     client: AsyncElevenLabsClient,
     emulator: Emulator,
     worker_a: RedisRouter,
-    worker_b: tuple[RedisRouter, SessionRegistry],
+    registry_b: SessionRegistry,
 ) -> None:
-    _, registry_b = worker_b
     async with ConversationSession(AGENT, client=client) as session:
         await registry_b.register(session, call_sid=SID)
         sender = Sender(router=worker_a, mailbox=MemoryMailbox())
@@ -108,9 +108,8 @@ async def test_ownership_is_announced_with_a_lease_and_withdrawn_on_close(
     redis_client: redis.asyncio.Redis,
     key_prefix: str,
     worker_a: RedisRouter,
-    worker_b: tuple[RedisRouter, SessionRegistry],
+    registry_b: SessionRegistry,
 ) -> None:
-    _, registry_b = worker_b
     assert await worker_a.owner(call_sid=SID) is None
     async with ConversationSession(AGENT, client=client) as session:
         await registry_b.register(session, call_sid=SID)
@@ -130,9 +129,8 @@ async def test_the_heartbeat_renews_the_lease_and_restores_a_lost_key(
     client: AsyncElevenLabsClient,
     redis_client: redis.asyncio.Redis,
     key_prefix: str,
-    worker_b: tuple[RedisRouter, SessionRegistry],
+    registry_b: SessionRegistry,
 ) -> None:
-    _, registry_b = worker_b  # lease 1 s, renewed every 1/3 s
     key = f"{key_prefix}:route:sid:{SID}"
     async with ConversationSession(AGENT, client=client) as session:
         await registry_b.register(session, call_sid=SID)
@@ -151,9 +149,8 @@ async def test_a_later_registration_on_another_worker_takes_the_call(
     redis_client: redis.asyncio.Redis,
     key_prefix: str,
     worker_a: RedisRouter,
-    worker_b: tuple[RedisRouter, SessionRegistry],
+    registry_b: SessionRegistry,
 ) -> None:
-    _, registry_b = worker_b
     registry_c = SessionRegistry()
     router_c = RedisRouter(redis_client, registry_c, key_prefix=key_prefix, worker_id="worker-c")
     async with (
@@ -175,7 +172,7 @@ async def test_a_worker_without_the_session_answers_not_live(
     redis_client: redis.asyncio.Redis,
     key_prefix: str,
     worker_a: RedisRouter,
-    worker_b: tuple[RedisRouter, SessionRegistry],
+    registry_b: SessionRegistry,
 ) -> None:
     # Ownership says B, B is listening, but B's registry has no such call (it closed a moment
     # ago, its withdrawal still on the way).
@@ -190,9 +187,8 @@ async def test_garbage_on_a_worker_channel_is_ignored_and_it_keeps_delivering(
     redis_client: redis.asyncio.Redis,
     key_prefix: str,
     worker_a: RedisRouter,
-    worker_b: tuple[RedisRouter, SessionRegistry],
+    registry_b: SessionRegistry,
 ) -> None:
-    _, registry_b = worker_b
     channel = f"{key_prefix}:route:worker:worker-b"
     for junk in (b"not json", b"[]", b'{"op": "send"}', b'{"op": "x", "id": 1, "from": "a"}'):
         assert await redis_client.publish(channel, junk) == 1
@@ -206,9 +202,8 @@ async def test_routing_survives_redis_forgetting_its_scripts(
     client: AsyncElevenLabsClient,
     redis_client: redis.asyncio.Redis,
     worker_a: RedisRouter,
-    worker_b: tuple[RedisRouter, SessionRegistry],
+    registry_b: SessionRegistry,
 ) -> None:
-    _, registry_b = worker_b
     async with ConversationSession(AGENT, client=client) as session:
         await registry_b.register(session, call_sid=SID)
         await redis_client.script_flush()  # as after a Redis restart or failover
