@@ -44,6 +44,7 @@ PAGES = [
     "docs/caching.md",
     "docs/testing.md",
     "docs/sending.md",
+    "docs/channels.md",
 ]
 SAMPLE_SID = "CA0123456789abcdef0123456789abcdef"
 SAMPLE_AGENT = "agent_..."
