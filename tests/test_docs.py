@@ -31,7 +31,7 @@ from callsid_resolver.live import (
     Sender,
     SessionRegistry,
 )
-from callsid_resolver.testing import Emulator, EmulatorServer
+from callsid_resolver.testing import Emulator, EmulatorServer, sign_webhook
 
 from .conftest import make_conversation
 
@@ -45,12 +45,15 @@ PAGES = [
     "docs/testing.md",
     "docs/sending.md",
     "docs/channels.md",
+    "docs/webhooks.md",
 ]
 SAMPLE_SID = "CA0123456789abcdef0123456789abcdef"
 SAMPLE_AGENT = "agent_..."
 RECORDED_AGENT = "agent_fake0example0agent0000000001"
 BRIDGE_SID = "CA" + "b" * 32
 REDIS_URL = "redis://127.0.0.1:6379/0"
+WEBHOOK_SECRET = "wsec_docs_example_secret"
+WEBHOOK_BODY = (ROOT / "tests" / "recordings" / "webhook_post_call_transcription.json").read_bytes()
 FENCE = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
@@ -85,6 +88,10 @@ def test_page_samples_run(
         },
         "agent_id": RECORDED_AGENT,
         "start": {"event": "start", "start": {"callSid": BRIDGE_SID, "streamSid": "MZ0"}},
+        # A webhook delivery as an endpoint receives it: raw bytes, signed headers.
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "raw_body": WEBHOOK_BODY,
+        "request_headers": {"elevenlabs-signature": sign_webhook(WEBHOOK_BODY, WEBHOOK_SECRET)},
     }
     made: dict[int, Any] = {}  # everything a sample bound to a name, even if a later one rebinds it
     loop = asyncio.new_event_loop()  # asyncio.Runner, when 3.10 is gone

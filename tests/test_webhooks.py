@@ -24,6 +24,7 @@ from callsid_resolver import (
     ElevenLabsClient,
     MemoryCache,
 )
+from callsid_resolver.testing import sign_webhook
 from callsid_resolver.webhooks import (
     SIGNATURE_HEADER,
     CallInitiationFailure,
@@ -604,3 +605,15 @@ async def test_the_example_builds_its_app_from_the_environment(
     ):
         response = await post(client, body, sign(body, t=int(time.time())))
     assert response.json() == {"received": True, "learned": True}
+
+
+def test_sign_webhook_signs_as_elevenlabs_does() -> None:
+    body = raw("webhook_post_call_transcription")
+    header = sign_webhook(body, SECRET, timestamp=NOW)
+    assert header == sign(body)  # the independent computation above
+    verify_signature(body, header, SECRET, now=NOW)
+    verify_signature(body, sign_webhook(body.decode(), SECRET), SECRET)  # now, from text
+    with pytest.raises(InvalidSignature):
+        verify_signature(body + b" ", header, SECRET, now=NOW)
+    with pytest.raises(ValueError, match="empty"):
+        sign_webhook(body, "")

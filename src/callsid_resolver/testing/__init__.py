@@ -15,6 +15,7 @@ from ._server import EmulatorServer
 from ._sockets import Session
 from ._synthetic import conversation_at_depth, newest_first, synthetic_conversations
 from ._transport import EmulatorTransport
+from ._webhooks import sign_webhook
 
 __all__ = [
     "Emulator",
@@ -34,5 +35,6 @@ __all__ = [
     "newest_first",
     "record_conversations",
     "scrub_conversation",
+    "sign_webhook",
     "synthetic_conversations",
 ]
