@@ -125,6 +125,29 @@ async def test_ownership_is_announced_with_a_lease_and_withdrawn_on_close(
     assert "no worker of the fleet holds a session" in info.value.reasons["session"]
 
 
+async def test_a_router_that_closes_withdraws_the_calls_it_announced(
+    client: AsyncElevenLabsClient,
+    redis_client: redis.asyncio.Redis,
+    key_prefix: str,
+    worker_a: RedisRouter,
+) -> None:
+    registry = SessionRegistry()
+    async with (
+        ConversationSession(AGENT, client=client) as one,
+        ConversationSession(AGENT, client=client) as two,
+    ):
+        await registry.register(one, call_sid=SID)  # before the router starts: announced by it
+        async with RedisRouter(redis_client, registry, key_prefix=key_prefix, worker_id="w-c"):
+            await registry.register(two, call_sid=OTHER_SID)
+            assert await worker_a.owner(call_sid=SID) == "w-c"
+            assert await worker_a.owner(conversation_id=two.conversation_id) == "w-c"
+        # The sessions are still open, but nobody can reach them through Redis any more.
+        assert await worker_a.owner(call_sid=SID) is None
+        assert await worker_a.owner(call_sid=OTHER_SID) is None
+        assert await worker_a.owner(conversation_id=two.conversation_id) is None
+        assert await redis_client.keys(f"{key_prefix}:route:*") == []
+
+
 async def test_the_heartbeat_renews_the_lease_and_restores_a_lost_key(
     client: AsyncElevenLabsClient,
     redis_client: redis.asyncio.Redis,

@@ -184,8 +184,7 @@ class RedisRouter:
         if self.registry is not None:
             self.registry.remove_listener(self)
         owned, self._owned = self._owned, {}
-        for call_sid, conversation_id in owned.items():
-            await self._withdraw_call(call_sid, conversation_id)
+        await self._withdraw_calls(owned)
         await asyncio.gather(*self._withdrawing(), return_exceptions=True)
         await self._flush_replies()
         for task in list(self._tasks):
@@ -239,15 +238,24 @@ class RedisRouter:
             asyncio.get_running_loop()
         except RuntimeError:
             return  # closed outside an event loop: the lease expires instead
-        self._spawn(self._withdraw_call(call_sid, conversation_id), "callsid-router-withdraw")
+        withdrawal = self._withdraw_calls({call_sid: conversation_id})
+        self._spawn(withdrawal, "callsid-router-withdraw")
 
-    async def _withdraw_call(self, call_sid: str, conversation_id: str) -> None:
-        value = self._owner_value(conversation_id)
+    async def _withdraw_calls(self, calls: dict[str, str]) -> None:
+        """Delete these calls' ownership keys where they still name us, in one round trip."""
+        if not calls:
+            return
         try:
-            for key in (self._sid_key(call_sid), self._conversation_key(conversation_id)):
-                await self._withdraw(keys=[key], args=[value])
+            async with self.client.pipeline(transaction=False) as pipe:
+                for call_sid, conversation_id in calls.items():
+                    value = self._owner_value(conversation_id)
+                    for key in (self._sid_key(call_sid), self._conversation_key(conversation_id)):
+                        await self._withdraw(keys=[key], args=[value], client=pipe)
+                await pipe.execute()
         except self._redis_error as exc:
-            logger.warning("could not withdraw a session from Redis (its lease expires): %s", exc)
+            logger.warning(
+                "could not withdraw %d session(s) (their leases expire): %s", len(calls), exc
+            )
 
     async def _heartbeat(self) -> None:
         while True:
