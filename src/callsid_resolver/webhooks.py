@@ -116,8 +116,7 @@ def verify_signature(
     if not secret:
         raise ValueError("the webhook secret is empty")
     timestamp, candidates = _parse_header(signature_header)
-    signed = f"{timestamp}.".encode() + body  # bytes as received: no decode/re-encode
-    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    expected = _signature_digest(body, timestamp, secret)
     # The digest is checked before the clock, so a StaleSignature always means "authentic but
     # late" (clock skew, a slow queue, a replay) and never hides a forgery.
     if not any(hmac.compare_digest(expected, c.lower()) for c in candidates):
@@ -130,6 +129,13 @@ def verify_signature(
     # receiver with a wrong clock fail loudly instead of being accepted for the clock's error.
     if -age > max_future_skew:
         raise StaleSignature(age, max_future_skew)
+
+
+def _signature_digest(body: bytes, timestamp: int, secret: str) -> str:
+    """The `v0` of a delivery: hex HMAC-SHA256 of `"<t>.<body>"` keyed with the secret, over
+    the body's bytes as received (no decode/re-encode). `testing.sign_webhook` signs with it."""
+    signed = f"{timestamp}.".encode() + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def _parse_header(value: str | None) -> tuple[int, list[str]]:

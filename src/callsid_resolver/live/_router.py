@@ -34,9 +34,10 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from typing_extensions import Self
 
@@ -48,12 +49,15 @@ from ._transport import Batch, Failure
 
 if TYPE_CHECKING:
     import redis.asyncio
+    from redis.commands.core import AsyncScript
 
     from ._registry import SessionRegistry
 
 __all__ = ["NoRoute", "RedisRouter", "Routed"]
 
 logger = logging.getLogger("callsid_resolver.live")
+T = TypeVar("T")
+ScriptCall = tuple[str, list[Any]]  # one key, the script's arguments
 
 DEFAULT_LEASE = 10.0
 DEFAULT_ACK_TIMEOUT = 5.0
@@ -144,10 +148,8 @@ class RedisRouter:
         self._owned: dict[str, str] = {}  # call SID -> conversation id, announced by us
         self._pending: dict[int, tuple[Batch, asyncio.TimerHandle | None]] = {}
         self._ids = itertools.count(1)
-        self._outgoing: list[tuple[str, str, asyncio.Future[Any]]] = []
-        self._outgoing_ready = asyncio.Event()
-        self._replies: list[tuple[str, str]] = []
-        self._replies_ready = asyncio.Event()
+        self._outgoing: _Outbox[tuple[str, str, asyncio.Future[Any]]] = _Outbox(self._publish)
+        self._replies: _Outbox[tuple[str, str]] = _Outbox(self._publish_replies)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
         self._started = False
@@ -164,11 +166,14 @@ class RedisRouter:
         worker announced before it listens would look dead to the first send)."""
         if self._started:
             return
-        await self.client.script_load(_ROUTE)  # sends use EVALSHA, pipelined
+        async with self.client.pipeline(transaction=False) as pipe:  # EVALSHA from here on
+            for script in (self._route, self._renew, self._withdraw):
+                pipe.script_load(script.script)
+            await pipe.execute()
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel_prefix + self.worker_id)
         self._started = True
-        loops = (self._listen(), self._send_outgoing(), self._send_replies(), self._heartbeat())
+        loops = (self._listen(), self._outgoing.run(), self._replies.run(), self._heartbeat())
         for coroutine in loops:
             self._spawn(coroutine)
         if self.registry is not None:
@@ -186,14 +191,13 @@ class RedisRouter:
         owned, self._owned = self._owned, {}
         await self._withdraw_calls(owned)
         await asyncio.gather(*self._withdrawing(), return_exceptions=True)
-        await self._flush_replies()
+        await self._replies.drain()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for _, _, routed in self._outgoing:
+        for _, _, routed in self._outgoing.take():
             if not routed.done():
                 routed.set_exception(NoRoute("the router closed"))
-        self._outgoing = []
         for message_id in list(self._pending):
             self._settle(message_id, SenderError("the router closed before the acknowledgement"))
         with contextlib.suppress(self._redis_error):
@@ -241,20 +245,27 @@ class RedisRouter:
         withdrawal = self._withdraw_calls({call_sid: conversation_id})
         self._spawn(withdrawal, "callsid-router-withdraw")
 
+    def _ownership(self, calls: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(key, value) of the two ownership keys of each (call SID, conversation id)."""
+        return [
+            (key, self._owner_value(conversation_id))
+            for call_sid, conversation_id in calls
+            for key in (self._sid_key(call_sid), self._conversation_key(conversation_id))
+        ]
+
     async def _withdraw_calls(self, calls: dict[str, str]) -> None:
         """Delete these calls' ownership keys where they still name us, in one round trip."""
         if not calls:
             return
+        owned = self._ownership(calls.items())
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for call_sid, conversation_id in calls.items():
-                    value = self._owner_value(conversation_id)
-                    for key in (self._sid_key(call_sid), self._conversation_key(conversation_id)):
-                        await self._withdraw(keys=[key], args=[value], client=pipe)
-                await pipe.execute()
+            results = await self._eval_each(self._withdraw, [(k, [v]) for k, v in owned])
         except self._redis_error as exc:
+            results = [exc]
+        error = next((r for r in results if isinstance(r, Exception)), None)
+        if error is not None:
             logger.warning(
-                "could not withdraw %d session(s) (their leases expire): %s", len(calls), exc
+                "could not withdraw %d session(s) (their leases expire): %s", len(calls), error
             )
 
     async def _heartbeat(self) -> None:
@@ -270,12 +281,11 @@ class RedisRouter:
         if not owned:
             return
         lease_ms = _millis(self.lease)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for call_sid, conversation_id in owned:
-                value = self._owner_value(conversation_id)
-                for key in (self._sid_key(call_sid), self._conversation_key(conversation_id)):
-                    await self._renew(keys=[key], args=[value, lease_ms], client=pipe)
-            renewed = await pipe.execute()
+        keys = self._ownership(owned)
+        renewed = await self._eval_each(self._renew, [(k, [v, lease_ms]) for k, v in keys])
+        error = next((r for r in renewed if isinstance(r, Exception)), None)
+        if error is not None:
+            raise error
         for (call_sid, conversation_id), sid_renewed in zip(owned, renewed[::2], strict=True):
             if not sid_renewed and self._owned.get(call_sid) == conversation_id:
                 del self._owned[call_sid]  # another worker registered the call since
@@ -326,8 +336,7 @@ class RedisRouter:
         # Pending before publishing: the acknowledgement may be read before the script returns.
         self._pending[message_id] = (ack, None)
         routed: asyncio.Future[Any] = loop.create_future()
-        self._outgoing.append((key, json.dumps(message), routed))
-        self._outgoing_ready.set()
+        self._outgoing.put((key, json.dumps(message), routed))
         try:
             found = await routed
         except self._redis_error as exc:
@@ -351,24 +360,12 @@ class RedisRouter:
             self._pending[message_id] = (ack, timer)
         return Routed(worker, owned_conversation or None, ack)
 
-    async def _send_outgoing(self) -> None:
-        while True:
-            await self._outgoing_ready.wait()
-            self._outgoing_ready.clear()
-            batch, self._outgoing = self._outgoing, []
-            if batch:
-                await self._publish(batch)
-
     async def _publish(self, batch: list[tuple[str, str, asyncio.Future[Any]]]) -> None:
         # Forwards made while the previous pipeline was out go together, in the order made:
         # one round trip for all, and Redis runs them in that order.
-        from redis.exceptions import NoScriptError
-
+        calls = [(key, [self._channel_prefix, message]) for key, message, _ in batch]
         try:
-            results = await self._route_pipeline([(key, message) for key, message, _ in batch])
-            if any(isinstance(r, NoScriptError) for r in results):  # Redis lost its scripts
-                await self.client.script_load(_ROUTE)
-                results = await self._route_pipeline([(k, m) for k, m, _ in batch])
+            results = await self._eval_each(self._route, calls)
         except self._redis_error as exc:
             results = [exc] * len(batch)
         for (_, _, routed), result in zip(batch, results, strict=True):
@@ -379,10 +376,24 @@ class RedisRouter:
             else:
                 routed.set_result(result)
 
-    async def _route_pipeline(self, messages: list[tuple[str, str]]) -> list[Any]:
+    async def _eval_each(self, script: AsyncScript, calls: list[ScriptCall]) -> list[Any]:
+        """`script` once per (key, args), pipelined: one round trip, run in order, a result or an
+        error per call. A script Redis has lost (restart, SCRIPT FLUSH) is loaded and rerun."""
+        from redis.exceptions import NoScriptError
+
+        results = await self._evalsha(script.sha, calls)
+        lost = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if lost:
+            await self.client.script_load(script.script)
+            rerun = await self._evalsha(script.sha, [calls[i] for i in lost])
+            for i, result in zip(lost, rerun, strict=True):
+                results[i] = result
+        return results
+
+    async def _evalsha(self, sha: str, calls: list[ScriptCall]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:
-            for key, message in messages:
-                pipe.evalsha(self._route.sha, 1, key, self._channel_prefix, message)
+            for key, args in calls:
+                pipe.evalsha(sha, 1, key, *args)
             return list(await pipe.execute(raise_on_error=False))
 
     def _settle(self, message_id: int, error: BaseException | None) -> None:
@@ -478,20 +489,10 @@ class RedisRouter:
         self._reply(sender, _failed(reply, failure()))
 
     def _reply(self, worker: str, reply: dict[str, Any]) -> None:
-        self._replies.append((self._channel_prefix + worker, json.dumps(reply)))
-        self._replies_ready.set()
+        self._replies.put((self._channel_prefix + worker, json.dumps(reply)))
 
-    async def _send_replies(self) -> None:
-        while True:
-            await self._replies_ready.wait()
-            await self._flush_replies()
-
-    async def _flush_replies(self) -> None:
+    async def _publish_replies(self, replies: list[tuple[str, str]]) -> None:
         # Everything acknowledged since the last flush goes in one pipeline: one round trip.
-        self._replies_ready.clear()
-        replies, self._replies = self._replies, []
-        if not replies:
-            return
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for channel, reply in replies:
@@ -507,6 +508,34 @@ class RedisRouter:
 
     def _withdrawing(self) -> list[asyncio.Task[None]]:
         return [t for t in self._tasks if t.get_name() == "callsid-router-withdraw"]
+
+
+class _Outbox(Generic[T]):
+    """Items put while the previous flush was out go together in the next one, in order."""
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
+        self._flush = flush
+        self._items: list[T] = []
+        self._ready = asyncio.Event()
+
+    def put(self, item: T) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    def take(self) -> list[T]:
+        self._ready.clear()
+        items, self._items = self._items, []
+        return items
+
+    async def drain(self) -> None:
+        items = self.take()
+        if items:
+            await self._flush(items)
+
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            await self.drain()
 
 
 def _failed(reply: dict[str, Any], error: BaseException) -> dict[str, Any]:

@@ -322,15 +322,12 @@ class Sender:
         return await self._via_mailbox(job)
 
     async def _via_session(self, job: _Job) -> Receipt | tuple[Batch, Receipt]:
-        if self.registry is None and self.router is None:
+        # A session on another worker never gets here: `_run` sends those through the router.
+        if self.registry is None:
             raise _Skip("no session registry configured")
-        session = None
-        if self.registry is not None:
-            session = self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id)
+        session = self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id)
         if session is None:
-            if self.router is None:
-                raise _Skip("no open session for this call in this process")
-            return await self._via_router(job, self.router)
+            raise _Skip("no open session for this call in this process")
         batch = await session._write(job.event)
         receipt = Receipt(
             "session", job.event.type, job.call_sid, session.conversation_id, batch is not None
