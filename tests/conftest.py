@@ -16,6 +16,8 @@ import pytest
 
 from callsid_resolver import AsyncElevenLabsClient, ElevenLabsClient, RetryPolicy
 
+from .redis_server import RedisServer
+
 RECORDINGS = Path(__file__).parent / "recordings"
 API_KEY = "sk_test_0000000000000000000000000000000000000000"
 AGENT = "agent_fake0example0agent0000000001"
@@ -197,3 +199,17 @@ async def aclient(api: FakeApi, fake_time: FakeTime) -> Any:
 
 
 Factory = Callable[..., Any]
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of this test's own on a free port (no persistence), to kill and restart."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def persistent_redis_server() -> Iterator[RedisServer]:
+    """Like `redis_server`, with an fsync-always append-only file: a restart keeps the data."""
+    with RedisServer(persistent=True) as server:
+        yield server
