@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._json import loads_bounded
+
 __all__ = [
     "AgentResponse",
     "AgentResponseCorrection",
@@ -50,6 +52,8 @@ __all__ = [
 AGENT_PATH = "/v1/convai/conversation"
 MONITOR_PATH = "/v1/convai/conversations/{conversation_id}/monitor"
 DynamicValue = str | int | float | bool
+# The official SDK's max frame (audio events can be large); a longer text is not decoded.
+MAX_FRAME = 16 * 2**20
 
 
 # -- client → server ------------------------------------------------------------------------
@@ -228,9 +232,14 @@ _KNOWN: dict[str, tuple[str, type[ServerEvent]]] = {
 
 
 def parse_server_event(data: str | bytes) -> ServerEvent:
-    """Decode one message; never raises: whatever does not fit is an `UnknownEvent`."""
+    """Decode one message; never raises: whatever does not fit is an `UnknownEvent`.
+
+    A frame longer than `MAX_FRAME` or nested deeper than 64 levels is not decoded (an
+    `UnknownEvent` with the start of its text): no ElevenLabs event comes close (§8), and
+    `json.loads` would recurse once per level.
+    """
     try:
-        message = json.loads(data)
+        message = loads_bounded(data, max_size=MAX_FRAME)
     except ValueError:
         return UnknownEvent(type="", raw={"text": _printable(data)})
     if not isinstance(message, dict):

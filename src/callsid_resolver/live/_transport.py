@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._protocol import redact_url
+from ._protocol import MAX_FRAME, redact_url
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Batch", "Confirmer", "close_info", "confirmed", "open_socket", "require_websockets"]
 
 INSTALL_HINT = "live sessions need websockets: pip install 'websockets>=13'"
-MAX_MESSAGE = 16 * 2**20  # the official SDK's max frame: audio events can be large
+MAX_MESSAGE = MAX_FRAME
 logger = logging.getLogger("callsid_resolver.live")
 Failure = Callable[[], BaseException]
 Batch = asyncio.Future[Failure | None]
