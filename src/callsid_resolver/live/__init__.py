@@ -15,8 +15,10 @@ socket opens; the mailboxes need nothing (Redis: `callsid-resolver[redis]`, also
 """
 
 from ._errors import (
+    ConfirmTimeout,
     ConversationOver,
     MailboxFull,
+    MailboxUnavailable,
     MonitorError,
     MonitoringDisabled,
     MonitorPlanRequired,
@@ -73,6 +75,7 @@ __all__ = [
     "ClientEvent",
     "ClientToolCall",
     "ClientToolResult",
+    "ConfirmTimeout",
     "ContextualUpdate",
     "ConversationInitiation",
     "ConversationInitiationMetadata",
@@ -82,6 +85,7 @@ __all__ = [
     "Interruption",
     "Mailbox",
     "MailboxFull",
+    "MailboxUnavailable",
     "MemoryMailbox",
     "MonitorChannel",
     "MonitorCommand",

@@ -25,7 +25,7 @@ from typing_extensions import Self
 
 from .._core._callsid import validate_call_sid
 from .._exceptions import CallSidResolverError
-from ._errors import NotLive, SenderError, SendTimeout
+from ._errors import ConfirmTimeout, NotLive, SenderError, SendTimeout
 from ._protocol import (
     ClientEvent,
     ClientToolResult,
@@ -35,7 +35,7 @@ from ._protocol import (
     tool_result_text,
 )
 from ._router import NoRoute
-from ._transport import Batch
+from ._transport import Batch, Failure, bounded
 
 if TYPE_CHECKING:
     from ._mailbox import Mailbox
@@ -309,6 +309,9 @@ class Sender:
                 _settle(job.done, outcome)  # an unexpected backend error; the caller sees it
             else:
                 batch, receipt = outcome
+                if receipt.worker is None:  # routed: bounded by the router's ack_timeout
+                    late = _late(job, receipt, self.send_timeout)
+                    batch = bounded(batch, self.send_timeout, late)
                 batch.add_done_callback(functools.partial(_confirm, job.done, receipt))
             return
         target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
@@ -403,6 +406,11 @@ def _settle(done: Outcome, outcome: Receipt | BaseException) -> None:
     # leaves an unretrieved exception behind.
     if not done.done():
         done.set_result(outcome)
+
+
+def _late(job: _Job, receipt: Receipt, timeout: float) -> Failure:
+    target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
+    return functools.partial(ConfirmTimeout, target, channel=receipt.channel, timeout=timeout)
 
 
 def _confirm(done: Outcome, receipt: Receipt, batch: Batch) -> None:
