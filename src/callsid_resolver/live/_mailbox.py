@@ -1,31 +1,43 @@
 """Mailboxes: data posted for a call SID, drained by the agent's own tool (the pull channel).
 
-Every plan can do this (api-facts §11.3): a server or MCP tool whose parameter is filled from
+Every plan can do this (docs/protocol.md §11.3): a server or MCP tool whose parameter is filled from
 `system__call_sid` calls `drain(call_sid)` and returns what was queued as its result. A mailbox is
 bounded: a post to a full one raises `MailboxFull` rather than dropping anything; a call's items
 expire `ttl` seconds after the last post, so calls that never drain leave nothing behind. Items
 are JSON values, stored as JSON in both backends so they behave the same.
+
+A drain removes only what it returns: an item that cannot be decoded (something else wrote to
+the list) is never returned and never costs the items beside it; `RedisMailbox` moves it aside,
+under `<key>:corrupt`, and logs it. A store that fails raises `MailboxUnavailable`, never the
+store's own error.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
+import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from .._core._callsid import validate_call_sid
-from ._errors import MailboxFull
+from .._json import loads_bounded
+from ._errors import MailboxFull, MailboxUnavailable
 
 if TYPE_CHECKING:
     import redis.asyncio
 
 __all__ = ["Mailbox", "MemoryMailbox", "RedisMailbox"]
 
+logger = logging.getLogger("callsid_resolver.live")
+T = TypeVar("T")
 DEFAULT_MAX_ITEMS = 100
 DEFAULT_TTL = 3600.0
+MAX_ITEM = 16 * 2**20  # bytes of one stored item that a drain decodes
+TAKE_ATTEMPTS = 8  # a drain retries when a concurrent drain took the items it read first
 
 
 @runtime_checkable
@@ -37,7 +49,10 @@ class Mailbox(Protocol):
         ...
 
     async def drain(self, call_sid: str) -> list[Any]:
-        """Every waiting item, oldest first, removed atomically (two drains never share one)."""
+        """Every waiting item, oldest first, removed atomically (two drains never share one).
+
+        A drain removes only what it returns (an undecodable item is set aside, not lost).
+        """
         ...
 
     async def size(self, call_sid: str) -> int: ...
@@ -119,13 +134,33 @@ n = redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return n
 """
+# The second half of a drain: remove the first ARGV[1] items only if they are still the ones the
+# client read and decoded (ARGV[2]: the SHA-1 of their SHA-1s), moving those it could not decode
+# (1-based positions in ARGV[4..]) to KEYS[2]. Posts only append, so the front changes only
+# under a concurrent drain, and then this returns 0 and the client reads again.
+_TAKE = """
+local n = tonumber(ARGV[1])
+local items = redis.call('LRANGE', KEYS[1], 0, n - 1)
+if #items ~= n then return 0 end
+local digests = {}
+for i, item in ipairs(items) do digests[i] = redis.sha1hex(item) end
+if redis.sha1hex(table.concat(digests)) ~= ARGV[2] then return 0 end
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], items[tonumber(ARGV[i])]) end
+if #ARGV >= 4 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+redis.call('LTRIM', KEYS[1], n, -1)
+return 1
+"""
 
 
 class RedisMailbox:
     """A mailbox shared by a fleet, on a `redis.asyncio.Redis` client you built.
 
-    One list per call SID under `<key_prefix>:mailbox:<call_sid>`, its TTL renewed by each post;
-    a drain reads and deletes in one MULTI/EXEC, so concurrent drains never both get an item.
+    One list per call SID under `<key_prefix>:mailbox:<call_sid>`, its TTL renewed by each post.
+    A drain reads the list, decodes it, then takes exactly what it read in one script (which
+    fails if a concurrent drain took it first, and the drain reads again): concurrent drains
+    never both get an item, and an item is removed only once it has been decoded. Undecodable
+    items go to `<key>:corrupt` (same TTL) for inspection. Redis errors (connection, timeout,
+    out of memory) raise `MailboxUnavailable`.
     """
 
     def __init__(
@@ -137,11 +172,15 @@ class RedisMailbox:
         ttl: float = DEFAULT_TTL,
     ) -> None:
         _check(max_items, ttl)
+        from redis.exceptions import RedisError
+
         self.client = client
         self.key_prefix = key_prefix
         self.max_items = max_items
         self.ttl = ttl
+        self._redis_error = RedisError
         self._post = client.register_script(_POST)
+        self._take = client.register_script(_TAKE)
 
     def __repr__(self) -> str:
         return f"<RedisMailbox key_prefix={self.key_prefix!r} max_items={self.max_items}>"
@@ -151,20 +190,69 @@ class RedisMailbox:
 
     async def post(self, call_sid: str, item: Any) -> int:
         key = self.key(call_sid)
-        encoded = json.dumps(item)
-        ttl_ms = max(int(self.ttl * 1000), 1)
-        count = int(await self._post(keys=[key], args=[encoded, self.max_items, ttl_ms]))
+        args: list[str | int] = [json.dumps(item), self.max_items, self._ttl_ms]
+        count = int(await self._redis(call_sid, "post", self._post(keys=[key], args=args)))
         if count < 0:
             raise MailboxFull(call_sid, self.max_items)
         return count
 
     async def drain(self, call_sid: str) -> list[Any]:
         key = self.key(call_sid)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.lrange(key, 0, -1)
-            pipe.delete(key)
-            raw, _ = await pipe.execute()
-        return [json.loads(item) for item in raw]
+        for _ in range(TAKE_ATTEMPTS):
+            raw = await self._redis(call_sid, "drain", self.client.lrange(key, 0, -1))
+            if not raw:
+                return []
+            items, corrupt = _decode_all(raw)
+            args: list[str | int] = [len(raw), _digest(raw), self._ttl_ms, *corrupt]
+            taken = self._take(keys=[key, f"{key}:corrupt"], args=args)
+            if await self._redis(call_sid, "drain", taken):
+                if corrupt:
+                    logger.warning(
+                        "mailbox of call %s: set %d undecodable item(s) aside under %s:corrupt",
+                        call_sid,
+                        len(corrupt),
+                        key,
+                    )
+                return items
+        # Drains this busy on one call are a bug in the caller; the items stay for the next one.
+        raise MailboxUnavailable(call_sid, "drain", "concurrent drains kept taking the items")
 
     async def size(self, call_sid: str) -> int:
-        return int(await self.client.llen(self.key(call_sid)))
+        key = self.key(call_sid)
+        return int(await self._redis(call_sid, "size", self.client.llen(key)))
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(int(self.ttl * 1000), 1)
+
+    async def _redis(self, call_sid: str, operation: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except self._redis_error as exc:
+            # The class name only: a Redis error's text can hold the server's address.
+            raise MailboxUnavailable(call_sid, operation, type(exc).__name__) from None
+        except UnicodeDecodeError:  # a client with decode_responses=True read a corrupt item
+            why = "an item is not UTF-8; use a client with decode_responses=False"
+            raise MailboxUnavailable(call_sid, operation, why) from None
+
+
+def _digest(raw: list[bytes | str]) -> str:
+    """What `_TAKE` compares: SHA-1 (Redis scripts have no other hash) of the items' SHA-1s."""
+    each = (_sha1(item.encode() if isinstance(item, str) else item) for item in raw)
+    return _sha1("".join(each).encode())
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+def _decode_all(raw: list[bytes | str]) -> tuple[list[Any], list[int]]:
+    """The decoded items, and the 1-based positions of those that would not decode."""
+    items: list[Any] = []
+    corrupt: list[int] = []
+    for position, data in enumerate(raw, 1):
+        try:
+            items.append(loads_bounded(data, max_size=MAX_ITEM))
+        except ValueError:  # not UTF-8, not JSON, too deep
+            corrupt.append(position)
+    return items, corrupt
