@@ -20,6 +20,13 @@ carries the call SID lands on any process. The router joins the two over Redis:
 Pub/sub is at-most-once and reaches only subscribers connected now. That is right for a live call
 (a message for a call nobody holds must fail now, not wait for a worker that may never come), and
 the acknowledgement turns "at most once" into "and you know which".
+
+Faults. Anyone with access to the Redis can publish on a worker's channel: every message is
+decoded once into a typed record (`_router_messages`), and a malformed one is logged and dropped
+(a send whose envelope is readable is refused with an acknowledgement) without ending the
+listener. Should the listener end anyway, the worker withdraws its leases, so senders get
+`NotLive` at once instead of `RouteTimeout` for every send. A Redis error never reaches a caller
+raw: a send gets `NoRoute` (a `SenderError`; the `Sender` falls back to its next channel).
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import json
 import logging
 import os
 import re
@@ -44,7 +50,8 @@ from typing_extensions import Self
 from .._core._callsid import validate_call_sid
 from .._redis import _millis
 from ._errors import NotLive, RouteTimeout, SenderError, SessionClosed
-from ._protocol import ClientEvent, ClientToolResult, ContextualUpdate, UserActivity, UserMessage
+from ._protocol import ClientEvent
+from ._router_messages import Ack, MalformedMessage, Send, decode
 from ._transport import Batch, Failure
 
 if TYPE_CHECKING:
@@ -62,12 +69,7 @@ ScriptCall = tuple[str, list[Any]]  # one key, the script's arguments
 DEFAULT_LEASE = 10.0
 DEFAULT_ACK_TIMEOUT = 5.0
 _WORKER_ID = re.compile(r"^\S{1,200}$")
-_ROUTABLE: dict[str, type[ClientEvent]] = {
-    "contextual_update": ContextualUpdate,
-    "user_message": UserMessage,
-    "client_tool_result": ClientToolResult,
-    "user_activity": UserActivity,
-}
+_ROUTABLE = frozenset({"contextual_update", "user_message", "client_tool_result", "user_activity"})
 
 # KEYS[1] ownership key; ARGV[1] channel prefix, ARGV[2] message. One round trip, and a worker's
 # death (no subscriber) is noticed and cleaned up in the same step that found it.
@@ -95,8 +97,9 @@ return 0
 """
 
 
-class NoRoute(Exception):
-    """No worker can take the message; the reason goes into `NotLive.reasons`."""
+class NoRoute(SenderError):
+    """No worker can take the message (or Redis cannot be asked); the `Sender` tries its next
+    channel and puts the reason into `NotLive.reasons`."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class RedisRouter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
         self._started = False
+        self._listening = False
 
     def __repr__(self) -> str:
         return (
@@ -166,15 +170,21 @@ class RedisRouter:
         worker announced before it listens would look dead to the first send)."""
         if self._started:
             return
-        async with self.client.pipeline(transaction=False) as pipe:  # EVALSHA from here on
-            for script in (self._route, self._renew, self._withdraw):
-                pipe.script_load(script.script)
-            await pipe.execute()
-        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self._channel_prefix + self.worker_id)
-        self._started = True
-        loops = (self._listen(), self._outgoing.run(), self._replies.run(), self._heartbeat())
-        for coroutine in loops:
+        pubsub: Any = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:  # EVALSHA from here on
+                for script in (self._route, self._renew, self._withdraw):
+                    pipe.script_load(script.script)
+                await pipe.execute()
+            await pubsub.subscribe(self._channel_prefix + self.worker_id)
+        except self._redis_error as exc:
+            with contextlib.suppress(self._redis_error):
+                await pubsub.aclose()
+            raise SenderError(f"the router could not start: {_redis_reason(exc)}") from None
+        self._pubsub = pubsub
+        self._started = self._listening = True
+        self._spawn(self._listen(), "callsid-router-listen")
+        for coroutine in (self._outgoing.run(), self._replies.run(), self._heartbeat()):
             self._spawn(coroutine)
         if self.registry is not None:
             self.registry.add_listener(self)
@@ -185,7 +195,7 @@ class RedisRouter:
         """Withdraw this worker's sessions, stop listening, fail unacknowledged sends."""
         if not self._started:
             return
-        self._started = False
+        self._started = self._listening = False
         if self.registry is not None:
             self.registry.remove_listener(self)
         owned, self._owned = self._owned, {}
@@ -227,13 +237,18 @@ class RedisRouter:
 
     async def session_registered(self, call_sid: str, conversation_id: str) -> None:
         self._owned[call_sid] = conversation_id
-        if not self._started:
-            return  # announced by start()
+        if not self._listening:
+            return  # announced by start(); or nobody would deliver: not announced at all
         value, lease_ms = self._owner_value(conversation_id), _millis(self.lease)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(self._sid_key(call_sid), value, px=lease_ms)
-            pipe.set(self._conversation_key(conversation_id), value, px=lease_ms)
-            await pipe.execute()
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(self._sid_key(call_sid), value, px=lease_ms)
+                pipe.set(self._conversation_key(conversation_id), value, px=lease_ms)
+                await pipe.execute()
+        except self._redis_error as exc:
+            # The session itself is fine; the next heartbeat announces it (`_RENEW` sets a
+            # missing key), and until then senders elsewhere fall back.
+            logger.warning("could not announce call %s yet: %s", call_sid, _redis_reason(exc))
 
     def session_dropped(self, call_sid: str, conversation_id: str) -> None:
         if self._owned.get(call_sid) == conversation_id:
@@ -271,6 +286,8 @@ class RedisRouter:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
+            if not self._listening:
+                return
             try:
                 await self._renew_leases()
             except self._redis_error as exc:
@@ -294,8 +311,14 @@ class RedisRouter:
     async def owner(
         self, *, call_sid: str | None = None, conversation_id: str | None = None
     ) -> str | None:
-        """The worker that holds the session of this call right now, or None."""
-        raw = await self.client.get(self._key(call_sid, conversation_id))
+        """The worker that holds the session of this call right now, or None.
+
+        Raises `NoRoute` (a `SenderError`) when Redis cannot be asked."""
+        key = self._key(call_sid, conversation_id)
+        try:
+            raw = await self.client.get(key)
+        except self._redis_error as exc:
+            raise NoRoute(_redis_reason(exc)) from None
         return _decode(raw).partition(" ")[0] if raw is not None else None
 
     def _key(self, call_sid: str | None, conversation_id: str | None) -> str:
@@ -323,25 +346,27 @@ class RedisRouter:
             raise NoRoute(f"{event.type} cannot be routed to another worker")
         key = self._key(call_sid, conversation_id)
         message_id = next(self._ids)
-        message = {
-            "op": "send",
-            "id": message_id,
-            "from": self.worker_id,
-            "sid": call_sid,
-            "cid": conversation_id,
-            "event": event.model_dump(mode="json", exclude_none=True),
-        }
+        message = Send.model_validate(
+            {
+                "id": message_id,
+                "from": self.worker_id,
+                "sid": call_sid,
+                "cid": conversation_id,
+                "event": event.model_dump(exclude_none=True),
+            },
+            strict=False,
+        )
         loop = asyncio.get_running_loop()
         ack: Batch = loop.create_future()
         # Pending before publishing: the acknowledgement may be read before the script returns.
         self._pending[message_id] = (ack, None)
         routed: asyncio.Future[Any] = loop.create_future()
-        self._outgoing.put((key, json.dumps(message), routed))
+        self._outgoing.put((key, message.to_json(), routed))
         try:
             found = await routed
         except self._redis_error as exc:
             self._pending.pop(message_id, None)
-            raise NoRoute(f"Redis is unavailable: {type(exc).__name__}: {exc}") from None
+            raise NoRoute(_redis_reason(exc)) from None
         except BaseException:
             self._pending.pop(message_id, None)
             raise
@@ -403,27 +428,21 @@ class RedisRouter:
         if ack is not None and not ack.done():
             ack.set_result(None if error is None else functools.partial(_same, error))
 
-    def _acknowledged(self, reply: dict[str, Any]) -> None:
-        worker = str(reply.get("from"))
-        error = reply.get("error")
+    def _acknowledged(self, reply: Ack) -> None:
         failure: BaseException | None = None
-        if error == "not_here":
-            target = str(reply.get("target"))
+        if reply.error == "not_here":
             failure = NotLive(
-                str(reply.get("kind")),
-                target,
-                {"session": f"worker {worker} no longer holds the session"},
+                reply.kind or "message",
+                reply.target or "the call",
+                {"session": f"worker {reply.sender} no longer holds the session"},
             )
-        elif error == "closed":
+        elif reply.error == "closed":
             failure = SessionClosed(
-                reply.get("cid"),
-                code=reply.get("code"),
-                reason=str(reply.get("reason", "")),
-                sent=bool(reply.get("sent")),
+                reply.cid, code=reply.code, reason=reply.reason, sent=reply.sent
             )
-        elif error is not None:
-            failure = SenderError(f"worker {worker} could not deliver: {reply.get('detail')}")
-        self._settle(reply["id"], failure)
+        elif reply.error is not None:
+            failure = SenderError(f"worker {reply.sender} could not deliver: {reply.detail}")
+        self._settle(reply.id, failure)
 
     # -- receiving (this worker holds sessions) --------------------------------------------
     async def _listen(self) -> None:
@@ -439,48 +458,69 @@ class RedisRouter:
                 logger.warning("router lost its Redis subscription, retrying: %s", exc)
                 await asyncio.sleep(0.5)
 
+    def _listener_ended(self, task: asyncio.Task[None]) -> None:
+        """The listener ended while the router runs: nobody delivers here any more, so withdraw
+        every lease now (senders get `NotLive` and fall back) instead of renewing them."""
+        if not self._listening or task.cancelled():
+            return
+        self._listening = False
+        error = task.exception()
+        logger.error(
+            "router %s stopped listening (%s); withdrawing %d session(s)",
+            self.worker_id,
+            type(error).__name__ if error else "ended",
+            len(self._owned),
+        )
+        owned, self._owned = self._owned, {}
+        self._spawn(self._withdraw_calls(owned), "callsid-router-withdraw")
+
     async def _handle(self, data: bytes | str) -> None:
         # Whatever arrives on our channel, the listener must survive it.
         try:
-            message = json.loads(data)
-            op, message["id"], message["from"] = message["op"], int(message["id"]), message["from"]
-            if not isinstance(message["from"], str) or op not in ("ack", "send"):
-                raise ValueError(op)
-        except (ValueError, KeyError, TypeError):
-            logger.warning("ignored a malformed router message on %s", self.worker_id)
-            return
-        if op == "ack":
-            self._acknowledged(message)
-        else:
-            await self._deliver(message)
-
-    async def _deliver(self, message: dict[str, Any]) -> None:
-        # Awaited in the listener, one message at a time: that is what keeps a call's order.
-        sender, call_sid, conversation_id = message["from"], message.get("sid"), message.get("cid")
-        reply: dict[str, Any] = {"op": "ack", "id": message["id"], "from": self.worker_id}
-        event_data = message.get("event") or {}
-        session = None
-        if self.registry is not None:
-            session = self.registry.get(call_sid=call_sid, conversation_id=conversation_id)
-        if session is None:
-            target = f"call {call_sid}" if call_sid else f"conversation {conversation_id}"
-            kind = event_data.get("type")
-            self._reply(sender, {**reply, "error": "not_here", "target": target, "kind": kind})
+            message = decode(data)
+        except MalformedMessage as exc:
+            logger.warning("dropped a malformed router message on %s: %s", self.worker_id, exc)
+            envelope = exc.envelope
+            if envelope is not None and envelope.op == "send":  # refuse it: no RouteTimeout
+                reply = Ack(id=envelope.id, sender=self.worker_id)
+                self._reply(envelope.sender, _failed(reply, MalformedMessage("malformed")))
             return
         try:
-            event = _ROUTABLE[event_data["type"]].model_validate(event_data)
-            batch = await session._write(event)
+            if isinstance(message, Ack):
+                self._acknowledged(message)
+            else:
+                await self._deliver(message)
+        except Exception:  # a bug here must cost one message, not the listener
+            logger.exception("router %s could not handle message %d", self.worker_id, message.id)
+
+    async def _deliver(self, message: Send) -> None:
+        # Awaited in the listener, one message at a time: that is what keeps a call's order.
+        reply = Ack(id=message.id, sender=self.worker_id)
+        try:
+            session = None
+            if self.registry is not None:
+                session = self.registry.get(call_sid=message.sid, conversation_id=message.cid)
+            if session is None:
+                target, kind = message.target, message.event.type
+                self._reply(
+                    message.sender,
+                    reply.model_copy(update={"error": "not_here", "target": target, "kind": kind}),
+                )
+                return
+            batch = await session._write(message.event)
         except Exception as exc:
-            self._reply(sender, _failed(reply, exc))
+            self._reply(message.sender, _failed(reply, exc))
             return
         if batch is None:
-            self._reply(sender, reply)
+            self._reply(message.sender, reply)
         else:
-            batch.add_done_callback(functools.partial(self._reply_confirmed, sender, reply))
+            confirmed = functools.partial(self._reply_confirmed, message.sender, reply)
+            batch.add_done_callback(confirmed)
 
-    def _reply_confirmed(self, sender: str, reply: dict[str, Any], batch: Batch) -> None:
+    def _reply_confirmed(self, sender: str, reply: Ack, batch: Batch) -> None:
         if batch.cancelled():
-            self._reply(sender, {**reply, "error": "failed", "detail": "confirmation cancelled"})
+            update = {"error": "failed", "detail": "confirmation cancelled"}
+            self._reply(sender, reply.model_copy(update=update))
             return
         failure: Failure | None = batch.result()
         if failure is None:
@@ -488,8 +528,8 @@ class RedisRouter:
             return
         self._reply(sender, _failed(reply, failure()))
 
-    def _reply(self, worker: str, reply: dict[str, Any]) -> None:
-        self._replies.put((self._channel_prefix + worker, json.dumps(reply)))
+    def _reply(self, worker: str, reply: Ack) -> None:
+        self._replies.put((self._channel_prefix + worker, reply.to_json()))
 
     async def _publish_replies(self, replies: list[tuple[str, str]]) -> None:
         # Everything acknowledged since the last flush goes in one pipeline: one round trip.
@@ -505,6 +545,8 @@ class RedisRouter:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if name == "callsid-router-listen":
+            task.add_done_callback(self._listener_ended)
 
     def _withdrawing(self) -> list[asyncio.Task[None]]:
         return [t for t in self._tasks if t.get_name() == "callsid-router-withdraw"]
@@ -538,12 +580,17 @@ class _Outbox(Generic[T]):
             await self.drain()
 
 
-def _failed(reply: dict[str, Any], error: BaseException) -> dict[str, Any]:
+def _failed(reply: Ack, error: BaseException) -> Ack:
     """The acknowledgement of a write that failed on this worker: enough to rebuild the error."""
     if isinstance(error, SessionClosed):
-        closed = {"code": error.code, "reason": error.reason, "sent": error.sent}
-        return {**reply, "error": "closed", "cid": error.conversation_id, **closed}
-    return {**reply, "error": "failed", "detail": type(error).__name__}
+        closed = {"code": error.code, "reason": error.reason[:123], "sent": error.sent}
+        return reply.model_copy(update={"error": "closed", "cid": error.conversation_id, **closed})
+    return reply.model_copy(update={"error": "failed", "detail": type(error).__name__})
+
+
+def _redis_reason(exc: BaseException) -> str:
+    # The class name only: a Redis error's text names the server, and may echo a command.
+    return f"Redis is unavailable ({type(exc).__name__})"
 
 
 def _decode(raw: bytes | str) -> str:
