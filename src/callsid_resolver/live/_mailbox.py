@@ -37,7 +37,6 @@ T = TypeVar("T")
 DEFAULT_MAX_ITEMS = 100
 DEFAULT_TTL = 3600.0
 MAX_ITEM = 16 * 2**20  # bytes of one stored item that a drain decodes
-TAKE_ATTEMPTS = 8  # a drain retries when a concurrent drain took the items it read first
 
 
 @runtime_checkable
@@ -134,21 +133,38 @@ n = redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return n
 """
-# The second half of a drain: remove the first ARGV[1] items only if they are still the ones the
-# client read and decoded (ARGV[2]: the SHA-1 of their SHA-1s), moving those it could not decode
-# (1-based positions in ARGV[4..]) to KEYS[2]. Posts only append, so the front changes only
-# under a concurrent drain, and then this returns 0 and the client reads again.
+# The second half of a drain. ARGV: TTL (ms), c, c 1-based positions of items the client could
+# not decode, then the SHA-1 of each of the n items it read. Posts only append and drains only
+# take from the front, so the list now starts with what the client read minus the `gone` first
+# ones a concurrent drain took (and returned) meanwhile. Find `gone`, take the rest, set the
+# undecodable ones aside in KEYS[2], and return `gone`: the client returns its items after it.
 _TAKE = """
-local n = tonumber(ARGV[1])
-local items = redis.call('LRANGE', KEYS[1], 0, n - 1)
-if #items ~= n then return 0 end
-local digests = {}
-for i, item in ipairs(items) do digests[i] = redis.sha1hex(item) end
-if redis.sha1hex(table.concat(digests)) ~= ARGV[2] then return 0 end
-for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], items[tonumber(ARGV[i])]) end
-if #ARGV >= 4 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
-redis.call('LTRIM', KEYS[1], n, -1)
-return 1
+local c = tonumber(ARGV[2])
+local n = #ARGV - 2 - c
+local front = redis.call('LRANGE', KEYS[1], 0, n - 1)
+local seen = {}
+for i, item in ipairs(front) do seen[i] = redis.sha1hex(item) end
+local function fits(j)
+  for i = 1, n - j do
+    if seen[i] ~= ARGV[2 + c + j + i] then return false end
+  end
+  return true
+end
+local gone = n
+for j = 0, n - 1 do
+  if seen[1] == ARGV[2 + c + j + 1] and fits(j) then gone = j break end
+end
+local aside = 0
+for k = 3, 2 + c do
+  local p = tonumber(ARGV[k])
+  if p > gone then
+    redis.call('RPUSH', KEYS[2], front[p - gone])
+    aside = aside + 1
+  end
+end
+if aside > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+redis.call('LTRIM', KEYS[1], n - gone, -1)
+return gone
 """
 
 
@@ -156,11 +172,12 @@ class RedisMailbox:
     """A mailbox shared by a fleet, on a `redis.asyncio.Redis` client you built.
 
     One list per call SID under `<key_prefix>:mailbox:<call_sid>`, its TTL renewed by each post.
-    A drain reads the list, decodes it, then takes exactly what it read in one script (which
-    fails if a concurrent drain took it first, and the drain reads again): concurrent drains
-    never both get an item, and an item is removed only once it has been decoded. Undecodable
-    items go to `<key>:corrupt` (same TTL) for inspection. Redis errors (connection, timeout,
-    out of memory) raise `MailboxUnavailable`.
+    A drain reads the list, decodes it, then takes what it read in one script, less what a
+    concurrent drain took meanwhile: two drains never both get an item, and an item is removed
+    only once it has been decoded and is returned. Undecodable items go to `<key>:corrupt`
+    (same TTL) for inspection. Redis errors (connection, timeout, out of memory) raise
+    `MailboxUnavailable`; a drain whose reply is lost after the take (the connection dropped in
+    that instant) loses what it took, as any at-most-once read does.
     """
 
     def __init__(
@@ -198,24 +215,24 @@ class RedisMailbox:
 
     async def drain(self, call_sid: str) -> list[Any]:
         key = self.key(call_sid)
-        for _ in range(TAKE_ATTEMPTS):
-            raw = await self._redis(call_sid, "drain", self.client.lrange(key, 0, -1))
-            if not raw:
-                return []
-            items, corrupt = _decode_all(raw)
-            args: list[str | int] = [len(raw), _digest(raw), self._ttl_ms, *corrupt]
-            taken = self._take(keys=[key, f"{key}:corrupt"], args=args)
-            if await self._redis(call_sid, "drain", taken):
-                if corrupt:
-                    logger.warning(
-                        "mailbox of call %s: set %d undecodable item(s) aside under %s:corrupt",
-                        call_sid,
-                        len(corrupt),
-                        key,
-                    )
-                return items
-        # Drains this busy on one call are a bug in the caller; the items stay for the next one.
-        raise MailboxUnavailable(call_sid, "drain", "concurrent drains kept taking the items")
+        raw = await self._redis(call_sid, "drain", self.client.lrange(key, 0, -1))
+        if not raw:
+            return []
+        decoded = [_decode(item) for item in raw]
+        corrupt = [i for i, (ok, _) in enumerate(decoded, 1) if not ok]
+        digests = [_sha1(item.encode() if isinstance(item, str) else item) for item in raw]
+        args: list[str | int] = [self._ttl_ms, len(corrupt), *corrupt, *digests]
+        taken = self._take(keys=[key, f"{key}:corrupt"], args=args)
+        gone = int(await self._redis(call_sid, "drain", taken))
+        aside = sum(1 for position in corrupt if position > gone)
+        if aside:
+            logger.warning(
+                "mailbox of call %s: set %d undecodable item(s) aside under %s:corrupt",
+                call_sid,
+                aside,
+                key,
+            )
+        return [value for ok, value in decoded[gone:] if ok]
 
     async def size(self, call_sid: str) -> int:
         key = self.key(call_sid)
@@ -236,23 +253,13 @@ class RedisMailbox:
             raise MailboxUnavailable(call_sid, operation, why) from None
 
 
-def _digest(raw: list[bytes | str]) -> str:
-    """What `_TAKE` compares: SHA-1 (Redis scripts have no other hash) of the items' SHA-1s."""
-    each = (_sha1(item.encode() if isinstance(item, str) else item) for item in raw)
-    return _sha1("".join(each).encode())
-
-
 def _sha1(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
-def _decode_all(raw: list[bytes | str]) -> tuple[list[Any], list[int]]:
-    """The decoded items, and the 1-based positions of those that would not decode."""
-    items: list[Any] = []
-    corrupt: list[int] = []
-    for position, data in enumerate(raw, 1):
-        try:
-            items.append(loads_bounded(data, max_size=MAX_ITEM))
-        except ValueError:  # not UTF-8, not JSON, too deep
-            corrupt.append(position)
-    return items, corrupt
+def _decode(data: bytes | str) -> tuple[bool, Any]:
+    """(True, the item), or (False, None) for bytes that are not UTF-8 JSON within bounds."""
+    try:
+        return True, loads_bounded(data, max_size=MAX_ITEM)
+    except ValueError:
+        return False, None
