@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
 
 from .._json import loads_bounded
+from ._errors import NotLive, SenderError, SessionClosed
 from ._protocol import MAX_FRAME, ClientToolResult, ContextualUpdate, UserActivity, UserMessage
 
 __all__ = [
@@ -92,6 +93,26 @@ class Ack(Envelope):
     reason: Annotated[str, Field(max_length=123)] = ""  # closed: close reason (<= 123 bytes)
     sent: StrictBool = False  # closed: written before the drop
     detail: ShortText | None = None  # failed: the error's class name
+
+    def failed(self, error: BaseException) -> Ack:
+        """This acknowledgement for a write that failed on the owner: enough to rebuild it."""
+        if isinstance(error, SessionClosed):
+            closed = {"code": error.code, "reason": error.reason[:123], "sent": error.sent}
+            return self.model_copy(
+                update={"error": "closed", "cid": error.conversation_id, **closed}
+            )
+        return self.model_copy(update={"error": "failed", "detail": type(error).__name__})
+
+    def failure(self) -> BaseException | None:
+        """The error the sender raises for this acknowledgement; None when it was confirmed."""
+        if self.error == "not_here":
+            held = f"worker {self.sender} no longer holds the session"
+            return NotLive(self.kind or "message", self.target or "the call", {"session": held})
+        if self.error == "closed":
+            return SessionClosed(self.cid, code=self.code, reason=self.reason, sent=self.sent)
+        if self.error is not None:
+            return SenderError(f"worker {self.sender} could not deliver: {self.detail}")
+        return None
 
 
 Message = Annotated[Send | Ack, Field(discriminator="op")]
