@@ -29,8 +29,10 @@ from callsid_resolver.live import (
     RedisRouter,
     RouteTimeout,
     Sender,
+    SenderError,
     SessionRegistry,
 )
+from callsid_resolver.live._router import NoRoute
 from callsid_resolver.testing import Emulator
 
 from ...live.conftest import AGENT, eventually
@@ -170,3 +172,23 @@ async def test_640_routed_sends_across_a_redis_kill_and_restart(
         assert mailbox_error is None or isinstance(mailbox_error, MailboxUnavailable)
     for text in by_outcome["RouteTimeout"]:
         assert isinstance(errors[text], RouteTimeout)
+
+
+async def test_with_redis_down_the_router_fails_inside_the_error_tree(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    client = _client(redis_server)
+    await asyncio.to_thread(redis_server.kill)
+    with pytest.raises(SenderError, match=r"could not start: Redis is unavailable \(") as info:
+        await RedisRouter(client, key_prefix=key_prefix).start()
+    assert str(redis_server.port) not in str(info.value)
+    await asyncio.to_thread(redis_server.start)
+    async with RedisRouter(client, key_prefix=key_prefix) as router:
+        await asyncio.to_thread(redis_server.kill)
+        with pytest.raises(NoRoute) as no_route:
+            await router.owner(call_sid=SID)
+        assert isinstance(no_route.value, SenderError)
+        with pytest.raises(NotLive) as not_live:
+            await Sender(router=router).send_user_message("x", call_sid=SID)
+        assert not_live.value.reasons["session"].endswith("Redis is unavailable (ConnectionError)")
+    await client.aclose()
