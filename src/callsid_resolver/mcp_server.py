@@ -208,7 +208,11 @@ def build_mcp_server(
     except ImportError as exc:
         raise ImportError(INSTALL_HINT) from exc
     if server is None:
-        server = MCPServer("callsid-mailbox", instructions="Updates queued for the current call.")
+        server = MCPServer(
+            "callsid-mailbox",
+            instructions="Updates queued for the current call.",
+            log_level="WARNING",
+        )
     tool = tool or MailboxTool(mailbox, resolver)
 
     async def pending_updates(call_sid: str, conversation_id: str | None = None) -> dict[str, Any]:
