@@ -139,7 +139,8 @@ async def test_the_agent_gets_the_updates_and_the_fleet_learns_the_call(
         assert items_of(await call_tool(url, arguments)) == []  # drained once, not twice
 
     before = emulator.remote.total_requests
-    learned = json.loads(python(RESOLVER, redis_server.url, NAMESPACE, emulator.base_url, LIVE_SID))
+    resolve = (RESOLVER, redis_server.url, NAMESPACE, emulator.base_url)
+    learned = json.loads(python(*resolve, LIVE_SID))
     assert (learned["conversation_id"], learned["source"], learned["requests"]) == (
         LIVE_CONVERSATION,
         "primed",
