@@ -111,6 +111,15 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"error: {INSTALL_HINT}", file=sys.stderr)
         return EXIT_MISSING_EXTRA
+    if args.redis:
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:
+            print(
+                "error: --redis needs redis-py: pip install 'callsid-resolver[redis]'",
+                file=sys.stderr,
+            )
+            return EXIT_MISSING_EXTRA
     asyncio.run(_serve(args, secret))
     return 0
 

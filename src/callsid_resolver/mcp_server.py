@@ -31,7 +31,7 @@ import cachetools
 
 from ._core._callsid import validate_call_sid
 from ._exceptions import CallSidResolverError, InvalidCallSid
-from ._mcp_http import add_arguments, run, secure_app
+from ._mcp_http import SECRET_ENV, BearerSecret, add_arguments, run, secure_app
 from ._priming import InvalidConversationId
 from .live import Mailbox, RedisMailbox
 
@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ARGUMENTS",
     "INSTALL_HINT",
+    "SECRET_ENV",
     "TOOL_DESCRIPTION",
     "TOOL_NAME",
+    "BearerSecret",
     "MailboxTool",
     "add_arguments",
     "build_mcp_server",
