@@ -11,14 +11,24 @@ import argparse
 import asyncio
 import hmac
 import json
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SECRET_ENV", "BearerSecret", "add_arguments", "run", "secure_app"]
+    from .mcp_server import MailboxTool
+
+__all__ = [
+    "SECRET_ENV",
+    "BearerSecret",
+    "ReturnUndelivered",
+    "add_arguments",
+    "run",
+    "secure_app",
+]
 
 SECRET_ENV = "CALLSID_MCP_SECRET"  # noqa: S105 - the variable's name, not a secret
 EXIT_USAGE, EXIT_MISSING_EXTRA = 2, 5
@@ -69,8 +79,108 @@ class BearerSecret:
         return hmac.compare_digest(values[0].strip(), self._secret)
 
 
-def secure_app(app: ASGIApp, secret: str) -> ASGIApp:
-    """`app` (e.g. `MCPServer.streamable_http_app()`) behind `BearerSecret`."""
+class ReturnUndelivered:
+    """ASGI middleware: a tool result whose client hung up before it was sent goes back to the
+    mailbox, so a dropped connection loses no item.
+
+    It holds back the JSON answer of a `tools/call` of the mailbox tool (stateless JSON mode,
+    as `callsid-resolver mcp` serves) until it is complete, checks that the client is still
+    there, and otherwise hands the answer's items to `MailboxTool.requeue`. Streams (SSE) pass
+    through untouched. Bytes already written to a socket whose peer vanishes later are beyond
+    any server's reach; this covers the common case, an agent that timed out and hung up.
+    """
+
+    def __init__(self, app: ASGIApp, tool: MailboxTool, tool_name: str) -> None:
+        self.app = app
+        self.tool = tool
+        self.tool_name = tool_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = bytearray()
+        held: list[Message] = []  # a JSON answer, held until complete; empty: passing through
+
+        async def tap(message: Message) -> None:
+            start = message["type"] == "http.response.start"
+            if start and message["status"] == 200 and _is_json(message):
+                held.append(message)
+                return
+            if not held:
+                await send(message)
+                return
+            held.append(message)
+            if not message.get("more_body", False):
+                await self._deliver(held, bytes(request), receive, send)
+
+        async def listen() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                request.extend(message.get("body", b""))
+            return message
+
+        await self.app(scope, listen, tap)
+
+    async def _deliver(
+        self, held: list[Message], request: bytes, receive: Receive, send: Send
+    ) -> None:
+        body = b"".join(m.get("body", b"") for m in held[1:])
+        if not await _hung_up(receive):
+            await send(held[0])
+            await send({"type": "http.response.body", "body": body})
+            return
+        undelivered = _items_of(request, body, self.tool_name)
+        if undelivered is not None:
+            call_sid, items = undelivered
+            await self.tool.requeue(call_sid, items)
+            logging.getLogger(__name__).warning(
+                "client hung up before its result: %d item(s) put back for %s", len(items), call_sid
+            )
+
+
+def _is_json(start: Message) -> bool:
+    headers = dict(start.get("headers", []))
+    return bytes(headers.get(b"content-type", b"")).startswith(b"application/json")
+
+
+async def _hung_up(receive: Receive) -> bool:
+    """True when the client has gone: its request is read, so the next message is a disconnect,
+    which servers deliver at once; a client still waiting leaves `receive` pending."""
+    try:
+        message = await asyncio.wait_for(receive(), timeout=0.001)
+    except asyncio.TimeoutError:
+        return False
+    return bool(message["type"] == "http.disconnect")
+
+
+def _items_of(request: bytes, response: bytes, tool_name: str) -> tuple[str, list[Any]] | None:
+    try:
+        call, answer = json.loads(request), json.loads(response)
+    except ValueError:
+        return None
+    if not isinstance(call, dict) or call.get("method") != "tools/call":
+        return None
+    if (call.get("params") or {}).get("name") != tool_name or not isinstance(answer, dict):
+        return None
+    content = (answer.get("result") or {}).get("structuredContent") or {}
+    sid, items = content.get("call_sid"), content.get("items")
+    if not isinstance(sid, str) or not isinstance(items, list) or not items:
+        return None
+    return sid, items
+
+
+def secure_app(
+    app: ASGIApp,
+    secret: str,
+    *,
+    tool: MailboxTool | None = None,
+    tool_name: str = "pending_updates",
+) -> ASGIApp:
+    """`app` (e.g. `MCPServer.streamable_http_app(json_response=True)`) behind `BearerSecret`;
+    with `tool` (the server's `MailboxTool`), behind `ReturnUndelivered` too."""
+    if tool is not None:
+        app = ReturnUndelivered(app, tool, tool_name)
     return BearerSecret(app, secret)
 
 
@@ -159,9 +269,8 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
         app = server.streamable_http_app(
             streamable_http_path=args.path, stateless_http=True, json_response=True, host=args.host
         )
-        config = uvicorn.Config(
-            secure_app(app, secret), host=args.host, port=args.port, log_level="warning"
-        )
+        gated = secure_app(app, secret, tool=tool, tool_name=args.tool_name or TOOL_NAME)
+        config = uvicorn.Config(gated, host=args.host, port=args.port, log_level="warning")
         print(
             f"MCP server on http://{args.host}:{args.port}{args.path} (Ctrl-C stops it)",
             file=sys.stderr,

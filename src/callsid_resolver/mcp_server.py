@@ -21,6 +21,7 @@ secret (`add_arguments` and `run` are the CLI's hooks; see `_mcp_http`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -131,6 +132,24 @@ class MailboxTool:
             "items": items,
             "warnings": warnings,
         }
+
+    async def requeue(self, call_sid: str, items: list[Any]) -> None:
+        """Put items a client never received back at the head of the call's mailbox, in order.
+
+        On Redis they go back ahead of anything posted meanwhile (and the mailbox's TTL is
+        renewed); another mailbox takes them as new posts, behind such items.
+        """
+        if not items:
+            return
+        if isinstance(self.mailbox, RedisMailbox):
+            key = self.mailbox.key(call_sid)
+            async with self.mailbox.client.pipeline(transaction=True) as pipe:
+                pipe.lpush(key, *[json.dumps(item) for item in reversed(items)])
+                pipe.pexpire(key, max(int(self.mailbox.ttl * 1000), 1))
+                await pipe.execute()
+            return
+        for item in items:
+            await self.mailbox.post(call_sid, item)
 
     async def _prime(self, sid: str, conversation_id: str | None) -> list[str]:
         if self.resolver is None or conversation_id is None:
