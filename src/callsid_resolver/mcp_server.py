@@ -13,10 +13,12 @@ instead of the LLM (`ARGUMENTS`; docs/protocol.md §7). It primes the resolver's
 (`remember_tool_call`) and returns, oldest first, every item waiting in the call's mailbox.
 Nothing drained is dropped by this code: a drain removes only what it returns, and it is the
 tool's last step before the result goes to the MCP SDK; a refused or failed call drains
-nothing. On Redis, a store that lost its data since the server first saw it (a restart
-without persistence, a flush, an eviction) is reported in the result's `warnings`, so a loss is
-said, never silent. `callsid-resolver mcp` serves this over streamable HTTP behind a shared
-secret (`add_arguments` and `run` are the CLI's hooks; see `_mcp_http`).
+nothing, and a result whose client hung up before it was sent goes back to the mailbox
+(`ReturnUndelivered`, which `secure_app(..., tool=...)` adds). On Redis, a store that lost its
+data since the server first saw it (a restart without persistence, a flush, an eviction) is
+reported in the result's `warnings`, so a loss is said, never silent. `callsid-resolver mcp`
+serves this over streamable HTTP behind a shared secret (`add_arguments` and `run` are the
+CLI's hooks; see `_mcp_http`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,14 @@ import cachetools
 
 from ._core._callsid import validate_call_sid
 from ._exceptions import CallSidResolverError, InvalidCallSid
-from ._mcp_http import SECRET_ENV, BearerSecret, add_arguments, run, secure_app
+from ._mcp_http import (
+    SECRET_ENV,
+    BearerSecret,
+    ReturnUndelivered,
+    add_arguments,
+    run,
+    secure_app,
+)
 from ._priming import InvalidConversationId
 from .live import Mailbox, RedisMailbox
 
@@ -49,6 +58,7 @@ __all__ = [
     "TOOL_NAME",
     "BearerSecret",
     "MailboxTool",
+    "ReturnUndelivered",
     "add_arguments",
     "build_mcp_server",
     "run",
