@@ -104,7 +104,7 @@ class ReturnUndelivered:
 
         async def tap(message: Message) -> None:
             start = message["type"] == "http.response.start"
-            if start and message["status"] == 200 and _is_json(message):
+            if start and message["status"] == 200 and _is_json(message) and self._ours(request):
                 held.append(message)
                 return
             if not held:
@@ -112,7 +112,7 @@ class ReturnUndelivered:
                 return
             held.append(message)
             if not message.get("more_body", False):
-                await self._deliver(held, bytes(request), receive, send)
+                await self._deliver(held, receive, send)
 
         async def listen() -> Message:
             message = await receive()
@@ -122,15 +122,26 @@ class ReturnUndelivered:
 
         await self.app(scope, listen, tap)
 
-    async def _deliver(
-        self, held: list[Message], request: bytes, receive: Receive, send: Send
-    ) -> None:
+    def _ours(self, request: bytearray) -> bool:
+        """Whether the request is a `tools/call` of the mailbox tool (only those are held)."""
+        try:
+            call = json.loads(request)
+        except ValueError:
+            return False
+        return (
+            isinstance(call, dict)
+            and call.get("method") == "tools/call"
+            and isinstance(call.get("params"), dict)
+            and call["params"].get("name") == self.tool_name
+        )
+
+    async def _deliver(self, held: list[Message], receive: Receive, send: Send) -> None:
         body = b"".join(m.get("body", b"") for m in held[1:])
         if not await _hung_up(receive):
             await send(held[0])
             await send({"type": "http.response.body", "body": body})
             return
-        undelivered = _items_of(request, body, self.tool_name)
+        undelivered = _items_of(body)
         if undelivered is not None:
             call_sid, items = undelivered
             await self.tool.requeue(call_sid, items)
@@ -154,16 +165,15 @@ async def _hung_up(receive: Receive) -> bool:
     return bool(message["type"] == "http.disconnect")
 
 
-def _items_of(request: bytes, response: bytes, tool_name: str) -> tuple[str, list[Any]] | None:
+def _items_of(response: bytes) -> tuple[str, list[Any]] | None:
     try:
-        call, answer = json.loads(request), json.loads(response)
+        answer = json.loads(response)
     except ValueError:
         return None
-    if not isinstance(call, dict) or call.get("method") != "tools/call":
+    result = answer.get("result") if isinstance(answer, dict) else None
+    content = result.get("structuredContent") if isinstance(result, dict) else None
+    if not isinstance(content, dict):
         return None
-    if (call.get("params") or {}).get("name") != tool_name or not isinstance(answer, dict):
-        return None
-    content = (answer.get("result") or {}).get("structuredContent") or {}
     sid, items = content.get("call_sid"), content.get("items")
     if not isinstance(sid, str) or not isinstance(items, list) or not items:
         return None
