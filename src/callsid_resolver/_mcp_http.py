@@ -245,17 +245,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, secret: str) -> None:
-    import uvicorn
-
     from ._cache import MemoryCache
-    from ._client import AsyncElevenLabsClient
-    from ._resolver import AsyncCallSidResolver
     from .live import Mailbox, MemoryMailbox, RedisMailbox
-    from .mcp_server import TOOL_NAME, MailboxTool, build_mcp_server
 
     cache: Any = MemoryCache()
     mailbox: Mailbox = MemoryMailbox()
     names: dict[str, str] = {}
+    connection: Any = None
     if args.namespace:
         names["namespace"] = args.namespace
     if args.redis:
@@ -267,6 +263,23 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
         cache = AsyncRedisCache(connection)
         prefix = {"key_prefix": args.namespace} if args.namespace else {}
         mailbox = RedisMailbox(connection, **prefix)
+    try:
+        await _serve_with(args, secret, mailbox, cache, names)
+    finally:
+        if connection is not None:
+            await connection.aclose()
+
+
+async def _serve_with(
+    args: argparse.Namespace, secret: str, mailbox: Any, cache: Any, names: dict[str, str]
+) -> None:
+    import uvicorn
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from ._client import AsyncElevenLabsClient
+    from ._resolver import AsyncCallSidResolver
+    from .mcp_server import TOOL_NAME, MailboxTool, build_mcp_server
+
     # This server never calls ElevenLabs: the platform hands it both ids, and it only primes the
     # shared cache. A key is used if set, so the same resolver could look calls up.
     key = os.environ.get("ELEVENLABS_API_KEY") or "unused-by-the-mcp-server"
@@ -276,8 +289,14 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
         await tool.start()
         server = build_mcp_server(mailbox, tool=tool, tool_name=args.tool_name or TOOL_NAME)
         # Stateless JSON: any instance of a fleet behind a load balancer answers any request.
+        # The SDK's Host check (against DNS rebinding) would refuse a reverse proxy's Host in
+        # front of a loopback server; the shared secret, which no rebinding page can know, is
+        # the gate instead.
         app = server.streamable_http_app(
-            streamable_http_path=args.path, stateless_http=True, json_response=True, host=args.host
+            streamable_http_path=args.path,
+            stateless_http=True,
+            json_response=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
         gated = secure_app(app, secret, tool=tool, tool_name=args.tool_name or TOOL_NAME)
         config = uvicorn.Config(gated, host=args.host, port=args.port, log_level="warning")
