@@ -200,3 +200,23 @@ def test_a_missing_extra_gives_the_install_hint(
     assert "pip install 'callsid-resolver[mcp]'" in capsys.readouterr().err
     with pytest.raises(ImportError, match=r"callsid-resolver\[mcp\]"):
         build_mcp_server(MemoryMailbox())
+
+
+async def test_a_flaky_loss_check_never_withholds_the_items(namespace: str) -> None:
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    mailbox = RedisMailbox(client, key_prefix=namespace)
+    tool = MailboxTool(mailbox)
+    await mailbox.post(SID, "kept")
+    real_get = client.get
+    client.get = _failing  # type: ignore[method-assign]  # only the marker is read with GET
+    try:
+        result = await tool(SID, CONV)
+    finally:
+        client.get = real_get  # type: ignore[method-assign]
+    assert result["items"] == ["kept"]
+    assert result["warnings"] == ["could not check whether the mailbox's Redis lost data"]
+    await client.aclose()
+
+
+async def _failing(*args: Any) -> Any:
+    raise ConnectionError("redis went away")
