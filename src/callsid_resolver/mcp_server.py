@@ -83,6 +83,10 @@ TOOL_DESCRIPTION = (
 _UNSET = frozenset({"", "null", "none", "undefined"})
 
 
+def _unset(value: str | None) -> bool:
+    return value is None or value.strip().lower() in _UNSET or value.startswith("{{")
+
+
 def tool_config_override(tool_name: str = TOOL_NAME) -> dict[str, Any]:
     """The agent's `tool_config_overrides[]` entry that fills this tool's arguments from the
     system dynamic variables instead of the LLM (docs/mcp.md shows it in a full MCP config)."""
@@ -122,12 +126,14 @@ class MailboxTool:
 
         Raises `InvalidCallSid` for a missing or malformed call SID (nothing drained).
         """
-        if call_sid is None or call_sid.strip().lower() in _UNSET or call_sid.startswith("{{"):
+        if _unset(call_sid):
             raise InvalidCallSid(
                 "no call SID: not a phone call, or the tool's call_sid argument is not filled "
                 f"from {ARGUMENTS['call_sid']}"
             )
         sid = validate_call_sid(call_sid)
+        if _unset(conversation_id):
+            conversation_id = None  # an unfilled placeholder must never become a mapping
         warnings = await self._prime(sid, conversation_id)
         if self._epoch is not None:
             try:

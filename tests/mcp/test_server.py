@@ -100,6 +100,17 @@ async def test_priming_trouble_never_withholds_the_items(api: FakeApi) -> None:
     assert (await MailboxTool(mailbox, broken)(SID, None))["items"] == ["three"]
 
 
+@pytest.mark.parametrize("unfilled", ["{{system__conversation_id}}", "null", ""])
+async def test_an_unfilled_conversation_id_teaches_nothing(
+    resolver: AsyncCallSidResolver, unfilled: str
+) -> None:
+    mailbox = MemoryMailbox()
+    await mailbox.post(SID, "one")
+    result = await MailboxTool(mailbox, resolver)(SID, unfilled)
+    assert (result["items"], result["conversation_id"]) == (["one"], None)
+    assert await resolver.cache.get_many([resolver.settings.keys.sid(SID)]) == [None]
+
+
 async def test_a_failed_drain_takes_nothing() -> None:
     class Failing(MemoryMailbox):
         async def drain(self, call_sid: str) -> list[Any]:
