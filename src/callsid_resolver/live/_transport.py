@@ -43,6 +43,9 @@ INSTALL_HINT = "live sessions need websockets: pip install 'websockets>=13'"
 MAX_MESSAGE = MAX_FRAME
 # Sender's default send_timeout: a written message is confirmed, or failed, within it.
 DEFAULT_CONFIRM_TIMEOUT = 10.0
+# A write still waiting for the peer to read (its buffer full) after this long drops the socket:
+# websockets' keepalive cannot tell, as its own ping waits behind the same full buffer.
+WRITE_TIMEOUT = DEFAULT_CONFIRM_TIMEOUT
 logger = logging.getLogger("callsid_resolver.live")
 Failure = Callable[[], BaseException]
 Batch = asyncio.Future[Failure | None]
@@ -117,6 +120,7 @@ async def open_socket(
         open_timeout=open_timeout,
         max_size=MAX_MESSAGE,
         logger=_ws_logger,
+        create_connection=_bounded_writes(client.ClientConnection),
     )
     logger.debug("connected to %s", redact_url(url))
     return connection
@@ -139,6 +143,36 @@ def _same_origin_connect(connect: type[Any]) -> type[Any]:
             return followed
 
     return SameOriginConnect
+
+
+@functools.cache
+def _bounded_writes(connection: type[Any]) -> type[Any]:
+    class BoundedWrites(connection):  # type: ignore[misc]
+        """A connection whose `send` drops the socket after `WRITE_TIMEOUT` s stuck in a write.
+
+        A timer rather than `wait_for`: the write stays in the caller's task, so writes still
+        leave in call order. The aborted write raises `ConnectionClosedError` (websockets would
+        let it return as if written).
+        """
+
+        async def send(self, *args: Any, **kwargs: Any) -> None:
+            from websockets.exceptions import ConnectionClosedError
+
+            stuck: list[bool] = []
+            timer = asyncio.get_running_loop().call_later(WRITE_TIMEOUT, self._stuck, stuck)
+            try:
+                await super().send(*args, **kwargs)
+            finally:
+                timer.cancel()
+            if stuck:
+                raise ConnectionClosedError(None, None)
+
+        def _stuck(self, stuck: list[bool]) -> None:
+            stuck.append(True)
+            logger.warning("the peer read nothing for %g s: dropping the socket", WRITE_TIMEOUT)
+            self.transport.abort()
+
+    return BoundedWrites
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

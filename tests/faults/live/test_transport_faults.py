@@ -5,8 +5,11 @@ and 9), nor must a frame nested 200,000 deep end a session (item 10)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
@@ -26,8 +29,10 @@ from callsid_resolver.live import (
     MonitorRefused,
     NotLive,
     Sender,
+    SessionClosed,
     SessionRegistry,
     UnknownEvent,
+    _transport,
 )
 from callsid_resolver.live._transport import Confirmer, open_socket
 
@@ -138,6 +143,15 @@ class Deaf:
         self.connections.append(connection)
         await connection.wait_closed()
 
+    @staticmethod
+    def listening_socket() -> socket.socket:
+        """A small receive buffer, set before listening (accepted sockets inherit it): no
+        autotuning to tens of megabytes on loopback, so a writer's buffers fill soon."""
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        sock.bind(("127.0.0.1", 0))
+        return sock
+
     def hang_up(self) -> None:
         for connection in self.connections:  # a deaf server never sees our close: let it go
             connection.transport.abort()
@@ -242,3 +256,29 @@ async def test_debug_logs_show_only_allowlisted_query_values_and_headers(
     for secret in [*SECRETS.values(), KEY, "tok-s3cr3t"]:
         assert secret not in text
     assert "> Host: 127.0.0.1" in text  # allowlisted headers stay readable
+
+
+async def test_a_write_stuck_behind_a_full_buffer_drops_the_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_transport, "WRITE_TIMEOUT", 1.0)
+    deaf = Deaf()
+
+    async def flood(session: ConversationSession) -> None:
+        # Megabytes that do not compress (permessage-deflate is on): the socket buffers fill
+        # and a write itself waits for the reader. Unconfirmed, only the write timeout notices.
+        for _ in range(64):
+            await session.send_contextual_update(base64.b64encode(os.urandom(750_000)).decode())
+
+    async with serve(deaf.handler, sock=deaf.listening_socket(), ping_interval=None) as srv:
+        url = f"ws://127.0.0.1:{_port(srv)}/v1/convai/conversation?agent_id=agent_x"
+        session = await ConversationSession(url=url, open_timeout=2, confirm=False).open()
+        own = session._connection.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+        started = time.monotonic()
+        with pytest.raises(SessionClosed) as info:
+            await flood(session)
+        assert 0.9 <= time.monotonic() - started < 4
+        assert info.value.sent
+        await asyncio.wait_for(session.close(), 5)
+        deaf.hang_up()
