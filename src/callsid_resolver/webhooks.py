@@ -13,8 +13,8 @@ CallSidResolverError
     └── WebhookArgumentError  a bad argument (also a `ValueError`): empty secret, NaN tolerance
 ```
 
-Sources: the post-call webhooks docs and SDK `webhooks_custom.py:construct_event` (api-facts §9),
-SDK `TwilioOutboundCallResponse` (§6). No message holds the secret, a digest or a phone number.
+Sources: the post-call webhooks docs and SDK `webhooks_custom.py:construct_event`
+(docs/protocol.md §9), SDK `TwilioOutboundCallResponse` (§6). No message holds the secret, a digest or a phone number.
 """
 
 from __future__ import annotations
