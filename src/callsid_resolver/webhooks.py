@@ -14,7 +14,8 @@ CallSidResolverError
 ```
 
 Sources: the post-call webhooks docs and SDK `webhooks_custom.py:construct_event`
-(docs/protocol.md §9), SDK `TwilioOutboundCallResponse` (§6). No message holds the secret, a digest or a phone number.
+(docs/protocol.md §9), SDK `TwilioOutboundCallResponse` (§6). No message holds the secret, a
+digest or a phone number.
 """
 
 from __future__ import annotations

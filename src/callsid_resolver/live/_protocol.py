@@ -3,8 +3,8 @@
 Client events are pydantic models that encode to the JSON the server expects
 (docs/protocol.md §8, `agent.asyncapi.yaml`); server events are decoded into typed models, and a
 type we do not know (or a known type in a shape we do not expect) becomes an `UnknownEvent`
-carrying the raw message: the API adds events often, and a new one must never break a live call. Monitor commands follow
-the realtime-monitoring guide (docs/protocol.md §11).
+carrying the raw message: the API adds events often, and a new one must never break a live call.
+Monitor commands follow the realtime-monitoring guide (docs/protocol.md §11).
 """
 
 from __future__ import annotations
