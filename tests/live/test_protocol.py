@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 from hypothesis import given, settings
@@ -296,3 +297,24 @@ def test_the_log_redactor_masks_every_query_value_not_allowlisted(secret_query: 
     redacted = redact_text(text)
     assert "S3CRET" not in redacted
     assert "agent_id=a1" in redacted
+
+
+@given(
+    name=st.text(
+        st.characters(codec="ascii", exclude_characters="=&;#? \t\r\n"), min_size=1, max_size=20
+    ),
+    value=st.text(
+        st.characters(codec="ascii", exclude_characters="&;# \t\r\n"), min_size=8, max_size=30
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_no_query_value_outside_the_allowlist_reaches_a_log(name: str, value: str) -> None:
+    text = f"> GET /v1/convai/conversation?agent_id=a1&{name}={value} HTTP/1.1"
+    shown = unquote_plus(name).lower() in {
+        "agent_id",
+        "source",
+        "version",
+        "environment",
+        "branch_id",
+    }
+    assert (value in redact_text(text).split("&", 1)[1]) is shown or value in name

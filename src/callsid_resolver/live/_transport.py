@@ -60,7 +60,9 @@ _SHOWN_HEADERS = frozenset(
         "sec-websocket-protocol", "sec-websocket-accept", "location",
     }
 )  # fmt: skip
-_QUERY_VALUE = re.compile(r"([?&;])([^=&;\s#?]*)=([^&;\s#]*)")
+# Only the separators of a request line end a name or value: `\s` would also stop at control
+# characters, and a value after a name holding one would go out in clear.
+_QUERY_VALUE = re.compile(r"([?&;])([^=&;#? \t\r\n]*)=([^&;# \t\r\n]*)")
 _HEADER_LINE = frozenset({"> %s: %s", "< %s: %s"})
 
 
