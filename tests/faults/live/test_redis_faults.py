@@ -115,15 +115,17 @@ async def test_640_routed_sends_across_a_redis_kill_and_restart(
         made = 0
         faults: list[asyncio.Task[None]] = []
         while made < SENDS:
-            if made == KILL_AT:
+            if made == KILL_AT:  # the kill lands while two waves are in flight...
                 faults.append(asyncio.create_task(asyncio.to_thread(persistent_redis_server.kill)))
+            if made == KILL_AT + 2 * WAVE:  # ...and is over before the next ones, however slow
+                await asyncio.gather(*faults)
             if made == RESTART_AT:
                 await asyncio.gather(*faults)
                 restarted = asyncio.to_thread(persistent_redis_server.start)
                 faults.append(asyncio.create_task(restarted))
             await asyncio.gather(*(send(f"m{made + i}") for i in range(WAVE)))
             made += WAVE
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.04)  # paced: the run outlasts the recovery (lease / 3)
         await asyncio.gather(*faults)
         recovered = await _routed_again(sender)
         await sender.aclose()
