@@ -232,6 +232,8 @@ class RedisRouter:
         """
         if not self._started:
             raise NoRoute("the router is not started")
+        if not self._leases.active:  # no acknowledgement could reach us: fail now, not later
+            raise NoRoute("this worker's router stopped listening")
         if event.type not in _ROUTABLE:
             raise NoRoute(f"{event.type} cannot be routed to another worker")
         key = self._leases.key(call_sid, conversation_id)

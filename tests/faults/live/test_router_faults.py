@@ -208,4 +208,10 @@ async def test_a_listener_that_dies_anyway_withdraws_the_leases(
         await asyncio.sleep(0.5)  # past a heartbeat: the lease is not renewed behind our back
         assert await worker_a.owner(call_sid=SID) is None
         await sender.aclose()
+        # The dead listener's own worker, as a sender: no acknowledgement could reach it.
+        worker_b = next(iter(registry._listeners))
+        assert isinstance(worker_b, RedisRouter)
+        with pytest.raises(NotLive) as own:
+            await Sender(router=worker_b, send_timeout=2).send_user_message("x", call_sid=SID)
+        assert "stopped listening" in own.value.reasons["session"]
     assert isinstance(info.value, CallSidResolverError)
