@@ -1,15 +1,19 @@
 """The thin I/O layer under sessions and monitor channels: websockets, kept at arm's length.
 
 `websockets` is optional (extras `testing`, or install it yourself): it is imported when a socket
-is opened, never when `callsid_resolver` is imported. Two things here go beyond a plain connect:
+is opened, never when `callsid_resolver` is imported. What goes beyond a plain connect:
 
 * websockets logs the request line and headers at DEBUG. The request line of a signed URL holds
   its `conversation_signature`, and the monitor handshake carries `xi-api-key`; the logger handed
-  to websockets masks both, so turning on debug logging never leaks a credential.
+  to websockets shows a header or query value only when its name is on an allowlist, so turning
+  on debug logging never leaks a credential.
+* A redirect to another origin is not followed: websockets would send `xi-api-key` along.
 * `Confirmer` turns "written to the socket" into "received by the server": no ElevenLabs message
   is acknowledged, so after a batch of writes it sends a WebSocket ping, and the pong (answered by
   the server's WebSocket layer in order, after every earlier frame) confirms the whole batch.
-  A socket that drops fails every unconfirmed write instead of losing it silently.
+  A socket that drops fails every unconfirmed write instead of losing it silently, and one whose
+  peer stopped reading is dropped within the confirmation timeout, as is a write stuck behind a
+  full buffer within `WRITE_TIMEOUT`.
 """
 
 from __future__ import annotations
