@@ -108,8 +108,8 @@ class FakeApi:
         if wanted and self.filter_mode == "reject":
             return httpx.Response(422, json=recording("error_422_validation"))
         if wanted and self.filter_mode == "support":
-            name, _, value = wanted.split(":", 2)
-            rows = [c for c in rows if _filtered(c, self.profile, name) == value]
+            name, op, value = wanted.split(":", 2)
+            rows = [c for c in rows if _matches(c, self.profile, name, op, value)]
         start = int(params.get("cursor", 0))
         size = int(params.get("page_size", 30))
         chunk = rows[start : start + size]
@@ -124,9 +124,16 @@ class FakeApi:
         )
 
 
-def _filtered(conv: dict[str, Any], profile: EmulatorProfile, name: str) -> Any:
+def _matches(
+    conv: dict[str, Any], profile: EmulatorProfile, name: str, op: str, value: str
+) -> bool:
+    """`eq` and `neq` of the filter; an unset variable compares as "" (`name:neq:` = it is set)."""
     variables = filter_variables(conv, profile)
-    return None if variables is None else variables.get(name)
+    if variables is None:  # a live call the profile's filter does not see
+        return False
+    shown = variables.get(name)
+    text = "" if shown is None else str(shown)
+    return text != value if op == "neq" else text == value
 
 
 def _summary(conv: dict[str, Any]) -> dict[str, Any]:

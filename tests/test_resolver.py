@@ -428,7 +428,9 @@ def test_a_sip_call_is_found_by_its_call_id_through_the_filter(make: Any, api: F
     assert api.counts.total() == 0
 
 
-def test_a_call_id_the_filter_may_not_express_is_found_without_it(make: Any, api: FakeApi) -> None:
+def test_a_call_id_the_filter_may_not_express_is_looked_for_among_sip_calls(
+    make: Any, api: FakeApi
+) -> None:
     call_id = "a84b4c76e66710@[2001:db8::1]"  # RFC 3261: `:` inside the value
     history(api, 30)
     conv = sip_conversation(777, call_id)
@@ -436,10 +438,25 @@ def test_a_call_id_the_filter_may_not_express_is_found_without_it(make: Any, api
     r = make().resolve(call_id)
     assert (r.conversation_id, r.source, r.matched_by) == (
         conv["conversation_id"],
-        "scan",
+        "filter",
         "phone_call.call_id",
     )
-    assert all("dynamic_variable_filter" not in str(q.url) for q in api.requests)
+    filters = [q.url.params.get("dynamic_variable_filter") for q in api.requests]
+    assert filters[0] == "system__call_id:neq:"  # only the calls that have a Call-ID
+    assert f"eq:{call_id}" not in str(filters)
+    assert api.counts == {"list": 1, "get": 1}  # the 30 Twilio calls were never read
+
+
+def test_a_call_id_with_a_colon_falls_back_to_the_scan(make: Any, api: FakeApi) -> None:
+    call_id = "a84b4c76e66710@[2001:db8::1]"
+    history(api, 30)
+    conv = sip_conversation(777, call_id)
+    # No variables at all: its Call-ID shows in the phone record only, the narrowed walk
+    # cannot see it.
+    conv["conversation_initiation_client_data"]["dynamic_variables"] = {}
+    api.add(conv)
+    r = make().resolve(call_id)
+    assert (r.conversation_id, r.source) == (conv["conversation_id"], "scan")
 
 
 def test_single_flight_threads_share_one_lookup(api: FakeApi) -> None:

@@ -207,6 +207,10 @@ class _Search:
                 found = yield from self._filtered(variable)
                 if found is not None:
                     return found
+        elif self.settings.use_filter and self.caps.call_id_filter not in _UNUSABLE:
+            found = yield from self._with_a_call_id()
+            if found is not None:
+                return found
         in_progress = self.hints.in_progress
         if self.settings.live_first or in_progress:
             found = yield from self._walk("live", self._query(exclude_statuses=LIVE_EXCLUDES))
@@ -276,6 +280,18 @@ class _Search:
             # showed none, being live, proves nothing either way.)
             self.caps.learn(variable, FilterSupport.IGNORED)
         return found
+
+    def _with_a_call_id(self) -> Generator[Operation, Any, Resolution | None]:
+        """For an id `name:eq:` may not carry (a Call-ID holding `:`): walk only the calls that
+        have a Call-ID at all (`system__call_id:neq:`, docs/protocol.md §2), usually a small
+        share of the history. Every hit is verified, and a miss proves nothing (the id may be
+        in no variable), so the scan still follows; it skips what was read here."""
+        query = self._query(dynamic_variable_filter=f"{CALL_ID}:neq:")
+        try:
+            return (yield from self._walk("filter", query))
+        except BadRequest:
+            self.caps.learn(CALL_ID, FilterSupport.REJECTED)
+            return None
 
     def _walk(
         self, step: ResolutionSource, query: ListQuery | None
