@@ -64,7 +64,8 @@ class RequestRecord:
 class RequestLog(Sequence[RequestRecord]):
     """Every request that reached the emulator, including the ones answered 429/5xx or dropped.
 
-    Endpoints: `list`, `get`, `signed_url`, `outbound_call`, `agent_ws`, `monitor_ws`, `other`.
+    Endpoints: `list`, `get`, `signed_url`, `outbound_call`, `sip_outbound_call`, `agent_ws`,
+    `monitor_ws`, `other`.
     """
 
     _records: list[RequestRecord] = field(default_factory=list)
