@@ -53,6 +53,7 @@ from ._models import (
     SignedUrl,
     TranscriptEntry,
 )
+from ._priming import CallRef, InvalidConversationId
 from ._redis import AsyncRedisCache, AsyncTieredCache, RedisCache, TieredCache
 from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
 from .live import (
@@ -117,6 +118,7 @@ __all__ = [
     "CachedMapping",
     "CallIdField",
     "CallInitiationFailure",
+    "CallRef",
     "CallSidResolver",
     "CallSidResolverError",
     "Conversation",
@@ -131,6 +133,7 @@ __all__ = [
     "ElevenLabsClient",
     "FailureMetadata",
     "InvalidCallSid",
+    "InvalidConversationId",
     "InvalidSignature",
     "LearnedMapping",
     "ListFilters",
