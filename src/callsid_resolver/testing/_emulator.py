@@ -141,7 +141,7 @@ class Emulator:
         self.retry_after: str | None = "1"
         self.fail_every: int | None = None
         self.fail_status = 503
-        self.signed_url_ttl = 15 * 60.0  # api-facts §5: 15 minutes to start the conversation
+        self.signed_url_ttl = 15 * 60.0  # docs/protocol.md §5: 15 minutes to start the conversation
         self.clock: Callable[[], float] = time.time
         self.signing_key = secrets.token_bytes(32)
         self.requests = RequestLog()

@@ -2,7 +2,7 @@
 
 `handle(emulator, request)` answers one request with a `Reply`, or raises `Dropped` when a fault
 says to hang up; the in-process transport and the ASGI app only translate. Behaviour copies
-`shared/api-facts.md` (paths, parameters, error bodies). Every unconfirmed choice of the emulator's
+docs/protocol.md (paths, parameters, error bodies). Every unconfirmed choice of the emulator's
 HTTP side is in this module's constants, marked as such.
 
 Order of checks, as on a real deployment: route (unknown path 404 before auth, like FastAPI), then
