@@ -198,7 +198,8 @@ class _Search:
         have a Call-ID at all (`system__call_id:neq:`, docs/protocol.md §2), usually a small
         share of the history. Every hit is verified, and a miss proves nothing (the id may be
         in no variable), so the scan still follows; it skips what was read here."""
-        query = self._query(dynamic_variable_filter=f"{CALL_ID}:neq:")
+        live_only = LIVE_EXCLUDES if self.hints.in_progress else None  # never the history
+        query = self._query(dynamic_variable_filter=f"{CALL_ID}:neq:", exclude_statuses=live_only)
         try:
             return (yield from self._walk("filter", query))
         except BadRequest:
