@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--base-url", help=f"API host; $ELEVENLABS_BASE_URL, else {DEFAULT_BASE_URL}")
     p.set_defaults(run=_record)
+
+    from . import _doctor_report as doctor
+
+    p = sub.add_parser("doctor", help="check what your ElevenLabs workspace does (read-only)")
+    doctor.add_arguments(p)
+    p.set_defaults(run=doctor.run)
     return parser
 
 
