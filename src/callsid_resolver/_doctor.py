@@ -351,7 +351,11 @@ def _check_sip(probe: _Probe, d: Diagnosis, finished: list[ConversationSummary])
     phone = conversation.metadata.phone_call if conversation is not None else None
     if conversation is None or phone is None or phone.type != "sip_trunking":
         return
-    has_call_id = bool(phone.call_id or _variables(conversation).get("system__call_id"))
+    # The documented record repeats the SID as `call_id` (or leaves it out); the observed one
+    # holds a distinct RFC 3261 Call-ID there and in `system__call_id`.
+    has_call_id = phone.call_id not in (None, "", phone.call_sid) or bool(
+        _variables(conversation).get("system__call_id")
+    )
     d.settings["sip_call_ids"] = "observed" if has_call_id else "documented"
     shown = "a Call-ID" if has_call_id else "no Call-ID"
     d.add("SIP ids", d.settings["sip_call_ids"], f"{row.conversation_id} carries {shown}")
