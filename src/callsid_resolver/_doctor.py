@@ -220,6 +220,8 @@ def _check_key_and_list(probe: _Probe, d: Diagnosis) -> list[ConversationSummary
 
 def _read(probe: _Probe, d: Diagnosis, row: ConversationSummary) -> Conversation | None:
     """GET one conversation; a failure is recorded once as the `get` check's verdict."""
+    if row.conversation_id in probe.read:
+        return probe.read[row.conversation_id]
     try:
         conversation = probe.get(row.conversation_id)
     except CallSidResolverError as exc:
@@ -235,42 +237,64 @@ def _read(probe: _Probe, d: Diagnosis, row: ConversationSummary) -> Conversation
 
 
 def _check_conversations(probe: _Probe, d: Diagnosis, rows: list[ConversationSummary]) -> None:
-    """The `get`, `filter` and `live call` checks: what GET and the filter show of a call id."""
+    """The `get`, `filter`, `live call`, `SIP ids` and `variables` checks."""
     budget = probe.options.max_reads
-    candidates = [r for r in rows if r.conversation_initiation_source not in NON_TELEPHONY_SOURCES]
-    finished: tuple[ConversationSummary, Conversation] | None = None
-    for row in [r for r in candidates if r.status in TERMINAL_STATUSES][:budget]:
+    phones = [r for r in rows if r.conversation_initiation_source not in NON_TELEPHONY_SOURCES]
+    finished = [r for r in phones if r.status in TERMINAL_STATUSES]
+    # The filter is asked about `system__call_sid`: a Twilio call carries it; a SIP call may only
+    # carry `system__call_id` (`docs/protocol.md §12`), the fallback.
+    chosen: tuple[str, ConversationSummary, Conversation] | None = None
+    for row in finished[:budget]:
         conversation = _read(probe, d, row)
-        if conversation is not None and call_ids(conversation):
-            finished = (row, conversation)
+        variables = _variables(conversation) if conversation is not None else {}
+        name = next((n for n in SID_VARIABLES if variables.get(n) not in (None, "")), None)
+        if conversation is None or name is None:
+            continue
+        if chosen is None or name == SID_VARIABLES[0]:
+            chosen = (name, row, conversation)
+        if name == SID_VARIABLES[0]:
             break
+    _check_variables(probe, d, rows)
     if not any(c.name == "get" for c in d.checks):
-        if probe.reads == 0 and rows:
-            _read(probe, d, rows[0])
-        if probe.reads:
+        if probe.read:
             d.add("get", "ok", f"GET {next(iter(probe.read))} answered 200")
         else:
             d.add("get", "unknown", "no conversation to read in this workspace", "note")
-    if finished is None:
-        why = f"no finished phone call among the newest {len(rows)} conversation(s)"
+    if chosen is None:
+        why = f"no finished phone call with a call id among the newest {len(rows)} conversation(s)"
         d.add("filter", "unknown", why, "note")
     else:
-        _check_filter(probe, d, *finished)
-    _check_live(probe, d, [r for r in candidates if r.is_live][:budget])
-    _check_sip(probe, d, [r for r in candidates if r.status in TERMINAL_STATUSES])
+        _check_filter(probe, d, *chosen)
+    _check_live(probe, d, [r for r in phones if r.is_live][:budget])
+    _check_sip(probe, d, finished)
 
 
-def _filtered(probe: _Probe, call_id: str) -> list[str] | BadRequest:
-    expression = f"system__call_sid:eq:{call_id}"
+def _check_variables(probe: _Probe, d: Diagnosis, rows: list[ConversationSummary]) -> None:
+    """Reads the newest conversation that is not a phone call: is its `dynamic_variables` null?"""
+    row = next((r for r in rows if r.conversation_initiation_source in NON_TELEPHONY_SOURCES), None)
+    if row is None and not probe.read and rows:
+        row = rows[0]
+    if row is None or _read(probe, d, row) is None:
+        return
+    if "null_dynamic_variables" not in d.settings:
+        d.settings["null_dynamic_variables"] = False
+    null = d.settings["null_dynamic_variables"]
+    shown = '"dynamic_variables": null' if null else "an object of variables"
+    d.add("variables", "null seen" if null else "objects", f"{row.conversation_id} shows {shown}")
+
+
+def _filtered(probe: _Probe, name: str, value: str) -> list[str] | BadRequest:
     try:
-        page = probe.client.list_conversations(dynamic_variable_filter=expression, page_size=100)
+        page = probe.client.list_conversations(
+            dynamic_variable_filter=f"{name}:eq:{value}", page_size=100
+        )
     except BadRequest as exc:
         return exc
     return [c.conversation_id for c in page.conversations]
 
 
 def _check_filter(
-    probe: _Probe, d: Diagnosis, row: ConversationSummary, conversation: Conversation
+    probe: _Probe, d: Diagnosis, name: str, row: ConversationSummary, conversation: Conversation
 ) -> None:
     """Filter on the finished call's SID, and on a SID that cannot exist (`docs/protocol.md §2`).
 
@@ -278,8 +302,8 @@ def _check_filter(
     finds the call and nothing for the probe; `ignore` answers both with the unfiltered list;
     `empty` finds nothing for either; `reject` is a 400/422.
     """
-    sid = str(_variables(conversation).get("system__call_sid") or call_ids(conversation)[0])
-    hit, control = _filtered(probe, sid), _filtered(probe, PROBE_CALL_SID)
+    sid = str(_variables(conversation)[name])
+    hit, control = _filtered(probe, name, sid), _filtered(probe, name, PROBE_CALL_SID)
     target = row.conversation_id
     if isinstance(hit, BadRequest) or isinstance(control, BadRequest):
         error = hit if isinstance(hit, BadRequest) else control
@@ -289,12 +313,12 @@ def _check_filter(
         mode = "ignore"
         evidence = f"a SID no call has matched {len(control)} conversation(s): filter not applied"
     elif target in hit:
-        mode, evidence = "support", f"{short(sid)} matched {target} only (verified by its GET)"
+        mode, evidence = "support", f"{name}={short(sid)} matched {target} only (GET verified)"
         if len(hit) > 1:
-            evidence = f"{short(sid)} matched {len(hit)} conversations, {target} among them"
+            evidence = f"{name}={short(sid)} matched {len(hit)} conversations, {target} among them"
     else:
         mode = "empty"
-        evidence = f"{short(sid)} (of {target}) matched {len(hit)} conversation(s), not {target}"
+        evidence = f"{name}={short(sid)} (of {target}) matched {len(hit)}, not {target}"
     d.settings["filter_mode"] = mode
     level: Level = "ok" if mode == "support" else "note"
     d.add("filter", mode, evidence, level)
@@ -334,7 +358,7 @@ def _check_live_filter(
     sid = _variables(conversation).get("system__call_sid")
     if not sid:
         return
-    hit = _filtered(probe, str(sid))
+    hit = _filtered(probe, SID_VARIABLES[0], str(sid))
     sees = not isinstance(hit, BadRequest) and row.conversation_id in hit
     d.settings["filter_sees_live_calls"] = sees
     evidence = f"the filter on {short(str(sid))} {'found' if sees else 'missed'} the live call"
