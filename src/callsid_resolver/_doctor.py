@@ -53,6 +53,7 @@ class DoctorOptions:
     agent_id: str | None = None
     monitor: str | None = None
     max_reads: int = 10
+    monitor_timeout: float = 5.0
     transport: httpx.BaseTransport | None = None
 
 
@@ -181,7 +182,7 @@ def diagnose(api_key: str | None, options: DoctorOptions) -> Diagnosis:
         if options.monitor is not None:
             from ._doctor_monitor import check_monitor
 
-            check_monitor(probe.client, options.monitor, diagnosis)
+            check_monitor(probe.client, options.monitor, diagnosis, options.monitor_timeout)
     finally:
         probe.close()
     return diagnosis

@@ -18,13 +18,14 @@ if TYPE_CHECKING:
 
 __all__ = ["check_monitor"]
 
-FIRST_MESSAGE_TIMEOUT = 5.0
 
-
-def check_monitor(client: ElevenLabsClient, conversation_id: str, diagnosis: Diagnosis) -> None:
-    """Add the `monitor` check for `conversation_id` to `diagnosis`."""
+def check_monitor(
+    client: ElevenLabsClient, conversation_id: str, diagnosis: Diagnosis, timeout: float
+) -> None:
+    """Add the `monitor` check for `conversation_id` to `diagnosis`; `timeout` bounds the
+    handshake and the wait for the first event, each."""
     try:
-        result, evidence = asyncio.run(_probe(client, conversation_id))
+        result, evidence = asyncio.run(_probe(client, conversation_id, timeout))
     except ImportError as exc:
         diagnosis.add("monitor", "unknown", str(exc), "note")
         return
@@ -32,7 +33,7 @@ def check_monitor(client: ElevenLabsClient, conversation_id: str, diagnosis: Dia
     diagnosis.add("monitor", result, evidence, "ok" if result == "accepted" else "note")
 
 
-async def _probe(client: ElevenLabsClient, conversation_id: str) -> tuple[str, str]:
+async def _probe(client: ElevenLabsClient, conversation_id: str, timeout: float) -> tuple[str, str]:
     from .live._protocol import monitor_url
     from .live._refusals import refusal_from_close, refusal_from_status
     from .live._transport import close_info, open_socket, require_websockets
@@ -42,9 +43,7 @@ async def _probe(client: ElevenLabsClient, conversation_id: str) -> tuple[str, s
 
     url = monitor_url(client.base_url, conversation_id)
     try:
-        connection = await open_socket(
-            url, headers=client.auth_headers(), open_timeout=FIRST_MESSAGE_TIMEOUT
-        )
+        connection = await open_socket(url, headers=client.auth_headers(), open_timeout=timeout)
     except InvalidStatus as exc:
         status, body = exc.response.status_code, bytes(exc.response.body or b"")
         refusal = refusal_from_status(conversation_id, status, body)
@@ -52,14 +51,14 @@ async def _probe(client: ElevenLabsClient, conversation_id: str) -> tuple[str, s
     except (OSError, asyncio.TimeoutError) as exc:
         return "unreachable", f"{type(exc).__name__} opening the socket"
     try:
-        first = await asyncio.wait_for(connection.recv(), FIRST_MESSAGE_TIMEOUT)
+        first = await asyncio.wait_for(connection.recv(), timeout)
     except ConnectionClosed:
         code, reason = close_info(connection)
         refused = refusal_from_close(conversation_id, code, reason)
         kind = refused.refusal if refused is not None else "closed"
         return "refused", f"closed with code {code} ({kind}): {reason[:160]}"
     except asyncio.TimeoutError:
-        return "accepted", f"open, no event within {FIRST_MESSAGE_TIMEOUT:g} s (nothing sent)"
+        return "accepted", f"open, no event within {timeout:g} s; closed, nothing sent"
     finally:
         await connection.close()
     return "accepted", f"open; first event {_event_type(first)!r}; closed, nothing sent"
