@@ -229,8 +229,9 @@ def _read(probe: _Probe, d: Diagnosis, row: ConversationSummary) -> Conversation
         if not any(c.name == "get" for c in d.checks):
             level: Level = "note" if isinstance(exc, NotFound) else "problem"
             d.add("get", "failed", f"GET {row.conversation_id}: {str(exc)[:200]}", level)
-        return None
-    body = probe.raw()
+        conversation = None
+    # Read from the raw body: a model that refused the null is itself the finding.
+    body = probe.raw() if probe.responses and probe.responses[-1].is_success else None
     data = body.get("conversation_initiation_client_data") if isinstance(body, dict) else None
     if isinstance(data, dict) and "dynamic_variables" in data and data["dynamic_variables"] is None:
         d.settings["null_dynamic_variables"] = True
