@@ -30,8 +30,7 @@ KEY = "sk_doctor_secret_0123456789abcdef0123456789abcdef"
 LIVE_TWILIO = "conv_fake0inbound0live00000000001"
 PROFILES = {"documented": DOCUMENTED, "observed": OBSERVED}
 # What each profile must read back as, field by field: the doctor cannot measure
-# `strict_client_events` without opening a conversation, nor the live filter when live calls
-# hide their SID, so those take the observed (pessimistic) value.
+# `strict_client_events` without opening a conversation: it takes the observed value.
 UNMEASURABLE = {"strict_client_events"}
 PHONE = re.compile(r"\+\d{6,}")
 
@@ -90,8 +89,6 @@ def test_the_doctor_reports_each_profile_and_its_json_loads_back(
     document = json.loads(path.read_text())
     settings = document["settings"]
     expected = {f: getattr(truth, f) for f in truth.settings() if f not in UNMEASURABLE}
-    if truth.live_call_hides_ids:
-        expected.pop("filter_sees_live_calls")  # no SID to filter on while the call is live
     assert settings == expected
     loaded = load_profile(path)
     assert dataclasses.replace(loaded, name=truth.name) == dataclasses.replace(
@@ -250,3 +247,17 @@ def test_the_doctors_client_refuses_anything_but_get() -> None:
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         with pytest.raises(RuntimeError, match="only reads"):
             _only_get(httpx.Request(method, "http://emulator/v1/convai/twilio/outbound-call"))
+
+
+@pytest.mark.parametrize("hides", [False, True])
+@pytest.mark.parametrize("sees", [False, True])
+def test_the_live_filter_is_measured_whether_or_not_the_get_hides_the_sid(
+    hides: bool, sees: bool
+) -> None:
+    profile = dataclasses.replace(
+        DOCUMENTED, live_call_hides_ids=hides, filter_sees_live_calls=sees
+    )
+    diagnosis = in_process(world(profile))
+    assert diagnosis.settings["live_call_hides_ids"] is hides
+    assert diagnosis.settings["filter_sees_live_calls"] is sees
+    assert results(diagnosis)["live filter"] == ("sees" if sees else "misses") + " live calls"

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import httpx
 
-from ._client import ElevenLabsClient
+from ._client import ElevenLabsClient, ListFilters
 from ._core._api import LIST_PATH, REQUEST_ID_HEADER
-from ._core._plan import NON_TELEPHONY_SOURCES
+from ._core._plan import LIVE_EXCLUDES, NON_TELEPHONY_SOURCES
 from ._core._retry import RetryPolicy
 from ._exceptions import (
     ApiError,
@@ -285,11 +285,14 @@ def _check_variables(probe: _Probe, d: Diagnosis, rows: list[ConversationSummary
     d.add("variables", "null seen" if null else "objects", f"{row.conversation_id} shows {shown}")
 
 
-def _filtered(probe: _Probe, name: str, value: str) -> list[str] | BadRequest:
+def _filtered(
+    probe: _Probe, name: str, value: str, *, op: str = "eq", live_only: bool = False
+) -> list[str] | BadRequest:
+    filters: ListFilters = {"dynamic_variable_filter": f"{name}:{op}:{value}", "page_size": 100}
+    if live_only:
+        filters["exclude_statuses"] = LIVE_EXCLUDES
     try:
-        page = probe.client.list_conversations(
-            dynamic_variable_filter=f"{name}:eq:{value}", page_size=100
-        )
+        page = probe.client.list_conversations(**filters)
     except BadRequest as exc:
         return exc
     return [c.conversation_id for c in page.conversations]
@@ -347,6 +350,7 @@ def _check_live(probe: _Probe, d: Diagnosis, live: list[ConversationSummary]) ->
                 f"variables, {turns} turn(s)"
             )
             d.add("live call", "hides its call id", evidence, "note")
+            _check_blind_filter(probe, d, live)
             return
     why = "no live call now" if not live else "no live phone call now (only chats or unknowns)"
     d.add("live call", "unknown", f"{why}: run the doctor again during a call", "note")
@@ -365,6 +369,22 @@ def _check_live_filter(
     d.settings["filter_sees_live_calls"] = sees
     evidence = f"the filter on {short(str(sid))} {'found' if sees else 'missed'} the live call"
     d.add("live filter", "sees live calls" if sees else "misses live calls", evidence)
+
+
+def _check_blind_filter(probe: _Probe, d: Diagnosis, live: list[ConversationSummary]) -> None:
+    """The live filter check without a SID to filter on: `system__call_sid:neq:` matches every
+    conversation where the variable is set (`docs/protocol.md §2`); listed among live calls only,
+    it finds the live phone calls if and only if the filter sees live calls."""
+    if d.settings.get("filter_mode") != "support":
+        return
+    hit = _filtered(probe, SID_VARIABLES[0], "", op="neq", live_only=True)
+    if isinstance(hit, BadRequest):
+        return
+    phones = {r.conversation_id for r in live}
+    seen = len(phones.intersection(hit))
+    d.settings["filter_sees_live_calls"] = seen > 0
+    evidence = f"system__call_sid:neq: matched {seen} of {len(phones)} live phone call(s)"
+    d.add("live filter", "sees live calls" if seen else "misses live calls", evidence)
 
 
 def _check_sip(probe: _Probe, d: Diagnosis, finished: list[ConversationSummary]) -> None:
