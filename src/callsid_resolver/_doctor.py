@@ -43,6 +43,8 @@ PROBE_CALL_SID = "CA00000000000000000000000000d0c702"
 TRACE_HEADER = "x-trace-id"
 PHONE_SOURCES = frozenset({"twilio", "sip_trunk", "exotel"})
 SID_VARIABLES = ("system__call_sid", "system__call_id")
+ORDER = ("key", "list", "get", "variables", "filter", "live call", "live filter", "SIP ids",
+         "errors", "signed URL", "monitor")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def diagnose(api_key: str | None, options: DoctorOptions) -> Diagnosis:
             check_monitor(probe.client, options.monitor, diagnosis, options.monitor_timeout)
     finally:
         probe.close()
+    diagnosis.checks.sort(key=lambda c: ORDER.index(c.name))
     return diagnosis
 
 

@@ -51,21 +51,7 @@ def consequences(diagnosis: Diagnosis) -> list[str]:
         blocked = ", ".join(c.name for c in diagnosis.checks if c.level == "problem")
         out.append(f"nothing works until this is fixed: {blocked} (see the evidence above)")
     out += _filter_lines(s.get("filter_mode"))
-    hides = s.get("live_call_hides_ids")
-    if hides:
-        out.append(
-            "live calls hide their SID: tools should pass system__conversation_id, or resolve "
-            "after the call ends (resolve(sid, in_progress=True) never scans the history)"
-        )
-    elif hides is None:
-        out.append(
-            "unknown whether live calls show their SID (no live call now): the library assumes "
-            "they hide it; run the doctor again during a call to find out"
-        )
-    else:
-        out.append("a live call's GET shows its SID: the live step finds calls in flight")
-    if s.get("filter_sees_live_calls") is False:
-        out.append("the filter misses live calls: they are found by the live step instead")
+    out += _live_lines(s.get("live_call_hides_ids"), s.get("filter_sees_live_calls"))
     if "error_body" in s:
         where = "the request-id header" if s.get("request_id_header") else "the body / x-trace-id"
         out.append(f"errors are read as {s['error_body']} bodies; request ids come from {where}")
@@ -81,6 +67,25 @@ def consequences(diagnosis: Diagnosis) -> list[str]:
         else:
             out.append("the monitoring socket is closed to this key: Sender uses the mailbox")
     return out
+
+
+def _live_lines(hides: bool | None, filter_sees: bool | None) -> list[str]:
+    if hides is None:
+        return [
+            "unknown whether live calls show their SID (no live call now): the library assumes "
+            "they hide it; run the doctor again during a call to find out"
+        ]
+    if hides:
+        also = " and from the filter" if filter_sees is False else ""
+        return [
+            f"live calls hide their SID from GET{also}: a lookup during the call raises "
+            "ConversationNotFound saying the call is live; tools should pass "
+            "system__conversation_id, or resolve after the call ends"
+        ]
+    lines = ["a live call's GET shows its SID: the live step finds calls in flight"]
+    if filter_sees is False:
+        lines.append("the filter misses live calls: the live step (1 list + a GET each) finds them")
+    return lines
 
 
 def _filter_lines(mode: str | None) -> list[str]:
