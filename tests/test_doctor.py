@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from callsid_resolver._doctor import Diagnosis, DoctorOptions, _only_get, diagnose
-from callsid_resolver._doctor_report import consequences
+from callsid_resolver._doctor import Diagnosis, DoctorOptions, consequences, diagnose
+from callsid_resolver._doctor._probe import only_get
 from callsid_resolver.cli import main
 from callsid_resolver.testing import (
     DOCUMENTED,
@@ -243,10 +243,10 @@ def test_a_signed_url_refusal_is_reported(key: str, capsys: pytest.CaptureFixtur
 
 
 def test_the_doctors_client_refuses_anything_but_get() -> None:
-    _only_get(httpx.Request("GET", "http://emulator/v1/convai/conversations"))
+    only_get(httpx.Request("GET", "http://emulator/v1/convai/conversations"))
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         with pytest.raises(RuntimeError, match="only reads"):
-            _only_get(httpx.Request(method, "http://emulator/v1/convai/twilio/outbound-call"))
+            only_get(httpx.Request(method, "http://emulator/v1/convai/twilio/outbound-call"))
 
 
 @pytest.mark.parametrize("hides", [False, True])

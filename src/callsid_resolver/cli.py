@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help=f"API host; $ELEVENLABS_BASE_URL, else {DEFAULT_BASE_URL}")
     p.set_defaults(run=_record)
 
-    from . import _doctor_report as doctor
+    from . import _doctor as doctor
 
     p = sub.add_parser("doctor", help="check what your ElevenLabs workspace does (read-only)")
     doctor.add_arguments(p)

@@ -13,8 +13,8 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._client import ElevenLabsClient
-    from ._doctor import Diagnosis
+    from .._client import ElevenLabsClient
+    from ._probe import Diagnosis
 
 __all__ = ["check_monitor"]
 
@@ -34,9 +34,9 @@ def check_monitor(
 
 
 async def _probe(client: ElevenLabsClient, conversation_id: str, timeout: float) -> tuple[str, str]:
-    from .live._protocol import monitor_url
-    from .live._refusals import refusal_from_close, refusal_from_status
-    from .live._transport import close_info, open_socket, require_websockets
+    from ..live._protocol import monitor_url
+    from ..live._refusals import refusal_from_close, refusal_from_status
+    from ..live._transport import close_info, open_socket, require_websockets
 
     require_websockets()
     from websockets.exceptions import ConnectionClosed, InvalidStatus

@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
-from ._doctor import Diagnosis, DoctorOptions, diagnose
-from ._exceptions import MissingApiKey
+from .._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
+from .._exceptions import MissingApiKey
+from ._diagnose import diagnose
+from ._probe import Diagnosis, DoctorOptions
 
 __all__ = ["PROFILE_FORMAT", "add_arguments", "consequences", "profile_document", "render", "run"]
 
