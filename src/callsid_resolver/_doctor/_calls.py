@@ -60,7 +60,7 @@ def check_conversations(probe: Probe, d: Diagnosis, rows: list[ConversationSumma
             chosen = (name, row, conversation)
         if name == SID_VARIABLES[0]:
             break
-    _checkvariables_of(probe, d, rows)
+    _check_variables(probe, d, rows)
     if not any(c.name == "get" for c in d.checks):
         if probe.read:
             d.add("get", "ok", f"GET {next(iter(probe.read))} answered 200")
@@ -75,7 +75,7 @@ def check_conversations(probe: Probe, d: Diagnosis, rows: list[ConversationSumma
     _check_sip(probe, d, finished)
 
 
-def _checkvariables_of(probe: Probe, d: Diagnosis, rows: list[ConversationSummary]) -> None:
+def _check_variables(probe: Probe, d: Diagnosis, rows: list[ConversationSummary]) -> None:
     """Reads the newest conversation that is not a phone call: is its `dynamic_variables` null?"""
     row = next((r for r in rows if r.conversation_initiation_source in NON_TELEPHONY_SOURCES), None)
     if row is None and not probe.read and rows:
