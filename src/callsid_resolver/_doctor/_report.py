@@ -118,6 +118,12 @@ def profile_document(diagnosis: Diagnosis, name: str) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `callsid-resolver doctor`."""
+    parser.description = (
+        "Check, read-only, what your ElevenLabs workspace does where the API is undocumented "
+        f"(key from ${API_KEY_ENV}). Sends nothing into any conversation; prints no key, token "
+        "or phone number. Exit 0: checks ran; 1: a problem the library cannot work around; "
+        "2: bad usage."
+    )
     parser.add_argument(
         "--base-url",
         help=f"API host (regional or emulator); ${BASE_URL_ENV}, else {DEFAULT_BASE_URL}",
