@@ -261,3 +261,21 @@ def test_the_live_filter_is_measured_whether_or_not_the_get_hides_the_sid(
     assert diagnosis.settings["live_call_hides_ids"] is hides
     assert diagnosis.settings["filter_sees_live_calls"] is sees
     assert results(diagnosis)["live filter"] == ("sees" if sees else "misses") + " live calls"
+
+
+def test_a_list_endpoint_that_keeps_failing_is_a_problem(
+    key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator = world("documented")
+    emulator.inject(503, endpoint="list", times=3)  # every attempt the retry policy allows
+    with EmulatorServer(emulator) as server:
+        code, out = doctor(server, capsys)
+    assert code == 1
+    # Three attempts, then the errors check's request without a key.
+    assert [r.status for r in emulator.requests.of("list")] == [503, 503, 503, 401]
+    assert re.search(r"^list +failed \(X\) +503 from GET /v1/convai/conversations", out, re.M)
+
+
+def test_max_reads_below_one_is_bad_usage(key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--base-url", "http://127.0.0.1:9", "--max-reads", "0"]) == 2
+    assert "--max-reads" in capsys.readouterr().err
