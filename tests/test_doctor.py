@@ -279,3 +279,18 @@ def test_a_list_endpoint_that_keeps_failing_is_a_problem(
 def test_max_reads_below_one_is_bad_usage(key: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--base-url", "http://127.0.0.1:9", "--max-reads", "0"]) == 2
     assert "--max-reads" in capsys.readouterr().err
+
+
+def test_the_example_run_in_the_docs_is_what_the_doctor_prints(
+    key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "doctor.md").read_text()
+    example = page.split("```text\n", 1)[1].split("```", 1)[0]
+    with EmulatorServer(world("observed")) as server:
+        code = main(["doctor", "--base-url", server.base_url, "--monitor", LIVE_TWILIO])
+        requests = server.emulator.total_requests
+    assert code == 0
+    assert capsys.readouterr().out.startswith(example)
+    stated = re.search(r"(\d+)\s+requests in all", page)
+    assert stated is not None
+    assert requests == int(stated.group(1))
