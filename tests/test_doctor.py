@@ -294,3 +294,22 @@ def test_the_example_run_in_the_docs_is_what_the_doctor_prints(
     stated = re.search(r"(\d+)\s+requests in all", page)
     assert stated is not None
     assert requests == int(stated.group(1))
+
+
+def test_a_filtered_list_that_fails_is_that_checks_failure_only() -> None:
+    emulator = world("documented")
+    inner = emulator.transport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "dynamic_variable_filter" in request.url.params:
+            return httpx.Response(418, json={"detail": {"status": "teapot", "message": "no"}})
+        return inner.handle_request(request)
+
+    options = DoctorOptions(base_url="http://emulator", transport=httpx.MockTransport(handler))
+    diagnosis = diagnose(KEY, options)
+    assert results(diagnosis)["filter"] == "failed"
+    assert "filter_mode" not in diagnosis.settings
+    assert "filter_sees_live_calls" not in diagnosis.settings
+    assert results(diagnosis)["errors"] == "legacy"  # the checks after it still ran
+    assert results(diagnosis)["signed URL"] == "ok"
+    assert not diagnosis.problem

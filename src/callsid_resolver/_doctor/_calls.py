@@ -89,13 +89,15 @@ def _check_variables(probe: Probe, d: Diagnosis, rows: list[ConversationSummary]
 
 def _filtered(
     probe: Probe, name: str, value: str, *, op: str = "eq", live_only: bool = False
-) -> list[str] | BadRequest:
+) -> list[str] | CallSidResolverError:
+    """The conversation ids a filtered list answers, or the error it answered with (a 400/422
+    is the server's verdict on the filter; anything else a failure of this check only)."""
     filters: ListFilters = {"dynamic_variable_filter": f"{name}:{op}:{value}", "page_size": 100}
     if live_only:
         filters["exclude_statuses"] = LIVE_EXCLUDES
     try:
         page = probe.client.list_conversations(**filters)
-    except BadRequest as exc:
+    except CallSidResolverError as exc:
         return exc
     return [c.conversation_id for c in page.conversations]
 
@@ -116,9 +118,11 @@ def _check_filter(
     sid = conversation.call_ids[name]
     hit, control = _filtered(probe, name, sid), _filtered(probe, name, PROBE_CALL_SID)
     target = row.conversation_id
-    if isinstance(hit, BadRequest) or isinstance(control, BadRequest):
-        error = hit if isinstance(hit, BadRequest) else control
-        assert isinstance(error, BadRequest)
+    if isinstance(hit, CallSidResolverError) or isinstance(control, CallSidResolverError):
+        error = hit if isinstance(hit, CallSidResolverError) else control
+        if not isinstance(error, BadRequest):
+            d.add("filter", "failed", f"a filtered list failed: {str(error)[:200]}", "note")
+            return
         mode, evidence = "reject", f"the list answered {api_evidence(error)}"
     elif control:
         mode = "ignore"
@@ -173,6 +177,8 @@ def _check_live_filter(
         _check_blind_filter(probe, d, live)
         return
     hit = _filtered(probe, SID_VARIABLES[0], sid)
+    if isinstance(hit, CallSidResolverError) and not isinstance(hit, BadRequest):
+        return
     sees = not isinstance(hit, BadRequest) and conversation.conversation_id in hit
     d.settings["filter_sees_live_calls"] = sees
     evidence = f"the filter on {short(sid)} {'found' if sees else 'missed'} the live call"
@@ -186,7 +192,7 @@ def _check_blind_filter(probe: Probe, d: Diagnosis, live: list[ConversationSumma
     if d.settings.get("filter_mode") != "support":
         return
     hit = _filtered(probe, SID_VARIABLES[0], "", op="neq", live_only=True)
-    if isinstance(hit, BadRequest):
+    if isinstance(hit, CallSidResolverError):
         return
     phones = {r.conversation_id for r in live}
     seen = len(phones.intersection(hit))
