@@ -191,7 +191,8 @@ def test_a_key_without_the_read_permission_exits_1_naming_it(
     key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     emulator = world("observed")
-    message = "The API key you used is missing the permission convai_read to execute this."
+    # An API that echoes the key back in a message must not get it into the report.
+    message = f"The API key {KEY} is missing the permission convai_read to execute this."
     body = {"detail": {"type": "authorization_error", "code": "missing_permissions",
                        "message": message, "request_id": "req_1", "param": None}}  # fmt: skip
     emulator.inject(403, endpoint="list", body=body, times=10)
@@ -202,6 +203,8 @@ def test_a_key_without_the_read_permission_exits_1_naming_it(
     assert "missing_permissions" in out
     assert "convai_read" in out
     assert re.search(r"^list +refused \(X\)", out, re.MULTILINE)
+    assert KEY not in out
+    assert "The API key *** is missing" in out
 
 
 def test_no_key_is_bad_usage(

@@ -35,7 +35,7 @@ def diagnose(api_key: str | None, options: DoctorOptions) -> Diagnosis:
     Raises `MissingApiKey` when there is no key at all; every other failure becomes a check.
     """
     probe = Probe(api_key, options)
-    diagnosis = Diagnosis()
+    diagnosis = Diagnosis(secrets=(probe.client.auth_headers()["xi-api-key"],))
     try:
         page = _check_key_and_list(probe, diagnosis)
         if page is not None:

@@ -56,11 +56,13 @@ class Check:
 
 @dataclass
 class Diagnosis:
-    """Every check, the profile settings measured, and free-form evidence for the JSON file."""
+    """Every check, the profile settings measured, and free-form evidence for the JSON file;
+    `secrets` are masked in any evidence added (and kept out of the repr)."""
 
     checks: list[Check] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     measured: dict[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def problem(self) -> bool:
@@ -68,6 +70,8 @@ class Diagnosis:
         return any(c.level == "problem" for c in self.checks)
 
     def add(self, name: str, result: str, evidence: str, level: Level = "ok") -> None:
+        for secret in self.secrets:  # an API that echoes the key back must not reach a report
+            evidence = evidence.replace(secret, "***")
         self.checks.append(Check(name, result, evidence, level))
         self.measured[name] = {"result": result, "evidence": evidence}
 
