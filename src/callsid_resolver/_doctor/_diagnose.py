@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from ..__version__ import __version__
 from .._core._api import LIST_PATH, REQUEST_ID_HEADER
 from .._exceptions import (
     ApiError,
@@ -36,6 +37,9 @@ def diagnose(api_key: str | None, options: DoctorOptions) -> Diagnosis:
     """
     probe = Probe(api_key, options)
     diagnosis = Diagnosis(secrets=(probe.client.auth_headers()["xi-api-key"],))
+    url = httpx.URL(probe.client.base_url)
+    diagnosis.measured["host"] = f"{url.scheme}://{url.host}"  # no userinfo, port or path
+    diagnosis.measured["library"] = __version__
     try:
         page = _check_key_and_list(probe, diagnosis)
         if page is not None:
