@@ -13,7 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from callsid_resolver._doctor import Diagnosis, DoctorOptions, consequences, diagnose
+from callsid_resolver._doctor import (
+    Diagnosis,
+    DoctorOptions,
+    consequences,
+    diagnose,
+    profile_document,
+)
 from callsid_resolver._doctor._probe import only_get
 from callsid_resolver.cli import main
 from callsid_resolver.testing import (
@@ -316,3 +322,15 @@ def test_a_filtered_list_that_fails_is_that_checks_failure_only() -> None:
     assert results(diagnosis)["errors"] == "legacy"  # the checks after it still ran
     assert results(diagnosis)["signed URL"] == "ok"
     assert not diagnosis.problem
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_an_emulator_playing_the_doctors_file_is_measured_the_same(
+    profile: str, tmp_path: Path
+) -> None:
+    first = in_process(world(profile))
+    path = tmp_path / "measured.json"
+    path.write_text(json.dumps(profile_document(first, "measured")))
+    again = in_process(world(str(path)))
+    assert again.settings == first.settings
+    assert [(c.name, c.result) for c in again.checks] == [(c.name, c.result) for c in first.checks]
