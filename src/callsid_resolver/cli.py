@@ -98,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check what your ElevenLabs workspace does (read-only)")
     doctor.add_arguments(p)
     p.set_defaults(run=doctor.run)
+
+    from . import _mcp_http  # its heavy imports wait for `run`
+
+    p = sub.add_parser("mcp", help="serve the mailbox MCP server (streamable HTTP, shared secret)")
+    _mcp_http.add_arguments(p)
+    p.set_defaults(run=_mcp_http.run)
     return parser
 
 
