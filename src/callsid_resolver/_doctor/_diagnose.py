@@ -132,7 +132,8 @@ def _check_signed_url(probe: Probe, d: Diagnosis, rows: list[ConversationSummary
     try:
         probe.client.get_signed_url(agent_id)
     except CallSidResolverError as exc:
-        d.add("signed URL", "refused", f"agent {agent_id}: {str(exc)[:200]}", "note")
+        verdict = "refused" if isinstance(exc, ApiError) else "failed"
+        d.add("signed URL", verdict, f"agent {agent_id}: {str(exc)[:200]}", "note")
         return
     # The URL itself is a credential for 15 minutes (`docs/protocol.md §5`): never shown.
     d.add("signed URL", "ok", f"agent {agent_id}: a signed URL was issued (token not shown)")
