@@ -211,10 +211,12 @@ async def test_monitor_replays_forwards_and_records_commands(
         await next_event(agent, "agent_response")
         headers = {"xi-api-key": KEY}
         async with connect(monitor_url(server, conversation_id), additional_headers=headers) as mon:
-            replayed = [json.loads(await mon.recv()) for _ in range(2)]
+            replayed = [json.loads(await mon.recv()) for _ in range(4)]
             assert [e["type"] for e in replayed] == [
+                "connected",
                 "conversation_initiation_metadata",
                 "agent_response",
+                "history_complete",
             ]
             await agent.send(json.dumps({"type": "user_message", "text": "again"}))
             forwarded = json.loads(await asyncio.wait_for(mon.recv(), 5))
@@ -242,9 +244,8 @@ async def test_monitor_of_a_call_held_by_elevenlabs_replays_its_transcript(
     emu: Emulator, server: EmulatorServer
 ) -> None:
     async with connect(monitor_url(server, LIVE_ID), additional_headers={"xi-api-key": KEY}) as mon:
-        first = json.loads(await mon.recv())
-        second = json.loads(await mon.recv())
-        assert (first["type"], second["type"]) == ("agent_response", "user_transcript")
+        opening = [json.loads(await mon.recv())["type"] for _ in range(4)]
+        assert opening == ["connected", "agent_response", "user_transcript", "history_complete"]
         await mon.send(
             json.dumps(
                 {"command_type": "contextual_update", "parameters": {"contextual_update": "x"}}

@@ -10,6 +10,7 @@ import pytest
 
 from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient
 from callsid_resolver.live import (
+    ConversationOver,
     ConversationSession,
     MemoryMailbox,
     MonitorChannel,
@@ -149,11 +150,18 @@ async def test_not_live_says_why_for_each_channel(
     assert "session that got the call" in tool.value.reasons["mailbox"]
 
 
-async def test_nothing_configured(registry: SessionRegistry) -> None:
+def test_a_sender_without_any_channel_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="at least one channel"):
+        Sender()
+
+
+async def test_a_user_message_with_no_channel_for_it_is_not_live(
+    registry: SessionRegistry,
+) -> None:
     with pytest.raises(NotLive) as info:
-        await Sender().send_user_message("x", conversation_id="conv_1")
+        await Sender(registry=registry).send_user_message("x", conversation_id="conv_1")
     assert info.value.reasons == {
-        "session": "no session registry configured",
+        "session": "no open session for this call in this process",
         "monitor": "the monitor socket takes contextual updates only, not user_message "
         "(no such monitor command)",
         "mailbox": "no mailbox configured",
@@ -223,7 +231,7 @@ async def test_a_drop_mid_burst_through_the_sender_is_never_silent(
         try:
             await sender.send_contextual_update(f"d{i}", call_sid=BRIDGE_SID)
             results[i] = "delivered"
-        except (SessionClosed, NotLive):
+        except (SessionClosed, NotLive, ConversationOver):  # the drop ended the conversation
             results[i] = "raised"
 
     async def burst() -> None:

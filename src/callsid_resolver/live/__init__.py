@@ -15,12 +15,16 @@ socket opens; the mailboxes need nothing (Redis: `callsid-resolver[redis]`, also
 """
 
 from ._errors import (
+    CallMismatch,
+    ConversationNotStarted,
     ConversationOver,
+    InvalidSend,
     MailboxFull,
     MonitorError,
     MonitoringDisabled,
     MonitorPlanRequired,
     MonitorRefused,
+    MonitorRoleMissing,
     MonitorScopeMissing,
     MonitorUnavailable,
     NotLive,
@@ -33,6 +37,7 @@ from ._errors import (
 )
 from ._mailbox import Mailbox, MemoryMailbox, RedisMailbox
 from ._monitor import MonitorChannel
+from ._monitor_socket import MonitorEventHandler, MonitorStats
 from ._protocol import (
     AgentResponse,
     AgentResponseCorrection,
@@ -69,6 +74,7 @@ __all__ = [
     "AgentResponseCorrection",
     "AgentToolResponse",
     "Audio",
+    "CallMismatch",
     "Channel",
     "ClientEvent",
     "ClientToolCall",
@@ -76,19 +82,24 @@ __all__ = [
     "ContextualUpdate",
     "ConversationInitiation",
     "ConversationInitiationMetadata",
+    "ConversationNotStarted",
     "ConversationOver",
     "ConversationSession",
     "ErrorEvent",
     "Interruption",
+    "InvalidSend",
     "Mailbox",
     "MailboxFull",
     "MemoryMailbox",
     "MonitorChannel",
     "MonitorCommand",
     "MonitorError",
+    "MonitorEventHandler",
     "MonitorPlanRequired",
     "MonitorRefused",
+    "MonitorRoleMissing",
     "MonitorScopeMissing",
+    "MonitorStats",
     "MonitorUnavailable",
     "MonitoringDisabled",
     "NotLive",

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 FilterMode = Literal["support", "reject", "ignore"]
-MonitorRefusal = Literal["plan", "scope", "monitoring_disabled", "conversation_over"]
+MonitorRefusal = Literal["plan", "scope", "role", "monitoring_disabled", "conversation_over"]
 # Knobs a test in another process may set through `RemoteEmulator` (`/_emulator/settings`).
 SETTINGS = ("latency", "filter_mode", "rate_limit_every", "retry_after", "fail_every",
             "fail_status", "monitor_refusal", "ping_interval", "agent_reply")  # fmt: skip
