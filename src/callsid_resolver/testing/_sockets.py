@@ -229,8 +229,7 @@ async def _on_client_event(emulator: Emulator, session: Session, message: Json) 
     """Answer one client event; False once the conversation was closed over it."""
     kind = message.get("type")
     if kind == "client_tool_result" and not isinstance(message.get("result"), str):
-        profile = getattr(emulator, "profile", None)
-        if getattr(profile, "strict_client_events", False):
+        if emulator.profile.strict_client_events:
             await invalid_message(session, "client_tool_result.result must be a string")
             return False
     if kind == "user_message" and not session.human_takeover:
