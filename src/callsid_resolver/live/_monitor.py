@@ -247,13 +247,13 @@ class MonitorChannel:
         if isinstance(exc, InvalidMessage):
             return MonitorUnavailable(conversation_id, "the server's handshake reply was garbled")
         if isinstance(exc, InvalidHeader):
-            return MonitorUnavailable(conversation_id, "the handshake had an invalid header")
-        if isinstance(exc, ValueError) and "header" in str(exc).lower():
-            # websockets refuses a header value with CR/LF before sending it; its text holds
-            # the value, the API key.
-            return MonitorUnavailable(
-                conversation_id, "the API key is not a valid HTTP header value (not shown)"
-            )
+            # Raised for our own credential header too (CR, LF or NUL in it), and its text
+            # holds the value: name the header, never show the value.
+            name = str(exc.name).lower()
+            if name in {h.lower() for h in self._headers}:
+                why = f"the {name} header (the credential) is not a valid HTTP header value"
+                return MonitorUnavailable(conversation_id, why + " (not shown)")
+            return MonitorUnavailable(conversation_id, f"the server sent an invalid {name} header")
         return MonitorUnavailable(conversation_id, f"could not connect ({type(exc).__name__})")
 
     def _scrub(self, body: bytes) -> bytes:
