@@ -228,10 +228,10 @@ async def _receive(websocket: WebSocket) -> Json | None:
 async def _on_client_event(emulator: Emulator, session: Session, message: Json) -> bool:
     """Answer one client event; False once the conversation was closed over it."""
     kind = message.get("type")
-    if kind == "client_tool_result" and not isinstance(message.get("result"), str):
-        if emulator.profile.strict_client_events:
-            await invalid_message(session, "client_tool_result.result must be a string")
-            return False
+    strict = emulator.profile.strict_client_events
+    if strict and kind == "client_tool_result" and not isinstance(message.get("result"), str):
+        await invalid_message(session, "client_tool_result.result must be a string")
+        return False
     if kind == "user_message" and not session.human_takeover:
         await answer(emulator, session, message.get("text"), emulator.agent_reply)
     elif kind == "user_message":  # a human answers instead (monitor `send_human_message`)
