@@ -56,13 +56,15 @@ class CallFacts:
         resolver: AsyncCallSidResolver | None,
         monitor: MonitorChannel | None,
         registry: SessionRegistry | None,
-        **options: float,
+        *,
+        status_ttl: float,
+        max_entries: int,
     ) -> CallFacts:
         """With `resolver`, else the monitor's or the registry's."""
         for owner in (monitor, registry):
             if resolver is None and owner is not None:
                 resolver = owner.resolver
-        return cls(resolver, registry, **options)  # type: ignore[arg-type]
+        return cls(resolver, registry, status_ttl=status_ttl, max_entries=max_entries)
 
     async def check(self, call_sid: str | None, conversation_id: str | None) -> None:
         """Refuse a call SID and a conversation id that name different calls.
@@ -91,6 +93,8 @@ class CallFacts:
         except Exception as exc:  # unknown is an answer here: the sends go on without it
             logger.debug("could not resolve %s for the sender: %s", call_sid, describe(exc))
             return None, None
+        if resolution.requests and resolution.status is not None:
+            self._remember(resolution.conversation_id, resolution.status)  # fetched just now
         return resolution.conversation_id, resolution.status
 
     async def over(
@@ -124,11 +128,14 @@ class CallFacts:
         except Exception as exc:
             logger.debug("could not check the status of %s: %s", conversation_id, describe(exc))
             return None
+        self._remember(conversation_id, status)
+        return status
+
+    def _remember(self, conversation_id: str, status: str) -> None:
         if len(self._statuses) >= self._max_entries:  # forget the oldest half
             for key in list(self._statuses)[: self._max_entries // 2]:
                 del self._statuses[key]
-        self._statuses[conversation_id] = (status, now + self.status_ttl)
-        return status
+        self._statuses[conversation_id] = (status, self._clock() + self.status_ttl)
 
 
 def describe(exc: BaseException) -> str:
