@@ -4,15 +4,25 @@ on the real Redis)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 
-from callsid_resolver import CallSidResolver, ElevenLabsClient, MemoryCache
+from callsid_resolver import (
+    AsyncCallSidResolver,
+    AsyncElevenLabsClient,
+    CallSidResolver,
+    ElevenLabsClient,
+    MemoryCache,
+)
 from callsid_resolver.testing import Emulator, sign_webhook
 from callsid_resolver.webhooks import (
     AsyncRedisDedupe,
@@ -219,3 +229,87 @@ async def test_async_redis_dedupe_lets_exactly_one_concurrent_delivery_through(
     await dedupe.forget(key)
     assert await dedupe.seen(key) is False
     assert 0 < await aredis_client.ttl(f"{namespace}:{key}") <= 24 * 3600
+
+
+# -- the Starlette example drops retried deliveries ----------------------------------------------
+EXAMPLE = Path(__file__).parents[1] / "examples" / "webhook_starlette.py"
+
+
+@pytest.fixture(scope="module")
+def example() -> ModuleType:
+    pytest.importorskip("starlette")
+    spec = importlib.util.spec_from_file_location("webhook_starlette_dedupe", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class CountingResolver(AsyncCallSidResolver):
+    """A resolver that counts what it is taught, and can be told to fail once."""
+
+    def __init__(self) -> None:
+        super().__init__(AsyncElevenLabsClient("test-key", transport=Emulator().transport()))
+        self.taught: list[tuple[str, str]] = []
+        self.fail_next = False
+
+    async def remember(self, call_sid: str, conversation_id: str, **kw: Any) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("the cache is down")
+        self.taught.append((call_sid, conversation_id))
+        await super().remember(call_sid, conversation_id, **kw)
+
+
+async def post_to(app: Any, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return await client.post("/webhooks/elevenlabs", content=body, headers=headers)
+
+
+def signed_now(traces: Any) -> tuple[bytes, dict[str, str]]:
+    now = int(time.time())
+    return delivery(traces, timestamp=now)
+
+
+async def test_the_example_handles_a_delivery_once_however_often_it_comes(
+    example: ModuleType,
+) -> None:
+    resolver = CountingResolver()
+    app = example.create_app(resolver, SECRET)
+    body, headers = signed_now(otlp(("elevenlabs.phone_call.call_sid", SID)))
+    first = await post_to(app, body, headers)
+    assert first.json() == {"received": True, "learned": True}
+    for _ in range(5):  # the retries ElevenLabs may send
+        again = await post_to(app, body, headers)
+        assert (again.status_code, again.json()) == (200, {"received": True, "duplicate": True})
+    assert resolver.taught == [(SID, CONV)]
+
+
+async def test_the_example_forgets_a_delivery_it_failed_so_the_retry_is_handled(
+    example: ModuleType,
+) -> None:
+    resolver = CountingResolver()
+    resolver.fail_next = True
+    app = example.create_app(resolver, SECRET)
+    body, headers = signed_now(otlp(("elevenlabs.phone_call.call_sid", SID)))
+    failed = await post_to(app, body, headers)
+    assert failed.status_code == 500  # ElevenLabs retries a 5xx
+    retried = await post_to(app, body, headers)
+    assert retried.json() == {"received": True, "learned": True}
+    assert resolver.taught == [(SID, CONV)]
+
+
+async def test_two_workers_sharing_redis_handle_a_delivery_once(
+    example: ModuleType, aredis_client: Any, namespace: str
+) -> None:
+    resolvers = [CountingResolver(), CountingResolver()]
+    apps = [
+        example.create_app(r, SECRET, dedupe=AsyncRedisDedupe(aredis_client, key_prefix=namespace))
+        for r in resolvers
+    ]
+    body, headers = signed_now(otlp(("elevenlabs.phone_call.call_sid", SID)))
+    answers = await asyncio.gather(*(post_to(app, body, headers) for app in apps * 3))
+    assert sorted("duplicate" in a.json() for a in answers) == [False] + [True] * 5
+    assert sum(len(r.taught) for r in resolvers) == 1
