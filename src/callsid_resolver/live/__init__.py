@@ -63,9 +63,10 @@ from ._protocol import (
     VadScore,
     parse_server_event,
 )
+from ._records import CHANNELS, Channel, Receipt
 from ._registry import RegistryListener, SessionRegistry
 from ._router import RedisRouter
-from ._sender import CHANNELS, Channel, Receipt, Sender
+from ._sender import Sender
 from ._session import ConversationSession, ToolHandler
 
 __all__ = [

@@ -16,13 +16,10 @@ wait for their confirmation.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import functools
 import logging
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Self
 
@@ -38,6 +35,18 @@ from ._protocol import (
     UserMessage,
     tool_result_text,
 )
+from ._records import (
+    CHANNELS,
+    Attempt,
+    Channel,
+    Job,
+    Lane,
+    Outcome,
+    Receipt,
+    Skip,
+    confirm,
+    settle,
+)
 from ._router import NoRoute
 from ._transport import Batch
 
@@ -50,54 +59,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CHANNELS", "Channel", "Receipt", "Sender"]
 
-Channel = Literal["session", "monitor", "mailbox"]
-CHANNELS: tuple[Channel, ...] = ("session", "monitor", "mailbox")
-Outcome = asyncio.Future["Receipt | BaseException"]
-Attempt: TypeAlias = "Receipt | tuple[Batch, Receipt] | BaseException"
 ROUTED_RUN = 256  # messages of one lane forwarded together at most
 logger = logging.getLogger("callsid_resolver.live")
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """Which channel took a message. `confirmed` is True once the server (session, monitor) or
-    the store (mailbox) has it; False only for a session opened with `confirm=False`. Through a
-    router, the owning worker acknowledges once its own write is confirmed.
-
-    `conversation_id` is set whenever the sender knew it; `skipped` says, channel by channel,
-    why the channels tried before this one did not take the message.
-    """
-
-    channel: Channel
-    kind: str
-    call_sid: str | None
-    conversation_id: str | None
-    confirmed: bool = True
-    worker: str | None = None
-    """The worker that delivered it, when the session was reached through a `RedisRouter`."""
-    skipped: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-
-
-class _Skip(Exception):
-    """A channel that cannot take this message, with the reason for `NotLive`."""
-
-
-@dataclass(eq=False)
-class _Job:
-    event: ClientEvent
-    call_sid: str | None
-    conversation_id: str | None
-    channel: Channel | None
-    done: Outcome
-    admitted: asyncio.Future[None] | None = None
-    cancelled: bool = False
-
-
-@dataclass(eq=False)
-class _Lane:
-    jobs: collections.deque[_Job] = field(default_factory=collections.deque)  # admitted
-    waiting: collections.deque[_Job] = field(default_factory=collections.deque)  # for room
-    task: asyncio.Task[None] | None = None
 
 
 class Sender:
@@ -143,7 +106,7 @@ class Sender:
         self.resolver = self.facts.resolver
         self.queue_size = queue_size
         self.send_timeout = send_timeout
-        self._lanes: dict[str, _Lane] = {}
+        self._lanes: dict[str, Lane] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -213,7 +176,7 @@ class Sender:
         if channel is not None and channel not in CHANNELS:
             raise InvalidSend(f"channel must be one of {', '.join(CHANNELS)}")
         done: Outcome = asyncio.get_running_loop().create_future()
-        job = _Job(event, call_sid, conversation_id, channel, done)
+        job = Job(event, call_sid, conversation_id, channel, done)
         await self._enqueue(job, call_sid or f"conversation:{conversation_id}")
         try:
             outcome = await asyncio.shield(done)
@@ -225,10 +188,10 @@ class Sender:
         return outcome
 
     # -- ordering and backpressure ---------------------------------------------------------
-    async def _enqueue(self, job: _Job, key: str) -> None:
+    async def _enqueue(self, job: Job, key: str) -> None:
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = _Lane()
+            lane = self._lanes[key] = Lane()
             lane.task = asyncio.create_task(self._run(key, lane), name="callsid-live-lane")
         if not lane.waiting and len(lane.jobs) < self.queue_size:
             lane.jobs.append(job)  # no await since the lane lookup: order is call order
@@ -252,7 +215,7 @@ class Sender:
                 target, timeout=self.send_timeout, queue_size=self.queue_size
             ) from None
 
-    async def _run(self, key: str, lane: _Lane) -> None:
+    async def _run(self, key: str, lane: Lane) -> None:
         try:
             while lane.jobs:
                 job = lane.jobs.popleft()
@@ -280,23 +243,23 @@ class Sender:
             if self._lanes.get(key) is lane:
                 del self._lanes[key]
             for job in (*lane.jobs, *lane.waiting):
-                _settle(job.done, SenderError("the sender was closed before this was sent"))
+                settle(job.done, SenderError("the sender was closed before this was sent"))
 
-    def _admit(self, lane: _Lane) -> None:
+    def _admit(self, lane: Lane) -> None:
         while lane.waiting and len(lane.jobs) < self.queue_size:
             admitted = lane.waiting.popleft()
             lane.jobs.append(admitted)
             assert admitted.admitted is not None
             admitted.admitted.set_result(None)
 
-    def _goes_to_another_worker(self, job: _Job) -> bool:
+    def _goes_to_another_worker(self, job: Job) -> bool:
         if self.router is None or job.channel not in (None, "session"):
             return False
         if self.registry is None:
             return True
         return self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id) is None
 
-    async def _dispatch_routed(self, run: list[_Job]) -> None:
+    async def _dispatch_routed(self, run: list[Job]) -> None:
         assert self.router is not None
         router = self.router
         # Tasks start in creation order, so the forwards reach the router in lane order.
@@ -307,7 +270,7 @@ class Sender:
             await self._dispatch(job, session_attempt=attempt)
 
     # -- channels ------------------------------------------------------------------------------
-    async def _dispatch(self, job: _Job, session_attempt: Attempt | None = None) -> None:
+    async def _dispatch(self, job: Job, session_attempt: Attempt | None = None) -> None:
         """Try the channels in order; never raises (the outcome goes to the job's future).
 
         `session_attempt` is the session channel's outcome when it was tried already. A channel
@@ -319,7 +282,7 @@ class Sender:
         try:
             await self.facts.check(job.call_sid, job.conversation_id)
         except CallMismatch as exc:
-            _settle(job.done, exc)
+            settle(job.done, exc)
             return
         for channel in (job.channel,) if job.channel else CHANNELS:
             outcome: Attempt
@@ -331,9 +294,9 @@ class Sender:
                 except Exception as exc:
                     outcome = exc
             if isinstance(outcome, ConversationOver):
-                _settle(job.done, outcome)
+                settle(job.done, outcome)
                 return
-            if isinstance(outcome, _Skip):
+            if isinstance(outcome, Skip):
                 reasons[channel] = str(outcome)
                 continue
             if isinstance(outcome, BaseException):
@@ -343,22 +306,22 @@ class Sender:
                     logger.debug("%s channel failed", channel, exc_info=outcome)
                 continue
             if isinstance(outcome, Receipt):
-                _settle(job.done, outcome)
+                settle(job.done, outcome)
             else:
                 batch, receipt = outcome
-                batch.add_done_callback(functools.partial(_confirm, job.done, receipt))
+                batch.add_done_callback(functools.partial(confirm, job.done, receipt))
             return
         over = None
         if job.channel != "mailbox":
             over = await self.facts.over(job.call_sid, job.conversation_id)
         if over is not None:
-            _settle(job.done, over)
+            settle(job.done, over)
             return
         target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
-        _settle(job.done, NotLive(job.event.type, target, reasons, errors))
+        settle(job.done, NotLive(job.event.type, target, reasons, errors))
 
     async def _try(
-        self, channel: Channel, job: _Job, skipped: dict[str, str]
+        self, channel: Channel, job: Job, skipped: dict[str, str]
     ) -> Receipt | tuple[Batch, Receipt]:
         if channel == "session":
             return await self._via_session(job, skipped)
@@ -367,14 +330,14 @@ class Sender:
         return await self._via_mailbox(job, skipped)
 
     async def _via_session(
-        self, job: _Job, skipped: dict[str, str]
+        self, job: Job, skipped: dict[str, str]
     ) -> Receipt | tuple[Batch, Receipt]:
         # A session on another worker never gets here: `_run` sends those through the router.
         if self.registry is None:
-            raise _Skip("no session registry configured")
+            raise Skip("no session registry configured")
         session = self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id)
         if session is None:
-            raise _Skip("no open session for this call in this process")
+            raise Skip("no open session for this call in this process")
         batch = await session._write(job.event)
         receipt = Receipt(
             "session",
@@ -386,13 +349,13 @@ class Sender:
         )
         return receipt if batch is None else (batch, receipt)
 
-    async def _via_router(self, job: _Job, router: RedisRouter) -> tuple[Batch, Receipt]:
+    async def _via_router(self, job: Job, router: RedisRouter) -> tuple[Batch, Receipt]:
         try:
             routed = await router.forward(
                 job.event, call_sid=job.call_sid, conversation_id=job.conversation_id
             )
         except NoRoute as exc:
-            raise _Skip(f"no open session for this call in this process, and {exc}") from None
+            raise Skip(f"no open session for this call in this process, and {exc}") from None
         receipt = Receipt(
             "session",
             job.event.type,
@@ -402,30 +365,30 @@ class Sender:
         )
         return routed.ack, receipt
 
-    async def _via_monitor(self, job: _Job, skipped: dict[str, str]) -> tuple[Batch, Receipt]:
+    async def _via_monitor(self, job: Job, skipped: dict[str, str]) -> tuple[Batch, Receipt]:
         if not isinstance(job.event, ContextualUpdate):
-            raise _Skip(
+            raise Skip(
                 f"the monitor socket takes contextual updates only, not {job.event.type} "
                 "(no such monitor command)"
             )
         if self.monitor is None:
-            raise _Skip("no monitor channel configured")
+            raise Skip("no monitor channel configured")
         cid = await self.monitor.conversation_id_for(
             call_sid=job.call_sid, conversation_id=job.conversation_id
         )
         batch = await self.monitor.write(cid, MonitorCommand.contextual_update(job.event.text))
         return batch, Receipt("monitor", job.event.type, job.call_sid, cid, skipped=dict(skipped))
 
-    async def _via_mailbox(self, job: _Job, skipped: dict[str, str]) -> Receipt:
+    async def _via_mailbox(self, job: Job, skipped: dict[str, str]) -> Receipt:
         if isinstance(job.event, ClientToolResult):
-            raise _Skip("a client tool result can only answer on the session that got the call")
+            raise Skip("a client tool result can only answer on the session that got the call")
         if self.mailbox is None:
-            raise _Skip("no mailbox configured")
+            raise Skip("no mailbox configured")
         sid = job.call_sid
         if sid is None and self.registry is not None and job.conversation_id is not None:
             sid = self.registry.call_sid_of(job.conversation_id)
         if sid is None:
-            raise _Skip("the mailbox is keyed by call SID and none was given")
+            raise Skip("the mailbox is keyed by call SID and none was given")
         if job.channel != "mailbox":  # named explicitly, the caller takes the risk
             over = await self.facts.over(job.call_sid, job.conversation_id)
             if over is not None:
@@ -453,18 +416,3 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _settle(done: Outcome, outcome: Receipt | BaseException) -> None:
-    # Outcomes are results, not exceptions set on the future: a caller that gave up never
-    # leaves an unretrieved exception behind.
-    if not done.done():
-        done.set_result(outcome)
-
-
-def _confirm(done: Outcome, receipt: Receipt, batch: Batch) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        failure = batch.result()
-        _settle(done, receipt if failure is None else failure())
-        return
-    _settle(done, SenderError("confirmation was cancelled"))
