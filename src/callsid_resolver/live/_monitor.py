@@ -243,7 +243,8 @@ class MonitorChannel:
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
             return MonitorUnavailable(conversation_id, "timed out opening the monitor socket")
         if isinstance(exc, OSError):
-            return MonitorUnavailable(conversation_id, f"{type(exc).__name__}: {exc.strerror}")
+            why = f"{type(exc).__name__}: {exc.strerror}" if exc.strerror else type(exc).__name__
+            return MonitorUnavailable(conversation_id, why)
         if isinstance(exc, InvalidMessage):
             return MonitorUnavailable(conversation_id, "the server's handshake reply was garbled")
         if isinstance(exc, InvalidHeader):
