@@ -44,6 +44,7 @@ async def monitor(
 async def test_contextual_update_by_call_sid(monitor: MonitorChannel, emulator: Emulator) -> None:
     cid = await monitor.contextual_update("VIP caller", call_sid=LIVE_SID)
     assert cid == LIVE_CONVERSATION
+    assert emulator.requests.of("monitor_ws")[0].params == [("events_format", "json")]
     # Confirmed means the server's WebSocket layer has it; the emulator records it just after.
     await eventually(lambda: emulator.monitor_commands.get(cid) == [CONTEXT])
 

@@ -202,7 +202,9 @@ class MonitorChannel:
         return await asyncio.shield(opening)
 
     async def _connect(self, conversation_id: str) -> MonitorSocket:
-        url = monitor_url(self._base_url, conversation_id)
+        # Events as JSON, said explicitly (the other documented format is `opentelemetry`):
+        # the replay markers and `on_event` depend on it (docs/protocol.md §12).
+        url = monitor_url(self._base_url, conversation_id) + "?events_format=json"
         try:
             connection = await open_socket(
                 url, headers=self._headers, open_timeout=self._open_timeout
