@@ -398,3 +398,30 @@ async def test_without_websockets_the_sender_falls_back_to_the_mailbox(
     receipt = await sender.send_contextual_update("x", call_sid=LIVE_SID)
     assert receipt.channel == "mailbox"
     assert "pip install" in receipt.skipped["monitor"]
+
+
+async def test_a_garbled_monitor_handshake_falls_back_to_the_mailbox(
+    resolver: AsyncCallSidResolver,
+) -> None:
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade websocket\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mailbox = MemoryMailbox()
+    try:
+        async with (
+            AsyncElevenLabsClient("test-key", base_url=f"http://127.0.0.1:{port}") as elsewhere,
+            MonitorChannel(elsewhere, resolver=resolver, settle=0.05) as monitor,
+        ):
+            sender = Sender(monitor=monitor, mailbox=mailbox, resolver=resolver)
+            receipt = await sender.send_contextual_update("x", call_sid=LIVE_SID)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (receipt.channel, receipt.conversation_id) == ("mailbox", LIVE_CONVERSATION)
+    assert receipt.skipped["monitor"].endswith("the server's handshake reply was garbled")
+    assert [i["text"] for i in await mailbox.drain(LIVE_SID)] == ["x"]
