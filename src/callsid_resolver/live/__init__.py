@@ -1,4 +1,4 @@
-"""Deliver data into the live conversation of a call (DESIGN "Sending into a live conversation").
+"""Deliver data into the live conversation of a call (see docs/sending.md).
 
 ```python
 from callsid_resolver.live import MemoryMailbox, MonitorChannel, Sender, SessionRegistry

@@ -151,7 +151,7 @@ class ConversationSession:
             raise _open_failure(exc, url) from None
         self._confirmer = Confirmer(self._connection, self._drop_error)
         try:
-            # The initiation data must be the first message (api-facts §8).
+            # The initiation data must be the first message (docs/protocol.md §8).
             await self._connection.send(self._initiation.to_json())
             self._reader = asyncio.create_task(self._read(), name="callsid-live-session")
             await asyncio.wait_for(self._started.wait(), self._open_timeout)
@@ -215,7 +215,8 @@ class ConversationSession:
 
     @property
     def close_code(self) -> int | None:
-        """The close frame's code once closed (1000 normal, 1002, 1008, 1011: api-facts §8)."""
+        """The close frame's code once closed: 1000 normal, 1002, 1008, 1011 (docs/protocol.md
+        §8)."""
         return self._close_code
 
     def add_close_callback(self, callback: Callable[[ConversationSession], None]) -> None:

@@ -219,7 +219,8 @@ async def _receive(websocket: WebSocket) -> Json | None:
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict):
-        # The API's answer to a message it cannot read: close 1008 (api-facts §8, invalid_message).
+        # The API's answer to a message it cannot read: close 1008, `invalid_message`
+        # (docs/protocol.md §8).
         await websocket.close(POLICY_VIOLATION, "invalid_message")
         return None
     return parsed
