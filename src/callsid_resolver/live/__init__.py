@@ -1,4 +1,4 @@
-"""Deliver data into the live conversation of a call (DESIGN "Sending into a live conversation").
+"""Deliver data into the live conversation of a call (see docs/sending.md).
 
 ```python
 from callsid_resolver.live import MemoryMailbox, MonitorChannel, Sender, SessionRegistry
@@ -15,14 +15,18 @@ socket opens; the mailboxes need nothing (Redis: `callsid-resolver[redis]`, also
 """
 
 from ._errors import (
+    CallMismatch,
     ConfirmTimeout,
+    ConversationNotStarted,
     ConversationOver,
+    InvalidSend,
     MailboxFull,
     MailboxUnavailable,
     MonitorError,
     MonitoringDisabled,
     MonitorPlanRequired,
     MonitorRefused,
+    MonitorRoleMissing,
     MonitorScopeMissing,
     MonitorUnavailable,
     NotLive,
@@ -35,6 +39,7 @@ from ._errors import (
 )
 from ._mailbox import Mailbox, MemoryMailbox, RedisMailbox
 from ._monitor import MonitorChannel
+from ._monitor_socket import MonitorEventHandler, MonitorStats
 from ._protocol import (
     AgentResponse,
     AgentResponseCorrection,
@@ -60,9 +65,10 @@ from ._protocol import (
     VadScore,
     parse_server_event,
 )
+from ._records import CHANNELS, Channel, Receipt
 from ._registry import RegistryListener, SessionRegistry
 from ._router import RedisRouter
-from ._sender import CHANNELS, Channel, Receipt, Sender
+from ._sender import Sender
 from ._session import ConversationSession, ToolHandler
 
 __all__ = [
@@ -71,6 +77,7 @@ __all__ = [
     "AgentResponseCorrection",
     "AgentToolResponse",
     "Audio",
+    "CallMismatch",
     "Channel",
     "ClientEvent",
     "ClientToolCall",
@@ -79,10 +86,12 @@ __all__ = [
     "ContextualUpdate",
     "ConversationInitiation",
     "ConversationInitiationMetadata",
+    "ConversationNotStarted",
     "ConversationOver",
     "ConversationSession",
     "ErrorEvent",
     "Interruption",
+    "InvalidSend",
     "Mailbox",
     "MailboxFull",
     "MailboxUnavailable",
@@ -90,9 +99,12 @@ __all__ = [
     "MonitorChannel",
     "MonitorCommand",
     "MonitorError",
+    "MonitorEventHandler",
     "MonitorPlanRequired",
     "MonitorRefused",
+    "MonitorRoleMissing",
     "MonitorScopeMissing",
+    "MonitorStats",
     "MonitorUnavailable",
     "MonitoringDisabled",
     "NotLive",
