@@ -3,7 +3,11 @@
 ```
 CallSidResolverError
 ├── InvalidCallSid                 bad input, raised before any I/O (also a ValueError)
+├── InvalidConversationId          not a conversation id (also a ValueError)
+├── InvalidHint                    a resolve hint of the wrong type or range (also a ValueError)
+├── InvalidApiKey                  a key that cannot be sent: control or non-ASCII characters
 ├── MissingApiKey                  no key given and ELEVENLABS_API_KEY unset
+├── CacheUnavailable               the cache backend failed where the caller must know
 ├── ConversationNotFound           no conversation carries this call SID (says what was searched)
 ├── SenderError                    a send into a live call failed (see `live`; NotLive, ...)
 ├── WebhookError                   a webhook that must not be trusted (see `webhooks`)
@@ -19,6 +23,7 @@ CallSidResolverError
     ├── RateLimited                429 (`.retry_after`)
     ├── ServerError                5xx
     └── UnexpectedResponse         2xx whose body is not the JSON the endpoint promises
+        └── ResponseTooLarge       a body over its endpoint's size cap
 ```
 
 Every error message is built from its fields, and none of them ever holds the API key, a signed
@@ -31,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._core._secrets import mask_phone_numbers
+
 __all__ = [
     "ApiError",
     "AuthenticationFailed",
@@ -38,11 +45,16 @@ __all__ = [
     "CallSidResolverError",
     "ConversationNotFound",
     "DeadlineExceeded",
+    "CacheUnavailable",
+    "InvalidApiKey",
     "InvalidCallSid",
+    "InvalidConversationId",
+    "InvalidHint",
     "MissingApiKey",
     "NotFound",
     "PermissionDenied",
     "RateLimited",
+    "ResponseTooLarge",
     "SearchSummary",
     "ServerError",
     "TransportError",
@@ -60,6 +72,41 @@ class InvalidCallSid(CallSidResolverError, ValueError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"invalid call SID: {reason}")
+
+
+class InvalidConversationId(CallSidResolverError, ValueError):
+    """A conversation id that cannot be one: empty, too long, `.`/`..`, a slash, whitespace."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid conversation id: {reason}")
+
+
+class InvalidHint(CallSidResolverError, ValueError):
+    """A `resolve` hint of the wrong type or out of range; `parameter` names it."""
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        self.parameter = parameter
+        self.reason = reason
+        super().__init__(f"invalid {parameter}: {reason}")
+
+
+class InvalidApiKey(CallSidResolverError, ValueError):
+    """An API key that cannot be sent in a header. The message never shows the key."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid ElevenLabs API key: {reason}")
+
+
+class CacheUnavailable(CallSidResolverError):
+    """The cache backend failed (Redis down, out of memory, ...) where the caller must know, as
+    when `remember` could not store a mapping. Lookups never raise it: they go on without cache.
+    `operation` names what failed; the backend's own error is the `__cause__`."""
+
+    def __init__(self, operation: str, error: BaseException) -> None:
+        self.operation = operation
+        super().__init__(f"cache unavailable: {operation} failed ({type(error).__name__})")
 
 
 class MissingApiKey(CallSidResolverError):
@@ -108,15 +155,17 @@ class ConversationNotFound(CallSidResolverError):
         super().__init__(self._message())
 
     def _message(self) -> str:
+        # A SIP call id may hold the caller's number (`+15551234567@10.0.0.1`).
+        sid = mask_phone_numbers(self.call_sid)
         if self.cached:
-            return f"no conversation for call SID {self.call_sid} (cached miss; not searched again)"
+            return f"no conversation for call SID {sid} (cached miss; not searched again)"
         s = self.searched
         if s is None:
-            return f"no conversation for call SID {self.call_sid}"
+            return f"no conversation for call SID {sid}"
         after, before = s.window
         window = f"start time in [{after or '-inf'}, {before or 'now'}]"
         return (
-            f"no conversation for call SID {self.call_sid}: "
+            f"no conversation for call SID {sid}: "
             f"tried {', '.join(s.steps) or 'nothing'}; {s.pages} list page(s), "
             f"{s.checked} conversation(s) checked, {s.requests} request(s), {window}"
         )
@@ -227,6 +276,14 @@ class ServerError(ApiError):
 
 class UnexpectedResponse(ApiError):
     """A success status whose body is not the JSON this endpoint returns."""
+
+
+class ResponseTooLarge(UnexpectedResponse):
+    """A body larger than its endpoint's cap (`limit` bytes); reading stopped there."""
+
+    def __init__(self, *, limit: int, **kwargs: Any) -> None:
+        self.limit = limit
+        super().__init__(**kwargs)
 
 
 def error_class_for(status_code: int) -> type[ApiError]:

@@ -47,6 +47,11 @@ class RetryState:
     out_of_time: bool = False
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
+    @property
+    def deadline_at(self) -> float:
+        """The clock reading past which no attempt may go on, in progress or not."""
+        return self.started + self.policy.deadline
+
     def attempt_timeout(self, timeout: httpx.Timeout, now: float) -> dict[str, float | None]:
         """The per-attempt timeout, shrunk so no attempt outlives the deadline."""
         self.attempts += 1
@@ -67,6 +72,9 @@ class RetryState:
         return self._wait(None, now)
 
     def _wait(self, server_wish: float | None, now: float) -> float | None:
+        if now >= self.deadline_at:
+            self.out_of_time = True  # the attempt itself was cut short by the deadline
+            return None
         if self.attempts >= self.policy.max_attempts:
             return None
         if server_wish is not None:
