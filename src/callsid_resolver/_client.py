@@ -7,6 +7,7 @@ decides); each only sends, sleeps and loops, in its own I/O style.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -427,9 +428,7 @@ class _Watchdog:
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
-        # The base class's shutdown, also for TLS: it wakes the reader without touching the TLS
-        # state that the reading thread is using.
+    # The base class's shutdown, also for TLS: it wakes the reader without touching the TLS
+    # state that the reading thread is using. OSError: already closed, the read is over anyway.
+    with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed: the read is over anyway
