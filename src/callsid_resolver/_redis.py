@@ -150,12 +150,13 @@ class TieredCache:
         return merged
 
     def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
-        self.back.set_many(items, ttl)
+        # Front first: with the shared cache down, this process still remembers.
         self.front.set_many(items, ttl)
+        self.back.set_many(items, ttl)
 
     def delete(self, key: str) -> None:
-        self.back.delete(key)
         self.front.delete(key)
+        self.back.delete(key)
 
 
 class AsyncTieredCache:
@@ -178,12 +179,12 @@ class AsyncTieredCache:
         return merged
 
     async def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+        self.front.set_many(items, ttl)  # first: see `TieredCache.set_many`
         await self.back.set_many(items, ttl)
-        self.front.set_many(items, ttl)
 
     async def delete(self, key: str) -> None:
-        await self.back.delete(key)
         self.front.delete(key)
+        await self.back.delete(key)
 
 
 def _merge(

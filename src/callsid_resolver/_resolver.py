@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
@@ -43,13 +45,18 @@ from ._core._plan import (
     WriteCache,
     resolve_plan,
 )
-from ._exceptions import ApiError, NotFound
+from ._exceptions import ApiError, CacheUnavailable, InvalidHint, NotFound
 from ._models import Conversation, Resolution
 
 __all__ = ["AsyncCallSidResolver", "CallSidResolver", "ResolveHints", "ResolverOptions"]
 
 T = TypeVar("T")
 Instant = datetime | int | float | None
+
+logger = logging.getLogger("callsid_resolver")
+MAX_HINT_LENGTH = 256
+# 9999-12-31T23:59:59Z: past it a datetime cannot even be built; a larger number is a mistake.
+MAX_UNIX = 253_402_300_799
 
 
 class ResolverOptions(TypedDict, total=False):
@@ -93,19 +100,22 @@ class _ResolverBase:
             **tuning,  # type: ignore[arg-type]
         )
         self.capabilities = ServerCapabilities()
+        self.cache_faults = 0
+
+    def _cache_fault(self, operation: str, exc: Exception) -> None:
+        """A cache fault is not the caller's problem during a lookup: count it, log it (the
+        type only: a backend's message may name hosts), and go on as if there were no cache."""
+        self.cache_faults += 1
+        logger.warning(
+            "cache %s failed (%s); resolving without the cache", operation, type(exc).__name__
+        )
 
     def _plan(self, call_sid: str, hints: ResolveHints) -> tuple[Hashable, Callable[[], Plan]]:
         unknown = hints.keys() - ResolveHints.__annotations__.keys()
         if unknown:
             raise TypeError(f"unknown hint(s): {', '.join(sorted(unknown))}")
         sid = validate_call_sid(call_sid)
-        narrowed = Hints(
-            agent_id=hints.get("agent_id"),
-            phone_number_id=hints.get("phone_number_id"),
-            started_after=_unix(hints.get("started_after")),
-            started_before=_unix(hints.get("started_before")),
-            initiation_source=hints.get("initiation_source"),
-        )
+        narrowed = _narrow(hints)
         return (sid, narrowed), lambda: resolve_plan(
             sid, narrowed, self.capabilities, self.settings
         )
@@ -154,11 +164,23 @@ class CallSidResolver(_ResolverBase):
         return self._flights.run(key, lambda: self._drive(plan()))
 
     def remember(self, call_sid: str, conversation_id: str, *, agent_id: str | None = None) -> None:
-        """Record a mapping learned elsewhere (outbound-call response, webhook, own session)."""
-        self.cache.set_many(self._primed(call_sid, conversation_id, agent_id))
+        """Record a mapping learned elsewhere (outbound-call response, webhook, own session).
+
+        Raises `CacheUnavailable` when the cache could not store it.
+        """
+        entries = self._primed(call_sid, conversation_id, agent_id)
+        try:
+            self.cache.set_many(entries)
+        except Exception as exc:
+            raise CacheUnavailable("remember", exc) from exc
 
     def forget(self, call_sid: str) -> None:
-        self.cache.delete(self.settings.keys.sid(validate_call_sid(call_sid)))
+        """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
+        key = self.settings.keys.sid(validate_call_sid(call_sid))
+        try:
+            self.cache.delete(key)
+        except Exception as exc:
+            raise CacheUnavailable("forget", exc) from exc
 
     def _drive(self, plan: Plan) -> Resolution:
         outcome: Any = None
@@ -178,23 +200,33 @@ class CallSidResolver(_ResolverBase):
                     error = exc
         finally:
             for key, token in claims:
-                self.cache.release(key, token)  # type: ignore[attr-defined]
+                try:
+                    self.cache.release(key, token)  # type: ignore[attr-defined]
+                except Exception as exc:  # the lock expires by itself
+                    self._cache_fault("release", exc)
 
     def _perform(self, op: Operation, claims: list[tuple[str, str]]) -> Any:
+        if isinstance(op, ClaimFlight | ReadCache | WriteCache):
+            try:
+                return self._perform_cache(op, claims)
+            except Exception as exc:
+                self._cache_fault(type(op).__name__, exc)
+                return _without_cache(op)
+        if isinstance(op, Pause):
+            return time.sleep(op.seconds)
+        if isinstance(op, ListPage):
+            return self.client._call(_api.list_conversations(op.query))
+        return self._fetch(op)
+
+    def _perform_cache(self, op: ClaimFlight | ReadCache | WriteCache, claims: list[Any]) -> Any:
         if isinstance(op, ClaimFlight):
             token = self.cache.claim(op.key, op.ttl)  # type: ignore[attr-defined]
             if token is not None:
                 claims.append((op.key, token))
             return token is not None
-        if isinstance(op, Pause):
-            return time.sleep(op.seconds)
         if isinstance(op, ReadCache):
             return self.cache.get_many(op.keys)
-        if isinstance(op, WriteCache):
-            return self.cache.set_many(op.entries, op.ttl)
-        if isinstance(op, ListPage):
-            return self.client._call(_api.list_conversations(op.query))
-        return self._fetch(op)
+        return self.cache.set_many(op.entries, op.ttl)
 
     def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
         todo = iter(op.conversation_ids)
@@ -248,11 +280,20 @@ class AsyncCallSidResolver(_ResolverBase):
     async def remember(
         self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
     ) -> None:
-        """Record a mapping learned elsewhere (outbound-call response, webhook, own session)."""
-        await self.cache.set_many(self._primed(call_sid, conversation_id, agent_id))
+        """Record a mapping learned elsewhere; see `CallSidResolver.remember`."""
+        entries = self._primed(call_sid, conversation_id, agent_id)
+        try:
+            await self.cache.set_many(entries)
+        except Exception as exc:
+            raise CacheUnavailable("remember", exc) from exc
 
     async def forget(self, call_sid: str) -> None:
-        await self.cache.delete(self.settings.keys.sid(validate_call_sid(call_sid)))
+        """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
+        key = self.settings.keys.sid(validate_call_sid(call_sid))
+        try:
+            await self.cache.delete(key)
+        except Exception as exc:
+            raise CacheUnavailable("forget", exc) from exc
 
     async def _drive(self, plan: Plan) -> Resolution:
         outcome: Any = None
@@ -271,23 +312,35 @@ class AsyncCallSidResolver(_ResolverBase):
                     error = exc
         finally:
             for key, token in claims:
-                await self.cache.release(key, token)  # type: ignore[attr-defined]
+                try:
+                    await self.cache.release(key, token)  # type: ignore[attr-defined]
+                except Exception as exc:  # the lock expires by itself
+                    self._cache_fault("release", exc)
 
     async def _perform(self, op: Operation, claims: list[tuple[str, str]]) -> Any:
+        if isinstance(op, ClaimFlight | ReadCache | WriteCache):
+            try:
+                return await self._perform_cache(op, claims)
+            except Exception as exc:
+                self._cache_fault(type(op).__name__, exc)
+                return _without_cache(op)
+        if isinstance(op, Pause):
+            return await asyncio.sleep(op.seconds)
+        if isinstance(op, ListPage):
+            return await self.client._call(_api.list_conversations(op.query))
+        return await self._fetch(op)
+
+    async def _perform_cache(
+        self, op: ClaimFlight | ReadCache | WriteCache, claims: list[Any]
+    ) -> Any:
         if isinstance(op, ClaimFlight):
             token = await self.cache.claim(op.key, op.ttl)  # type: ignore[attr-defined]
             if token is not None:
                 claims.append((op.key, token))
             return token is not None
-        if isinstance(op, Pause):
-            return await asyncio.sleep(op.seconds)
         if isinstance(op, ReadCache):
             return await self.cache.get_many(op.keys)
-        if isinstance(op, WriteCache):
-            return await self.cache.set_many(op.entries, op.ttl)
-        if isinstance(op, ListPage):
-            return await self.client._call(_api.list_conversations(op.query))
-        return await self._fetch(op)
+        return await self.cache.set_many(op.entries, op.ttl)
 
     async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
         todo = iter(op.conversation_ids)
@@ -408,11 +461,60 @@ def _as_async(cache: ResolutionCache | AsyncResolutionCache) -> AsyncResolutionC
     return _BlockingCacheAdapter(cache)  # type: ignore[arg-type]
 
 
-def _unix(value: Instant) -> int | None:
+def _without_cache(op: ClaimFlight | ReadCache | WriteCache) -> Any:
+    """The outcome of a cache operation whose backend failed: a read misses, a write is dropped,
+    and a claim is granted, so that with Redis down every waiter looks the SID up itself."""
+    if isinstance(op, ReadCache):
+        return [None] * len(op.keys)
+    return True if isinstance(op, ClaimFlight) else None
+
+
+def _narrow(hints: ResolveHints) -> Hints:
+    """The hints checked, before any I/O: `InvalidHint` names the first bad one."""
+    after = _instant("started_after", hints.get("started_after"), math.floor)
+    before = _instant("started_before", hints.get("started_before"), math.ceil)
+    if after is not None and before is not None and after > before:
+        raise InvalidHint("started_after", f"{after} is later than started_before ({before})")
+    return Hints(
+        agent_id=_text("agent_id", hints.get("agent_id")),
+        phone_number_id=_text("phone_number_id", hints.get("phone_number_id")),
+        started_after=after,
+        started_before=before,
+        initiation_source=_text("initiation_source", hints.get("initiation_source")),
+    )
+
+
+def _text(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidHint(name, f"expected a string, got {type(value).__name__}")
+    if not value or len(value) > MAX_HINT_LENGTH:
+        raise InvalidHint(name, f"{len(value)} characters; 1 to {MAX_HINT_LENGTH} are allowed")
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise InvalidHint(name, "contains whitespace or a control character")
+    return value
+
+
+def _instant(name: str, value: object, to_int: Callable[[float], int]) -> int | None:
+    """Unix seconds from a timezone-aware datetime or a finite, non-negative number."""
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("started_after/started_before must be timezone-aware datetimes")
-        return int(value.timestamp())
-    return int(value)
+        if value.utcoffset() is None:
+            raise InvalidHint(name, "a naive datetime; give it a timezone (e.g. timezone.utc)")
+        seconds: float = value.timestamp()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidHint(name, f"{value!r} is not a finite number of unix seconds")
+        seconds = value
+    else:
+        shown = repr(value)[:40]
+        raise InvalidHint(
+            name,
+            f"expected a timezone-aware datetime or unix seconds, got {type(value).__name__} "
+            f"{shown}",
+        )
+    if not 0 <= seconds <= MAX_UNIX:
+        raise InvalidHint(name, f"{seconds!r} is not a unix time between 0 and {MAX_UNIX}")
+    return seconds if isinstance(seconds, int) else to_int(seconds)
