@@ -99,13 +99,16 @@ def test_any_window_is_valid_or_a_typed_error(
     resolver: CallSidResolver, api: FakeApi, after: Any, before: Any
 ) -> None:
     count = len(api.requests)
+    refused: InvalidHint | None = None
     try:
         resolver.resolve(sid_of(2), started_after=after, started_before=before)
     except InvalidHint as exc:
-        assert exc.parameter in INSTANT_HINTS
-        assert len(api.requests) == count
+        refused = exc
     except CallSidResolverError:
         pass  # a valid window that holds no such call: ConversationNotFound
+    if refused is not None:
+        assert refused.parameter in INSTANT_HINTS
+        assert len(api.requests) == count
 
 
 @given(
@@ -117,7 +120,11 @@ def test_remember_accepts_only_valid_ids(resolver: CallSidResolver, cid: Any, si
     try:
         resolver.remember(sid, cid)
     except CallSidResolverError as exc:
-        assert isinstance(exc, ValueError)
+        refused: CallSidResolverError | None = exc
+    else:
+        refused = None
+    if refused is not None:
+        assert isinstance(refused, ValueError)
         return
     assert resolver.resolve(sid).conversation_id == cid
     resolver.forget(sid)
