@@ -69,7 +69,8 @@ def test_resolution_from_a_conversation() -> None:
         "start_time_unix_secs": 1786000000,
         "source": "scan",
         "requests": 7,
+        "matched_by": "phone_call.call_sid",
     }
     web = Conversation.model_validate(recording("conversation_web_widget"))
-    with pytest.raises(ValueError, match="no call SID"):
+    with pytest.raises(ValueError, match="no such call id"):
         Resolution.from_conversation(web, source="scan")
