@@ -25,7 +25,7 @@ from ._core import _api
 from ._core._api import ApiCall, ListQuery, ModelT, SortDirection
 from ._core._retry import RetryPolicy, RetryState
 from ._core._secrets import redact_password, scrub
-from ._exceptions import DeadlineExceeded, InvalidApiKey, MissingApiKey, TransportError
+from ._exceptions import ApiError, DeadlineExceeded, InvalidApiKey, MissingApiKey, TransportError
 from ._models import Conversation, ConversationsPage, ConversationSummary, SignedUrl
 
 __all__ = [
@@ -166,8 +166,12 @@ class _ClientBase:
             raise call.too_large(done)
         return done
 
-    def _decode(self, call: ApiCall[ModelT], response: httpx.Response) -> ModelT:
-        return call.decode(response, secrets=self._secrets)
+    def _decode(self, call: ApiCall[ModelT], response: httpx.Response, state: RetryState) -> ModelT:
+        try:
+            return call.decode(response, secrets=self._secrets)
+        except ApiError as exc:
+            exc.attempts = state.attempts  # so that a caller counting requests counts retries
+            raise
 
     @staticmethod
     def _log(call: ApiCall[Any], outcome: str, state: RetryState) -> None:
@@ -251,7 +255,7 @@ class ElevenLabsClient(_ClientBase):
                 self._log(call, str(response.status_code), state)
                 delay = state.after_response(response.status_code, response.headers, self._clock())
                 if delay is None:
-                    return self._decode(call, response), state.attempts
+                    return self._decode(call, response, state), state.attempts
             self._sleep(delay)
 
     def _attempt(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:
@@ -362,7 +366,7 @@ class AsyncElevenLabsClient(_ClientBase):
                 self._log(call, str(response.status_code), state)
                 delay = state.after_response(response.status_code, response.headers, self._clock())
                 if delay is None:
-                    return self._decode(call, response), state.attempts
+                    return self._decode(call, response, state), state.attempts
             await self._sleep(delay)
 
     async def _attempt(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:

@@ -119,7 +119,16 @@ class MissingApiKey(CallSidResolverError):
 class SearchSummary:
     """What a failed resolution looked at, so a user can tell a miss from a too-narrow search."""
 
-    __slots__ = ("checked", "hidden_live", "pages", "requests", "steps", "window")
+    __slots__ = (
+        "checked",
+        "hidden_live",
+        "pages",
+        "requests",
+        "steps",
+        "truncated_by",
+        "unverified",
+        "window",
+    )
 
     def __init__(
         self,
@@ -130,6 +139,8 @@ class SearchSummary:
         requests: int,
         window: tuple[int | None, int | None],
         hidden_live: int = 0,
+        truncated_by: str | None = None,
+        unverified: int = 0,
     ) -> None:
         self.steps = steps
         self.pages = pages
@@ -138,11 +149,33 @@ class SearchSummary:
         self.window = window
         # Live conversations whose GET showed no call id at all: the call may be one of them.
         self.hidden_live = hidden_live
+        # Why a walk stopped before the end of the list: "max_scan" (the budget ran out) or
+        # "cursor_loop" (the server sent a cursor seen before); None when the list ended.
+        self.truncated_by = truncated_by
+        # Listed conversations whose GET failed (404 twice): neither matched nor ruled out.
+        self.unverified = unverified
+
+    @property
+    def truncated(self) -> bool:
+        """True when the search stopped before the end of the list (see `truncated_by`)."""
+        return self.truncated_by is not None
+
+    def truncation_note(self) -> str:
+        """What stopped the search early and how to reach further, or "" when nothing did."""
+        if self.truncated_by == "cursor_loop":
+            return "; stopped: the server sent a list cursor it had sent before"
+        if self.truncated_by is not None:
+            return (
+                "; stopped at max_scan before the end of the list: narrow the search with "
+                "started_after/started_before, agent_id or phone_number_id, or raise max_scan"
+            )
+        return ""
 
     def __repr__(self) -> str:
         return (
             f"SearchSummary(steps={self.steps!r}, pages={self.pages}, checked={self.checked}, "
-            f"requests={self.requests}, window={self.window!r}, hidden_live={self.hidden_live})"
+            f"requests={self.requests}, window={self.window!r}, hidden_live={self.hidden_live}, "
+            f"truncated_by={self.truncated_by!r}, unverified={self.unverified})"
         )
 
 
@@ -191,6 +224,7 @@ class ConversationNotFound(CallSidResolverError):
             f"no conversation for call SID {sid}: "
             f"tried {', '.join(s.steps) or 'nothing'}; {s.pages} list page(s), "
             f"{s.checked} conversation(s) checked, {s.requests} request(s), {window}"
+            f"{s.truncation_note()}"
         )
         if not self.live:
             return text
@@ -224,7 +258,10 @@ class ApiError(CallSidResolverError):
     string (https://elevenlabs.io/docs/eleven-api/resources/errors). `error_code` is its `code`,
     else the legacy `status`; `request_id`, which ElevenLabs support asks for, is the
     `request-id` header, else the body's `request_id`, else the `x-trace-id` header.
+    `attempts` is how many HTTP requests the call sent, retries included.
     """
+
+    attempts: int = 1
 
     def __init__(
         self,

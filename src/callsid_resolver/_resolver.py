@@ -7,13 +7,11 @@ share one upstream lookup), the cache's I/O, and fetching candidates with bounde
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime
 from itertools import islice
 from typing import Any, TypedDict, TypeVar
@@ -27,10 +25,12 @@ from ._cache import (
     MemoryCache,
     ResolutionCache,
     SharedFlight,
+    as_async_cache,
 )
 from ._client import AsyncElevenLabsClient, ElevenLabsClient
 from ._core import _api
 from ._core._callsid import validate_call_sid
+from ._core._hints import narrow_hints
 from ._core._plan import (
     ClaimFlight,
     Fetch,
@@ -45,7 +45,8 @@ from ._core._plan import (
     WriteCache,
     resolve_plan,
 )
-from ._exceptions import ApiError, CacheUnavailable, InvalidHint, NotFound
+from ._exceptions import ApiError, CacheUnavailable, NotFound
+from ._flights import TaskFlights, ThreadFlights
 from ._models import Conversation, Resolution
 
 __all__ = ["AsyncCallSidResolver", "CallSidResolver", "ResolveHints", "ResolverOptions"]
@@ -54,9 +55,6 @@ T = TypeVar("T")
 Instant = datetime | int | float | None
 
 logger = logging.getLogger("callsid_resolver")
-MAX_HINT_LENGTH = 256
-# 9999-12-31T23:59:59Z: past it a datetime cannot even be built; a larger number is a mistake.
-MAX_UNIX = 253_402_300_799
 
 
 class ResolverOptions(TypedDict, total=False):
@@ -106,6 +104,34 @@ class _ResolverBase:
         )
         self.capabilities = ServerCapabilities()
         self.cache_faults = 0
+        # Call SIDs being looked up (with how many lookups), and those of them that `forget()`
+        # dropped meanwhile: the lookup must not write them back (only in-flight SIDs are kept).
+        self._guard = threading.Lock()
+        self._flying: dict[str, int] = {}
+        self._forgotten: set[str] = set()
+
+    def _lookup_started(self, sid: str) -> None:
+        with self._guard:
+            self._flying[sid] = self._flying.get(sid, 0) + 1
+
+    def _lookup_ended(self, sid: str) -> None:
+        with self._guard:
+            self._flying[sid] -= 1
+            if not self._flying[sid]:
+                del self._flying[sid]
+                self._forgotten.discard(sid)
+
+    def _forgetting(self, sid: str) -> str:
+        with self._guard:
+            if sid in self._flying:
+                self._forgotten.add(sid)
+        return self.settings.keys.sid(sid)
+
+    def _to_write(self, op: WriteCache) -> dict[str, CachedMapping]:
+        """The entries of `op` minus those of SIDs forgotten during their lookup."""
+        with self._guard:
+            gone = {self.settings.keys.sid(sid) for sid in self._forgotten}
+        return {k: v for k, v in op.entries.items() if k not in gone}
 
     def _cache_fault(self, operation: str, exc: Exception) -> None:
         """A cache fault is not the caller's problem during a lookup: count it, log it (the
@@ -115,12 +141,14 @@ class _ResolverBase:
             "cache %s failed (%s); resolving without the cache", operation, type(exc).__name__
         )
 
-    def _plan(self, call_sid: str, hints: ResolveHints) -> tuple[Hashable, Callable[[], Plan]]:
+    def _plan(
+        self, call_sid: str, hints: ResolveHints
+    ) -> tuple[tuple[str, Hints], Callable[[], Plan]]:
         unknown = hints.keys() - ResolveHints.__annotations__.keys()
         if unknown:
             raise TypeError(f"unknown hint(s): {', '.join(sorted(unknown))}")
         sid = validate_call_sid(call_sid)
-        narrowed = _narrow(hints)
+        narrowed = narrow_hints(hints)
         return (sid, narrowed), lambda: resolve_plan(
             sid, narrowed, self.capabilities, self.settings
         )
@@ -156,7 +184,7 @@ class CallSidResolver(_ResolverBase):
         super().__init__(cache, options)
         self.client = client
         self.cache: ResolutionCache = cache if cache is not None else MemoryCache()
-        self._flights = _ThreadFlights()
+        self._flights = ThreadFlights()
 
     def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
         """The conversation of `call_sid`: a Twilio call SID (`system__call_sid`), or a SIP
@@ -168,7 +196,7 @@ class CallSidResolver(_ResolverBase):
         conversation shows the id.
         """
         key, plan = self._plan(call_sid, hints)
-        return self._flights.run(key, lambda: self._drive(plan()))
+        return self._flights.run(key, lambda: self._drive(plan(), key[0]))
 
     def remember(self, call_sid: str, conversation_id: str, *, agent_id: str | None = None) -> None:
         """Record a mapping learned elsewhere (outbound-call response, webhook, own session).
@@ -183,16 +211,17 @@ class CallSidResolver(_ResolverBase):
 
     def forget(self, call_sid: str) -> None:
         """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
-        key = self.settings.keys.sid(validate_call_sid(call_sid))
+        key = self._forgetting(validate_call_sid(call_sid))
         try:
             self.cache.delete(key)
         except Exception as exc:
             raise CacheUnavailable("forget", exc) from exc
 
-    def _drive(self, plan: Plan) -> Resolution:
+    def _drive(self, plan: Plan, sid: str) -> Resolution:
         outcome: Any = None
         error: ApiError | None = None
         claims: list[tuple[str, str]] = []
+        self._lookup_started(sid)
         try:
             while True:
                 try:
@@ -206,6 +235,7 @@ class CallSidResolver(_ResolverBase):
                 except ApiError as exc:
                     error = exc
         finally:
+            self._lookup_ended(sid)
             for key, token in claims:
                 try:
                     self.cache.release(key, token)  # type: ignore[attr-defined]
@@ -233,7 +263,10 @@ class CallSidResolver(_ResolverBase):
             return token is not None
         if isinstance(op, ReadCache):
             return self.cache.get_many(op.keys)
-        return self.cache.set_many(op.entries, op.ttl)
+        entries = self._to_write(op)
+        if op.only_if_absent:  # a backend without the keyword fails here: the miss goes unwritten
+            return self.cache.set_many(entries, op.ttl, only_if_absent=True)
+        return self.cache.set_many(entries, op.ttl)
 
     def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
         todo = iter(op.conversation_ids)
@@ -260,8 +293,8 @@ class CallSidResolver(_ResolverBase):
     def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
         try:
             return self.client._call(_api.get_conversation(conversation_id))
-        except NotFound:
-            return None, 1
+        except NotFound as exc:
+            return None, exc.attempts
 
 
 class AsyncCallSidResolver(_ResolverBase):
@@ -276,13 +309,13 @@ class AsyncCallSidResolver(_ResolverBase):
     ) -> None:
         super().__init__(cache, options)
         self.client = client
-        self.cache = _as_async(cache if cache is not None else MemoryCache())
-        self._flights = _TaskFlights()
+        self.cache = as_async_cache(cache if cache is not None else MemoryCache())
+        self._flights = TaskFlights()
 
     async def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
         """The conversation of `call_sid`; see `CallSidResolver.resolve`."""
         key, plan = self._plan(call_sid, hints)
-        return await self._flights.run(key, lambda: self._drive(plan()))
+        return await self._flights.run(key, lambda: self._drive(plan(), key[0]))
 
     async def remember(
         self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
@@ -296,16 +329,17 @@ class AsyncCallSidResolver(_ResolverBase):
 
     async def forget(self, call_sid: str) -> None:
         """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
-        key = self.settings.keys.sid(validate_call_sid(call_sid))
+        key = self._forgetting(validate_call_sid(call_sid))
         try:
             await self.cache.delete(key)
         except Exception as exc:
             raise CacheUnavailable("forget", exc) from exc
 
-    async def _drive(self, plan: Plan) -> Resolution:
+    async def _drive(self, plan: Plan, sid: str) -> Resolution:
         outcome: Any = None
         error: ApiError | None = None
         claims: list[tuple[str, str]] = []
+        self._lookup_started(sid)
         try:
             while True:
                 try:
@@ -318,6 +352,7 @@ class AsyncCallSidResolver(_ResolverBase):
                 except ApiError as exc:
                     error = exc
         finally:
+            self._lookup_ended(sid)
             for key, token in claims:
                 try:
                     await self.cache.release(key, token)  # type: ignore[attr-defined]
@@ -347,7 +382,10 @@ class AsyncCallSidResolver(_ResolverBase):
             return token is not None
         if isinstance(op, ReadCache):
             return await self.cache.get_many(op.keys)
-        return await self.cache.set_many(op.entries, op.ttl)
+        entries = self._to_write(op)
+        if op.only_if_absent:  # see `CallSidResolver._perform_cache`
+            return await self.cache.set_many(entries, op.ttl, only_if_absent=True)
+        return await self.cache.set_many(entries, op.ttl)
 
     async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
         todo = iter(op.conversation_ids)
@@ -376,96 +414,8 @@ class AsyncCallSidResolver(_ResolverBase):
     async def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
         try:
             return await self.client._call(_api.get_conversation(conversation_id))
-        except NotFound:
-            return None, 1
-
-
-class _ThreadFlights:
-    """In-process single flight for threads: the first caller of a key runs, the others wait."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[Hashable, Future[Resolution]] = {}
-
-    def run(self, key: Hashable, work: Callable[[], Resolution]) -> Resolution:
-        with self._lock:
-            future = self._running.get(key)
-            leader = future is None
-            if future is None:
-                future = self._running[key] = Future()
-        if not leader:
-            return _shared(future.result())
-        try:
-            result = work()
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            with self._lock:
-                del self._running[key]
-
-
-class _TaskFlights:
-    """Single flight for asyncio: one task per key, awaited (shielded) by every caller, so a
-    cancelled caller never cancels the lookup the others are waiting for."""
-
-    def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Task[Resolution]] = {}
-
-    async def run(self, key: Hashable, work: Callable[[], Awaitable[Resolution]]) -> Resolution:
-        task = self._running.get(key)
-        leader = task is None
-        if task is None:
-            task = asyncio.ensure_future(work())
-            self._running[key] = task
-            task.add_done_callback(lambda t: self._finished(key, t))
-        result = await asyncio.shield(task)
-        return result if leader else _shared(result)
-
-    def _finished(self, key: Hashable, task: asyncio.Task[Resolution]) -> None:
-        if self._running.get(key) is task:
-            del self._running[key]
-        if not task.cancelled():
-            task.exception()  # retrieved, so an error nobody awaited is not reported as lost
-
-
-def _shared(result: Resolution) -> Resolution:
-    """A waiter's copy: it sent no request of its own."""
-    return result.model_copy(update={"requests": 0})
-
-
-class _BlockingCacheAdapter:
-    """Lets the async resolver use a blocking backend (fine for memory; avoid for network I/O)."""
-
-    def __init__(self, cache: ResolutionCache) -> None:
-        self.wrapped = cache
-        if isinstance(cache, SharedFlight):
-            self.claim, self.release = _awaitable(cache.claim), _awaitable(cache.release)
-
-    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
-        return self.wrapped.get_many(keys)
-
-    async def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
-        self.wrapped.set_many(items, ttl)
-
-    async def delete(self, key: str) -> None:
-        self.wrapped.delete(key)
-
-
-def _awaitable(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    async def call(*args: Any) -> T:
-        return function(*args)
-
-    return call
-
-
-def _as_async(cache: ResolutionCache | AsyncResolutionCache) -> AsyncResolutionCache:
-    if inspect.iscoroutinefunction(cache.get_many):
-        return cache  # type: ignore[return-value]
-    return _BlockingCacheAdapter(cache)  # type: ignore[arg-type]
+        except NotFound as exc:
+            return None, exc.attempts
 
 
 def _without_cache(op: ClaimFlight | ReadCache | WriteCache) -> Any:
@@ -474,61 +424,3 @@ def _without_cache(op: ClaimFlight | ReadCache | WriteCache) -> Any:
     if isinstance(op, ReadCache):
         return [None] * len(op.keys)
     return True if isinstance(op, ClaimFlight) else None
-
-
-def _narrow(hints: ResolveHints) -> Hints:
-    """The hints checked, before any I/O: `InvalidHint` names the first bad one."""
-    after = _instant("started_after", hints.get("started_after"), math.floor)
-    before = _instant("started_before", hints.get("started_before"), math.ceil)
-    if after is not None and before is not None and after > before:
-        raise InvalidHint("started_after", f"{after} is later than started_before ({before})")
-    return Hints(
-        agent_id=_text("agent_id", hints.get("agent_id")),
-        phone_number_id=_text("phone_number_id", hints.get("phone_number_id")),
-        started_after=after,
-        started_before=before,
-        initiation_source=_text("initiation_source", hints.get("initiation_source")),
-        in_progress=_flag("in_progress", hints.get("in_progress", False)),
-    )
-
-
-def _text(name: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidHint(name, f"expected a string, got {type(value).__name__}")
-    if not value or len(value) > MAX_HINT_LENGTH:
-        raise InvalidHint(name, f"{len(value)} characters; 1 to {MAX_HINT_LENGTH} are allowed")
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
-        raise InvalidHint(name, "contains whitespace or a control character")
-    return value
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidHint(name, f"expected True or False, got {type(value).__name__}")
-    return value
-
-
-def _instant(name: str, value: object, to_int: Callable[[float], int]) -> int | None:
-    """Unix seconds from a timezone-aware datetime or a finite, non-negative number."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.utcoffset() is None:
-            raise InvalidHint(name, "a naive datetime; give it a timezone (e.g. timezone.utc)")
-        seconds: float = value.timestamp()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidHint(name, f"{value!r} is not a finite number of unix seconds")
-        seconds = value
-    else:
-        shown = repr(value)[:40]
-        raise InvalidHint(
-            name,
-            f"expected a timezone-aware datetime or unix seconds, got {type(value).__name__} "
-            f"{shown}",
-        )
-    if not 0 <= seconds <= MAX_UNIX:
-        raise InvalidHint(name, f"{seconds!r} is not a unix time between 0 and {MAX_UNIX}")
-    return seconds if isinstance(seconds, int) else to_int(seconds)
