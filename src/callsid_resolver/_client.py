@@ -212,9 +212,11 @@ class ElevenLabsClient(_ClientBase):
         return self._call(_api.list_conversations(ListQuery(cursor=cursor, **filters)))[0]
 
     def iter_pages(self, **filters: Unpack[ListFilters]) -> Iterator[ConversationsPage]:
-        """Every page, following `next_cursor` until `has_more` is false."""
+        """Every page, following `next_cursor` until `has_more` is false, or until the server
+        sends a cursor it sent before (a loop, logged as a warning)."""
         query: ListQuery | None = ListQuery(**filters)
-        while query is not None:
+        seen: set[str | None] = set()
+        while query is not None and _new_cursor(query, seen):
             page = self._call(_api.list_conversations(query))[0]
             yield page
             query = query.next(page)
@@ -320,9 +322,10 @@ class AsyncElevenLabsClient(_ClientBase):
         return (await self._call(_api.list_conversations(ListQuery(cursor=cursor, **filters))))[0]
 
     async def iter_pages(self, **filters: Unpack[ListFilters]) -> AsyncIterator[ConversationsPage]:
-        """Every page, following `next_cursor` until `has_more` is false."""
+        """Every page; see `ElevenLabsClient.iter_pages`."""
         query: ListQuery | None = ListQuery(**filters)
-        while query is not None:
+        seen: set[str | None] = set()
+        while query is not None and _new_cursor(query, seen):
             page = (await self._call(_api.list_conversations(query)))[0]
             yield page
             query = query.next(page)
@@ -405,6 +408,16 @@ class AsyncElevenLabsClient(_ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _new_cursor(query: ListQuery, seen: set[str | None]) -> bool:
+    """Whether `query`'s cursor is new to this walk (and remember it): a server cycling cursors
+    A→B→A would otherwise be followed forever (docs/protocol.md §2)."""
+    if query.cursor in seen:
+        logger.warning("the list endpoint sent a cursor it had sent before; stopping there")
+        return False
+    seen.add(query.cursor)
+    return True
 
 
 class _Watchdog:

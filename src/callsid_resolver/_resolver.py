@@ -31,20 +31,8 @@ from ._client import AsyncElevenLabsClient, ElevenLabsClient
 from ._core import _api
 from ._core._callsid import validate_call_sid
 from ._core._hints import narrow_hints
-from ._core._plan import (
-    ClaimFlight,
-    Fetch,
-    Hints,
-    ListPage,
-    Operation,
-    Pause,
-    Plan,
-    ReadCache,
-    ServerCapabilities,
-    Settings,
-    WriteCache,
-    resolve_plan,
-)
+from ._core._ops import ClaimFlight, Fetch, ListPage, Operation, Pause, ReadCache, WriteCache
+from ._core._plan import Hints, Plan, ServerCapabilities, Settings, resolve_plan
 from ._exceptions import ApiError, CacheUnavailable, NotFound
 from ._flights import TaskFlights, ThreadFlights
 from ._models import Conversation, Resolution

@@ -3,6 +3,7 @@ script (a function of the socket and the request head), run in a thread of its o
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -44,9 +45,12 @@ class Connection:
     def answer(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self.send(
             f"HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\n"
-            f"content-length: {len(body)}\r\n\r\n".encode()
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
             + body
         )
+
+    def json(self, status: int, body: object) -> None:
+        self.answer(status, json.dumps(body).encode())
 
     def trickle(self, body_length: int, every: float) -> None:
         """A 200 whose body comes one byte per `every` seconds, until the client hangs up."""
