@@ -63,6 +63,7 @@ from ._models import (
     SignedUrl,
     TranscriptEntry,
 )
+from ._priming import CallRef
 from ._redis import AsyncRedisCache, AsyncTieredCache, RedisCache, TieredCache
 from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
 from .live import (
@@ -127,6 +128,7 @@ __all__ = [
     "CacheUnavailable",
     "CachedMapping",
     "CallInitiationFailure",
+    "CallRef",
     "CallSidResolver",
     "CallSidResolverError",
     "Conversation",

@@ -36,6 +36,7 @@ from ._core._plan import Hints, Plan, ServerCapabilities, Settings, resolve_plan
 from ._exceptions import ApiError, CacheUnavailable, NotFound
 from ._flights import TaskFlights, ThreadFlights
 from ._models import Conversation, Resolution
+from ._priming import CallRef, ToolCallMemo
 
 __all__ = ["AsyncCallSidResolver", "CallSidResolver", "ResolveHints", "ResolverOptions"]
 
@@ -154,6 +155,15 @@ class _ResolverBase:
         keys = self.settings.keys
         return {keys.sid(sid): mapping, keys.conversation(conversation_id): mapping}
 
+    # Tool-call priming (docs/protocol.md §7): the shared core is `_priming.ToolCallMemo`.
+    _tool_calls: ToolCallMemo | None = None
+
+    def _tool_call_memo(self) -> ToolCallMemo:
+        # Created on first use; two threads racing here cost at most one extra cache write.
+        if self._tool_calls is None:
+            self._tool_calls = ToolCallMemo()
+        return self._tool_calls
+
 
 class CallSidResolver(_ResolverBase):
     """Resolves call SIDs to ElevenLabs conversations, blocking; safe to share between threads.
@@ -196,6 +206,28 @@ class CallSidResolver(_ResolverBase):
             self.cache.set_many(entries)
         except Exception as exc:
             raise CacheUnavailable("remember", exc) from exc
+
+    def remember_tool_call(
+        self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
+    ) -> CallRef:
+        """Learn the mapping from the ids a tool call received, for every process on the cache.
+
+        Pass the values of `system__call_sid` (or `system__call_id` on SIP trunks),
+        `system__conversation_id` and optionally `system__agent_id` that the platform filled into
+        the tool's parameters. Both directions are cached, so a later `resolve()` of the SID in
+        any process sharing the cache costs 0 requests. Repeated tool calls of one call write
+        the cache once (a small memo of pairs written in the last few minutes).
+
+        Raises:
+            InvalidCallSid: the call SID is malformed (before any I/O).
+            InvalidConversationId: the conversation id is malformed (before any I/O).
+        """
+        memo = self._tool_call_memo()
+        ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
+        if entries:
+            self.cache.set_many(entries)
+            memo.written(ref)
+        return ref
 
     def forget(self, call_sid: str) -> None:
         """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
@@ -314,6 +346,17 @@ class AsyncCallSidResolver(_ResolverBase):
             await self.cache.set_many(entries)
         except Exception as exc:
             raise CacheUnavailable("remember", exc) from exc
+
+    async def remember_tool_call(
+        self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
+    ) -> CallRef:
+        """The asyncio twin of `CallSidResolver.remember_tool_call`."""
+        memo = self._tool_call_memo()
+        ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
+        if entries:
+            await self.cache.set_many(entries)
+            memo.written(ref)
+        return ref
 
     async def forget(self, call_sid: str) -> None:
         """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""

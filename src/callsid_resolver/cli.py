@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--base-url", help=f"API host; $ELEVENLABS_BASE_URL, else {DEFAULT_BASE_URL}")
     p.set_defaults(run=_record)
+
+    from . import _mcp_http  # its heavy imports wait for `run`
+
+    p = sub.add_parser("mcp", help="serve the mailbox MCP server (streamable HTTP, shared secret)")
+    _mcp_http.add_arguments(p)
+    p.set_defaults(run=_mcp_http.run)
     return parser
 
 
