@@ -28,7 +28,9 @@ CallSidResolverError
 
 Every error message is built from its fields, and none of them ever holds the API key, a signed
 URL's `conversation_signature` or a full phone number: URLs are reduced to their path before they
-reach an exception (see `_core._redact`).
+reach an exception, text a server echoed has the caller's secrets scrubbed, and phone numbers in
+call ids are masked (see `_core._secrets`). A `TransportError` chains a copy of the httpx error
+without its request, whose headers hold the key.
 """
 
 from __future__ import annotations

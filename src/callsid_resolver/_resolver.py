@@ -170,6 +170,10 @@ class CallSidResolver(_ResolverBase):
 
     `cache` defaults to a `MemoryCache`; pass a shared one (`RedisCache`, `TieredCache`) to share
     mappings and the single flight across processes. `options` are the `ResolverOptions`.
+
+    A failing cache (Redis down, out of memory) never fails a lookup: the resolver goes on without
+    it, logs a warning and counts the fault in `cache_faults`; only `remember` and `forget`, whose
+    whole point is the cache, raise `CacheUnavailable`.
     """
 
     def __init__(
