@@ -264,19 +264,24 @@ class ElevenLabsClient(_ClientBase):
         """One request, its body read as a stream so that neither the deadline nor the body cap
         can be overrun: httpx's timeouts bound each read, not the whole (docs/protocol.md §10)."""
         request = self._request(self._http, call, state)
-        response = self._http.send(request, stream=True)
+        watchdog = _Watchdog(state.deadline_at - self._clock())
+        request.extensions["trace"] = watchdog.trace
+        response: httpx.Response | None = None
         try:
-            with _Watchdog(response, state.deadline_at - self._clock()):
-                limit = call.body_limit(response.status_code)
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > limit:
-                        break
-                    if self._clock() >= state.deadline_at:
-                        raise httpx.ReadTimeout("total deadline reached while reading the body")
+            response = self._http.send(request, stream=True)
+            watchdog.watch(response)
+            limit = call.body_limit(response.status_code)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    break
+                if self._clock() >= state.deadline_at:
+                    raise httpx.ReadTimeout("total deadline reached while reading the body")
         finally:
-            response.close()
+            watchdog.cancel()  # first: a connection back in the pool must never be shut
+            if response is not None:
+                response.close()
         return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     def close(self) -> None:
@@ -421,27 +426,43 @@ def _new_cursor(query: ListQuery, seen: set[str | None]) -> bool:
 
 
 class _Watchdog:
-    """Shuts the socket of a response being read when the deadline passes, which ends a read
-    blocked on a server that trickles or stalls; the read then fails as a transport fault.
+    """Shuts the socket of an attempt when the deadline passes, which ends a read blocked on a
+    server that trickles or stalls (headers or body); the read then fails as a transport fault.
 
-    Without a socket (a mock transport, HTTP/2) the reads are bounded by their timeouts only.
+    The socket is learnt when the connection is made (httpcore's `trace` extension) or, for a
+    pooled connection, once the response headers are in. Without one (a mock transport, HTTP/2)
+    the reads are bounded by their timeouts, which are never longer than the time left.
     """
 
-    def __init__(self, response: httpx.Response, seconds: float) -> None:
-        stream = response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        self._timer: threading.Timer | None = None
-        if isinstance(sock, socket.socket):
-            self._timer = threading.Timer(max(seconds, 0.0), _shut, (sock,))
-            self._timer.daemon = True
+    _EVENTS = frozenset({"connection.connect_tcp.complete", "connection.start_tls.complete"})
 
-    def __enter__(self) -> None:
-        if self._timer is not None:
-            self._timer.start()
+    def __init__(self, seconds: float) -> None:
+        self._stream: Any = None
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event in self._EVENTS:
+            self._stream = info.get("return_value")
+
+    def watch(self, response: httpx.Response) -> None:
+        self._stream = response.extensions.get("network_stream", self._stream)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._cancelled or self._stream is None:
+                return
+            sock = self._stream.get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                _shut(sock)
 
 
 def _shut(sock: socket.socket) -> None:

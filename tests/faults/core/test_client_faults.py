@@ -110,7 +110,13 @@ def _trickle_then_stall(conn: Connection) -> None:
     conn.stop.wait(30)
 
 
-SCRIPTS = [_trickle, _stall_after_headers, _trickle_then_stall]
+def _trickle_headers(conn: Connection) -> None:
+    conn.send(b"HTTP/1.1 200 OK\r\n")
+    while not conn.stop.wait(0.25):
+        conn.send(b"x")
+
+
+SCRIPTS = [_trickle, _stall_after_headers, _trickle_then_stall, _trickle_headers]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.__name__)
