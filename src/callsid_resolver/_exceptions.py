@@ -162,16 +162,19 @@ class SearchSummary:
         """True when the search stopped before the end of the list (see `truncated_by`)."""
         return self.truncated_by is not None
 
-    def truncation_note(self) -> str:
-        """What stopped the search early and how to reach further, or "" when nothing did."""
+    def notes(self) -> str:
+        """What left the search incomplete and how to reach further, or "" when nothing did."""
+        text = ""
+        if self.unverified:
+            text += f"; {self.unverified} listed conversation(s) could not be read (404)"
         if self.truncated_by == "cursor_loop":
-            return "; stopped: the server sent a list cursor it had sent before"
-        if self.truncated_by is not None:
-            return (
+            text += "; stopped: the server sent a list cursor it had sent before"
+        elif self.truncated_by is not None:
+            text += (
                 "; stopped at max_scan before the end of the list: narrow the search with "
                 "started_after/started_before, agent_id or phone_number_id, or raise max_scan"
             )
-        return ""
+        return text
 
     def __repr__(self) -> str:
         return (
@@ -226,7 +229,7 @@ class ConversationNotFound(CallSidResolverError):
             f"no conversation for call SID {sid}: "
             f"tried {', '.join(s.steps) or 'nothing'}; {s.pages} list page(s), "
             f"{s.checked} conversation(s) checked, {s.requests} request(s), {window}"
-            f"{s.truncation_note()}"
+            f"{s.notes()}"
         )
         if not self.live:
             return text

@@ -179,9 +179,9 @@ class _Search:
                 return found
 
         # A miss is remembered only when it is final: not while the caller says the call is
-        # live, nor when live calls hid their ids, since the call may be one of them and must
-        # be found as soon as it ends.
-        if not (in_progress or self.hidden_live):
+        # live, nor when live calls hid their ids or listed ones could not be read (404), since
+        # the call may be one of them and must be found as soon as it shows.
+        if not (in_progress or self.hidden_live or self.unverified):
             miss = CachedMapping(call_sid=self.call_sid, conversation_id=None)
             key, ttl = self.keys.sid(self.call_sid), self.settings.negative_ttl
             yield WriteCache({key: miss}, ttl, only_if_absent=True)

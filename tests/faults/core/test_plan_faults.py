@@ -290,3 +290,19 @@ async def test_async_miss_never_replaces_a_remembered_mapping(
             await lookup
         assert (await resolver.resolve(sid_of(777))).conversation_id == "conv_primed"
     await arclient.aclose()
+
+
+def test_a_conversation_that_never_reads_leaves_no_cached_miss(history: FakeApi) -> None:
+    """The call's conversation is listed but 404s every time (a replica lagging behind the list):
+    the search says so, and its miss is not remembered, so the next resolve looks again."""
+    target = f"conv_test{30:023d}"
+    flaky = Flaky404(history, target, 1000)
+    with ElevenLabsClient(API_KEY, transport=httpx.MockTransport(flaky)) as client:
+        resolver = CallSidResolver(client, cache=MemoryCache())
+        with pytest.raises(ConversationNotFound) as first:
+            resolver.resolve(sid_of(30))
+        assert first.value.searched is not None
+        assert first.value.searched.unverified >= 1
+        assert "could not be read (404)" in str(first.value)
+        flaky.left = 0
+        assert resolver.resolve(sid_of(30)).conversation_id == target
