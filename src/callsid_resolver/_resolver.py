@@ -7,8 +7,6 @@ share one upstream lookup), the cache's I/O, and fetching candidates with bounde
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -35,6 +33,7 @@ from ._core._ops import ClaimFlight, Fetch, ListPage, Operation, Pause, ReadCach
 from ._core._plan import Hints, Plan, ServerCapabilities, Settings, resolve_plan
 from ._exceptions import ApiError, CacheUnavailable, NotFound
 from ._flights import TaskFlights, ThreadFlights
+from ._lookups import Lookups, log_cache_fault, without_cache
 from ._models import Conversation, Resolution
 from ._priming import CallRef, ToolCallMemo
 
@@ -42,8 +41,6 @@ __all__ = ["AsyncCallSidResolver", "CallSidResolver", "ResolveHints", "ResolverO
 
 T = TypeVar("T")
 Instant = datetime | int | float | None
-
-logger = logging.getLogger("callsid_resolver")
 
 
 class ResolverOptions(TypedDict, total=False):
@@ -93,42 +90,15 @@ class _ResolverBase:
         )
         self.capabilities = ServerCapabilities()
         self.cache_faults = 0
-        # Call SIDs being looked up (with how many lookups), and those of them that `forget()`
-        # dropped meanwhile: the lookup must not write them back (only in-flight SIDs are kept).
-        self._guard = threading.Lock()
-        self._flying: dict[str, int] = {}
-        self._forgotten: set[str] = set()
-
-    def _lookup_started(self, sid: str) -> None:
-        with self._guard:
-            self._flying[sid] = self._flying.get(sid, 0) + 1
-
-    def _lookup_ended(self, sid: str) -> None:
-        with self._guard:
-            self._flying[sid] -= 1
-            if not self._flying[sid]:
-                del self._flying[sid]
-                self._forgotten.discard(sid)
+        self._lookups = Lookups(self.settings.keys)
 
     def _forgetting(self, sid: str) -> str:
-        with self._guard:
-            if sid in self._flying:
-                self._forgotten.add(sid)
+        self._lookups.forgetting(sid)
         return self.settings.keys.sid(sid)
 
-    def _to_write(self, op: WriteCache) -> dict[str, CachedMapping]:
-        """The entries of `op` minus those of SIDs forgotten during their lookup."""
-        with self._guard:
-            gone = {self.settings.keys.sid(sid) for sid in self._forgotten}
-        return {k: v for k, v in op.entries.items() if k not in gone}
-
     def _cache_fault(self, operation: str, exc: Exception) -> None:
-        """A cache fault is not the caller's problem during a lookup: count it, log it (the
-        type only: a backend's message may name hosts), and go on as if there were no cache."""
         self.cache_faults += 1
-        logger.warning(
-            "cache %s failed (%s); resolving without the cache", operation, type(exc).__name__
-        )
+        log_cache_fault(operation, exc)
 
     def _plan(
         self, call_sid: str, hints: ResolveHints
@@ -245,7 +215,7 @@ class CallSidResolver(_ResolverBase):
         outcome: Any = None
         error: ApiError | None = None
         claims: list[tuple[str, str]] = []
-        self._lookup_started(sid)
+        self._lookups.started(sid)
         try:
             while True:
                 try:
@@ -259,7 +229,7 @@ class CallSidResolver(_ResolverBase):
                 except ApiError as exc:
                     error = exc
         finally:
-            self._lookup_ended(sid)
+            self._lookups.ended(sid)
             for key, token in claims:
                 try:
                     self.cache.release(key, token)  # type: ignore[attr-defined]
@@ -272,7 +242,7 @@ class CallSidResolver(_ResolverBase):
                 return self._perform_cache(op, claims)
             except Exception as exc:
                 self._cache_fault(type(op).__name__, exc)
-                return _without_cache(op)
+                return without_cache(op)
         if isinstance(op, Pause):
             return time.sleep(op.seconds)
         if isinstance(op, ListPage):
@@ -287,7 +257,7 @@ class CallSidResolver(_ResolverBase):
             return token is not None
         if isinstance(op, ReadCache):
             return self.cache.get_many(op.keys)
-        entries = self._to_write(op)
+        entries = self._lookups.to_write(op.entries)
         if op.only_if_absent:  # a backend without the keyword fails here: the miss goes unwritten
             return self.cache.set_many(entries, op.ttl, only_if_absent=True)
         return self.cache.set_many(entries, op.ttl)
@@ -374,7 +344,7 @@ class AsyncCallSidResolver(_ResolverBase):
         outcome: Any = None
         error: ApiError | None = None
         claims: list[tuple[str, str]] = []
-        self._lookup_started(sid)
+        self._lookups.started(sid)
         try:
             while True:
                 try:
@@ -387,7 +357,7 @@ class AsyncCallSidResolver(_ResolverBase):
                 except ApiError as exc:
                     error = exc
         finally:
-            self._lookup_ended(sid)
+            self._lookups.ended(sid)
             for key, token in claims:
                 try:
                     await self.cache.release(key, token)  # type: ignore[attr-defined]
@@ -400,7 +370,7 @@ class AsyncCallSidResolver(_ResolverBase):
                 return await self._perform_cache(op, claims)
             except Exception as exc:
                 self._cache_fault(type(op).__name__, exc)
-                return _without_cache(op)
+                return without_cache(op)
         if isinstance(op, Pause):
             return await asyncio.sleep(op.seconds)
         if isinstance(op, ListPage):
@@ -417,7 +387,7 @@ class AsyncCallSidResolver(_ResolverBase):
             return token is not None
         if isinstance(op, ReadCache):
             return await self.cache.get_many(op.keys)
-        entries = self._to_write(op)
+        entries = self._lookups.to_write(op.entries)
         if op.only_if_absent:  # see `CallSidResolver._perform_cache`
             return await self.cache.set_many(entries, op.ttl, only_if_absent=True)
         return await self.cache.set_many(entries, op.ttl)
@@ -451,11 +421,3 @@ class AsyncCallSidResolver(_ResolverBase):
             return await self.client._call(_api.get_conversation(conversation_id))
         except NotFound as exc:
             return None, exc.attempts
-
-
-def _without_cache(op: ClaimFlight | ReadCache | WriteCache) -> Any:
-    """The outcome of a cache operation whose backend failed: a read misses, a write is dropped,
-    and a claim is granted, so that with Redis down every waiter looks the SID up itself."""
-    if isinstance(op, ReadCache):
-        return [None] * len(op.keys)
-    return True if isinstance(op, ClaimFlight) else None
