@@ -491,7 +491,7 @@ def test_the_sdk_attribute_name_call_sid_is_read_too() -> None:
         {"callSid": None},
         {"conversation_id": None},
         {"callSid": ""},
-        {"callSid": "CA-not-a-sid:1"},
+        {"callSid": "CA-not-a-sid 1"},
         {"conversation_id": "conv/../x"},
     ],
 )

@@ -52,6 +52,7 @@ from ._exceptions import (
     UnexpectedResponse,
 )
 from ._models import (
+    CallIdField,
     Conversation,
     ConversationInitiationClientData,
     ConversationMetadata,
@@ -127,6 +128,7 @@ __all__ = [
     "CacheKeys",
     "CacheUnavailable",
     "CachedMapping",
+    "CallIdField",
     "CallInitiationFailure",
     "CallRef",
     "CallSidResolver",

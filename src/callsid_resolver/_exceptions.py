@@ -186,7 +186,7 @@ class SearchSummary:
 
 # Where a caller can learn a live call's mapping instead of asking ElevenLabs for it.
 _AT_THE_SOURCE = (
-    "ElevenLabs may not show a call's SID until the call ends. Learn the mapping at the source: "
+    "ElevenLabs may not show a live call's SID until it ends. Learn the mapping at the source: "
     "map a tool argument to system__conversation_id, read the outbound-call response "
     "(webhooks.mapping_from_outbound_call), use your own session's conversation id, or call "
     "remember(); or resolve after the call ends"

@@ -3,7 +3,7 @@
 `resolve_plan` yields operations (`ReadCache`, `WriteCache`, `ListPage`, `Fetch`) and is sent each
 one's outcome as `(value, http_requests)`; an `ApiError` from a list call is thrown into it. The
 sync and async resolvers are small drivers of this one generator, so the strategy cannot drift
-between them. Cheapest first (DESIGN.md "Resolution, cheapest first"):
+between them. Cheapest first (docs/resolution.md):
 
 1. cache (0 requests);
 2. server-side filter `dynamic_variable_filter=system__call_sid:eq:<sid>`, then the same on
@@ -21,12 +21,10 @@ the listing still shows it live; it is read again as soon as the listing shows i
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from .._cache import CachedMapping, CacheKeys
+from .._cache import CachedMapping
 from .._exceptions import BadRequest, ConversationNotFound, SearchSummary
 from .._models import (
     LIVE_STATUSES,
@@ -38,13 +36,45 @@ from .._models import (
 )
 from ._api import MAX_PAGE_SIZE, ListQuery
 from ._callsid import filter_can_express, is_twilio_call_sid
-from ._ops import ClaimFlight, Fetch, ListPage, Operation, Pause, ReadCache, WriteCache
+from ._ops import (
+    CALL_ID,
+    CALL_SID,
+    UNUSABLE,
+    ClaimFlight,
+    Fetch,
+    FilterSupport,
+    Hints,
+    ListPage,
+    Operation,
+    Pause,
+    Plan,
+    ReadCache,
+    ServerCapabilities,
+    Settings,
+    WriteCache,
+)
+
+__all__ = [
+    "ClaimFlight",
+    "Fetch",
+    "FilterSupport",
+    "Hints",
+    "ListPage",
+    "Operation",
+    "Pause",
+    "Plan",
+    "ReadCache",
+    "ServerCapabilities",
+    "Settings",
+    "WriteCache",
+    "resolve_plan",
+]
 
 LIVE_EXCLUDES = ("processing", "done", "failed")
 # What a listed page costs against `max_scan` at least: an empty page with `has_more` (returned
 # forever by a faulty server) must use up the budget too (docs/protocol.md §2).
 MIN_PAGE_COST = 10
-# Sources whose conversations never hold an ElevenLabs phone-call record (api-facts §2): chat
+# Sources whose conversations never hold an ElevenLabs phone-call record (docs/protocol.md §2): chat
 # widgets, SDK sessions and messaging integrations. Unknown or missing sources are still checked.
 NON_TELEPHONY_SOURCES = frozenset(
     {
@@ -54,79 +84,6 @@ NON_TELEPHONY_SOURCES = frozenset(
         "freshdesk_integration", "salesforce_integration", "template_preview",
     }
 )  # fmt: skip
-
-
-class FilterSupport(enum.Enum):
-    """What we have learned about the server's `dynamic_variable_filter` on system variables."""
-
-    UNKNOWN = "unknown"
-    WORKS = "works"  # a filtered list returned the verified conversation
-    IGNORED = "ignored"  # a filtered list returned conversations of other calls
-    REJECTED = "rejected"  # the server answered 400/422 to the parameter
-
-
-@dataclass
-class ServerCapabilities:
-    """Learned once per resolver, so a server that cannot filter stops being asked to. A proof
-    that the filter works is per variable (a server may index `system__call_sid` and not
-    `system__call_id`); a rejected or ignored parameter is the parameter's, so it holds for both."""
-
-    dynamic_variable_filter: FilterSupport = FilterSupport.UNKNOWN
-    call_id_filter: FilterSupport = FilterSupport.UNKNOWN
-
-    def of(self, variable: str) -> FilterSupport:
-        return self.call_id_filter if variable == CALL_ID else self.dynamic_variable_filter
-
-    def learn(self, variable: str, state: FilterSupport) -> None:
-        if state is not FilterSupport.WORKS:
-            self.dynamic_variable_filter = self.call_id_filter = state
-        elif variable == CALL_ID:
-            self.call_id_filter = state
-        else:
-            self.dynamic_variable_filter = state
-
-
-CALL_SID, CALL_ID = "system__call_sid", "system__call_id"
-
-
-@dataclass(frozen=True)
-class Hints:
-    """What the caller knows about the call; each narrows the server-side listing."""
-
-    agent_id: str | None = None
-    phone_number_id: str | None = None
-    started_after: int | None = None
-    started_before: int | None = None
-    initiation_source: str | None = None
-    in_progress: bool = False  # the call is going on now: filter and live step only
-
-
-@dataclass(frozen=True)
-class Settings:
-    max_scan: int = 1000
-    concurrency: int = 8
-    use_filter: bool = True
-    live_first: bool = True
-    filter_page_size: int = 3
-    negative_ttl: float = 30.0
-    # How long a live conversation that showed no call id is not read again (while the listing
-    # still shows it live): repeated lookups during a call then cost list requests only.
-    live_ttl: float = 15.0
-    # Across processes (a cache with `claim`): how long one process may hold a SID's lookup, and
-    # how often the others look for its answer. A crashed holder blocks nobody past `flight_ttl`.
-    shared_flight: bool = False
-    flight_ttl: float = 20.0
-    flight_poll: float = 0.05
-    keys: CacheKeys = field(default_factory=CacheKeys)
-
-    def __post_init__(self) -> None:
-        if self.max_scan < 0 or self.concurrency < 1 or min(self.negative_ttl, self.live_ttl) < 0:
-            raise ValueError(
-                "max_scan >= 0, concurrency >= 1, negative_ttl >= 0 and live_ttl >= 0 are required"
-            )
-
-
-Plan = Generator[Operation, Any, Resolution]
 
 
 def resolve_plan(call_sid: str, hints: Hints, caps: ServerCapabilities, settings: Settings) -> Plan:
@@ -168,6 +125,10 @@ class _Search:
                 found = yield from self._filtered(variable)
                 if found is not None:
                     return found
+        elif self.settings.use_filter and self.caps.call_id_filter not in UNUSABLE:
+            found = yield from self._with_a_call_id()
+            if found is not None:
+                return found
         in_progress = self.hints.in_progress
         if self.settings.live_first or in_progress:
             found = yield from self._walk("live", self._query(exclude_statuses=LIVE_EXCLUDES))
@@ -213,7 +174,7 @@ class _Search:
         return None  # the holder is too slow: look it up ourselves
 
     def _filtered(self, variable: str) -> Generator[Operation, Any, Resolution | None]:
-        if self.caps.of(variable) in _UNUSABLE:
+        if self.caps.of(variable) in UNUSABLE:
             return None
         if "filter" not in self.steps:
             self.steps.append("filter")
@@ -239,11 +200,25 @@ class _Search:
             self.caps.learn(variable, FilterSupport.IGNORED)
         return found
 
+    def _with_a_call_id(self) -> Generator[Operation, Any, Resolution | None]:
+        """For an id `name:eq:` may not carry (a Call-ID holding `:`): walk only the calls that
+        have a Call-ID at all (`system__call_id:neq:`, docs/protocol.md §2), usually a small
+        share of the history. Every hit is verified, and a miss proves nothing (the id may be
+        in no variable), so the scan still follows; it skips what was read here."""
+        live_only = LIVE_EXCLUDES if self.hints.in_progress else None  # never the history
+        query = self._query(dynamic_variable_filter=f"{CALL_ID}:neq:", exclude_statuses=live_only)
+        try:
+            return (yield from self._walk("filter", query))
+        except BadRequest:
+            self.caps.learn(CALL_ID, FilterSupport.REJECTED)
+            return None
+
     def _walk(
         self, step: ResolutionSource, query: ListQuery | None
     ) -> Generator[Operation, Any, Resolution | None]:
         """List newest first and check each candidate page by page, within `max_scan`."""
         self.steps.append(step)
+        self.truncated_by = None  # the last walk says whether the search reached the end
         listed = 0
         cursors: set[str | None] = set()
         while query is not None:
@@ -286,9 +261,10 @@ class _Search:
                 found = entry.model_copy(update={"call_sid": self.call_sid})
                 return found.to_resolution(self.requests)
             elif entry.call_sid is None and entry.status in LIVE_STATUSES:
-                # Remembered as live and showing no id: skipped while the listing agrees it
-                # is live, read again once the listing shows it ended.
-                if statuses[conversation_id] in LIVE_STATUSES:
+                # Remembered as live and showing no id: skipped while the listing shows it in
+                # the same state, read again once it moved on (`initiated` → `in-progress` may
+                # fill the phone record in; an ended call shows its ids).
+                if statuses[conversation_id] == entry.status:
                     self.hidden_live += 1
                 else:
                     unknown.append(conversation_id)
@@ -406,6 +382,3 @@ class _Search:
             truncated_by=self.truncated_by,
             unverified=self.unverified,
         )
-
-
-_UNUSABLE = frozenset({FilterSupport.IGNORED, FilterSupport.REJECTED})
