@@ -19,7 +19,8 @@ class RetryPolicy:
     Only idempotent faults are retried: 429, 5xx, and transport faults (connection refused or
     dropped, timeouts). A `Retry-After` (or `retry-after-ms`) header is honoured as given; a wait
     that would end past `deadline` seconds after the first attempt is not taken, and the last error
-    is raised instead. `max_attempts=1` disables retries.
+    is raised instead. The deadline also bounds an attempt in progress, however slowly the server
+    sends (`DeadlineExceeded`). `max_attempts=1` disables retries.
     """
 
     max_attempts: int = 4
