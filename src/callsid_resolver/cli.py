@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help=f"API host; $ELEVENLABS_BASE_URL, else {DEFAULT_BASE_URL}")
     p.set_defaults(run=_record)
 
+    from . import _doctor as doctor
+
+    p = sub.add_parser("doctor", help="check what your ElevenLabs workspace does (read-only)")
+    doctor.add_arguments(p)
+    p.set_defaults(run=doctor.run)
+
     from . import _mcp_http  # its heavy imports wait for `run`
 
     p = sub.add_parser("mcp", help="serve the mailbox MCP server (streamable HTTP, shared secret)")
