@@ -66,9 +66,8 @@ def _scrub(value: Any, secrets: tuple[re.Pattern[str], ...], *, identifier: bool
     if isinstance(value, list):
         return [_scrub(v, secrets, identifier=identifier) for v in value]
     if isinstance(value, str):
-        if identifier:
-            return value
-        for secret in secrets:
+        # A phone number can sit in an `_id` field (`system__caller_id`); a key cannot.
+        for secret in () if identifier else secrets:
             value = secret.sub(SCRUBBED, value)
         value = _PHONE.sub(_fake_number, value)
         value = _SIGNATURE.sub(lambda m: f"{m.group(1)}={SCRUBBED}", value)
