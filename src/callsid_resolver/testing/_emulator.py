@@ -8,6 +8,7 @@ behaviour is in `_http`, the list endpoint in `_listing`, the WebSockets in `_so
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import itertools
 import secrets
@@ -19,19 +20,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _http
+from ._profile import DOCUMENTED, EmulatorProfile, FilterMode, ProfileLike, load_profile
 from ._recordings import load_recording
+from ._settings import CHECKS
 from ._store import ConversationStore
+from ._view import shown
 
 if TYPE_CHECKING:
     from ._sockets import Session
     from ._transport import EmulatorTransport
 
 Json = dict[str, Any]
-FilterMode = Literal["support", "reject", "ignore"]
 MonitorRefusal = Literal["plan", "scope", "monitoring_disabled", "conversation_over"]
 # Knobs a test in another process may set through `RemoteEmulator` (`/_emulator/settings`).
-SETTINGS = ("latency", "filter_mode", "rate_limit_every", "retry_after", "fail_every",
-            "fail_status", "monitor_refusal", "ping_interval", "agent_reply")  # fmt: skip
+SETTINGS = tuple(CHECKS)
 
 
 @dataclass
@@ -113,8 +115,11 @@ class Emulator:
     """A local ElevenLabs Agents API holding full GET-conversation objects.
 
     `api_key=None` accepts any non-empty `xi-api-key`; a missing one gets the API's 401.
-    Knobs, settable at any time: `latency` (seconds per request), `filter_mode` (`"support"` the
-    dynamic-variable filter, `"reject"` it with a 422, or `"ignore"` it), `rate_limit_every` (every
+    `profile` (`"documented"`, the default, `"observed"`, a profile file or an `EmulatorProfile`)
+    chooses which reading of the real API it plays (see `EmulatorProfile`).
+    Knobs, settable at any time: `profile`, `latency` (seconds per request), `filter_mode`
+    (`"support"` the dynamic-variable filter, `"reject"` it with a 422, `"ignore"` it or
+    answer it with `"empty"` lists; it is the profile's field), `rate_limit_every` (every
     Nth request is a 429 with `Retry-After: retry_after`), `fail_every`/`fail_status` (every Nth is
     a 5xx), `inject(...)` for scripted faults, `signed_url_ttl` and `clock` for signed URLs, and
     the WebSocket knobs `ping_interval`, `agent_reply`, `monitor_refusal`, `require_signed_url`.
@@ -126,10 +131,11 @@ class Emulator:
         *,
         recording: str | None = None,
         api_key: str | None = None,
+        profile: ProfileLike = DOCUMENTED,
     ) -> None:
         self.api_key = api_key
+        self.profile = profile
         self.latency = 0.0
-        self.filter_mode: FilterMode = "support"
         self.rate_limit_every: int | None = None
         self.retry_after: str | None = "1"
         self.fail_every: int | None = None
@@ -156,13 +162,39 @@ class Emulator:
         for conversation in conversations or ():
             self.add_conversation(conversation)
 
+    # -- profile ---------------------------------------------------------------------------
+    @property
+    def profile(self) -> EmulatorProfile:
+        """The reading of the real API being played; set it to a name, a file or a profile."""
+        return self._profile
+
+    @profile.setter
+    def profile(self, value: ProfileLike) -> None:
+        self._profile = load_profile(value)
+
+    @property
+    def filter_mode(self) -> FilterMode:
+        """The profile's `filter_mode`; setting it replaces that one field of the profile."""
+        return self._profile.filter_mode
+
+    @filter_mode.setter
+    def filter_mode(self, value: FilterMode) -> None:
+        self._profile = dataclasses.replace(self._profile, filter_mode=value)
+
     # -- data ------------------------------------------------------------------------------
     def add_conversation(self, conversation: Json) -> None:
         """Add (or replace, by `conversation_id`) a full GET-conversation object."""
         self.store.add(conversation)
 
     def conversation(self, conversation_id: str) -> Json | None:
+        """The stored conversation, every id included (change it in place at your own risk)."""
         return self.store.get(conversation_id)
+
+    def shown(self, conversation_id: str) -> Json | None:
+        """The conversation as a GET would answer it now under the profile (a copy when the
+        profile changes it): e.g. the RFC 3261 Call-ID the observed profile gives a SIP call."""
+        conversation = self.store.get(conversation_id)
+        return None if conversation is None else shown(conversation, self._profile)
 
     def conversations(self) -> list[Json]:
         """Every conversation, newest first (start time, then id), as the list endpoint orders."""
@@ -206,13 +238,15 @@ class Emulator:
         times: int = 1,
         endpoint: str | None = None,
         body: Any = None,
+        code: str | None = None,
     ) -> None:
         """Script the next `times` requests (to `endpoint` only, when given): an error `status`
-        (with `Retry-After` and `body` if given), a dropped connection, or a 200 with bad JSON."""
+        (with `Retry-After` and `body` if given, else the profile's error body with `code`,
+        e.g. `"concurrent_limit_exceeded"`), a dropped connection, or a 200 with bad JSON."""
         if status is None and not (drop or malformed):
             raise ValueError("inject needs a status, drop=True or malformed=True")
         after = None if retry_after is None else str(retry_after)
-        fault = _http.Fault(status, after, drop, malformed, endpoint, body)
+        fault = _http.Fault(status, after, drop, malformed, endpoint, body, code)
         with self._lock:
             self._faults += [fault] * times
 

@@ -21,7 +21,10 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from . import _settings
 from ._listing import QueryError, invalid, list_page
+from ._settings import SettingError
+from ._view import shown
 
 if TYPE_CHECKING:
     from ._emulator import Emulator
@@ -35,19 +38,31 @@ CONTROL = "/_emulator/"
 # Endpoint name, allowed method.
 ROUTES = {"list": "GET", "get": "GET", "signed_url": "GET", "outbound_call": "POST"}
 
-INVALID_KEY = {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
-# UNCONFIRMED: api-facts has no body for a request without any key; the API's own wording for it
-# is not documented, so the emulator answers it like a wrong key (same status, same body).
-MISSING_KEY = INVALID_KEY
-# UNCONFIRMED (api-facts §10): the body for an unknown conversation id. This follows the API's
-# `{"detail": {"status", "message"}}` convention for non-validation errors.
-NOT_FOUND = {"detail": {"status": "conversation_not_found", "message": "Conversation not found"}}
+# Error bodies, (type, code, message) in the profile's shape (`error_body`): legacy
+# `{"detail": {"status": code, "message"}}` or typed `{"detail": {"type", "code", "message",
+# "request_id", "param"}}` (https://elevenlabs.io/docs/eleven-api/resources/errors).
+# UNCONFIRMED: the `type` values; the errors page's table is not in our sources except
+# `validation_error`.
+INVALID_KEY = ("authentication_error", "invalid_api_key", "Invalid API key")
+# Legacy: no body is documented for a request without any key, so it is answered like a wrong
+# key. Typed: third-party captures show this code and message (docs/protocol.md §12).
+MISSING_KEY = (
+    "authentication_error",
+    "needs_authorization",
+    "Neither authorization header nor xi-api-key received, please provide one.",
+)
+# UNCONFIRMED (docs/protocol.md §10): the body for an unknown conversation id.
+NOT_FOUND = ("not_found_error", "conversation_not_found", "Conversation not found")
 RATE_LIMITED = {
-    "detail": {"status": "too_many_concurrent_requests", "message": "Too many concurrent requests"}
+    "legacy": ("rate_limit_error", "too_many_concurrent_requests", "Too many concurrent requests"),
+    "typed": ("rate_limit_error", "rate_limit_exceeded", "Too many requests"),
 }
-# UNCONFIRMED: the response header carrying a request id. `request-id` is what ElevenLabs sends
-# on its TTS responses in public issue threads; assumed the same for the convai endpoints.
+CONCURRENT_LIMIT = "concurrent_limit_exceeded"
+# The header carrying a request id: `request-id` (ElevenLabs' TTS replies in public issue
+# threads; the documented profile), or `x-trace-id` equal to the body's `request_id` (third-party
+# captures of error replies; the observed profile).
 REQUEST_ID = "request-id"
+TRACE_ID = "x-trace-id"
 # Where a signed URL points when the emulator is used in-process (no host of its own).
 PUBLIC_WS_BASE = "wss://api.elevenlabs.io"
 
@@ -84,6 +99,7 @@ class Fault:
     malformed: bool = False
     endpoint: str | None = None
     body: Any = None
+    code: str | None = None
 
 
 def endpoint_of(path: str) -> str:
@@ -103,49 +119,90 @@ def handle(emulator: Emulator, request: Request) -> Reply:
         return _control(emulator, request)
     endpoint = endpoint_of(request.path)
     record = emulator.requests.add(request.method, request.path, request.params, endpoint)
-    headers = {REQUEST_ID: record.request_id}
-    reply = _answer(emulator, request, endpoint, record.number)
+    profile = emulator.profile
+    headers = {REQUEST_ID if profile.request_id_header else TRACE_ID: record.request_id}
+    reply = _answer(emulator, request, endpoint, _Errors(profile.error_body, record.request_id))
     reply.headers = headers | reply.headers
     record.status = reply.status
     return reply
 
 
-def _answer(emulator: Emulator, request: Request, endpoint: str, number: int) -> Reply:
+@dataclass(frozen=True)
+class _Errors:
+    """Error replies in one profile's body shape, for one request."""
+
+    shape: str  # "legacy" or "typed"
+    request_id: str
+
+    def reply(
+        self,
+        status: int,
+        error: tuple[str, str, str],
+        headers: dict[str, str] | None = None,
+        param: str | None = None,
+    ) -> Reply:
+        kind, code, message = error
+        if self.shape == "legacy":
+            return _json(status, {"detail": {"status": code, "message": message}}, headers)
+        detail = {"type": kind, "code": code, "message": message,
+                  "request_id": self.request_id, "param": param}  # fmt: skip
+        return _json(status, {"detail": detail}, headers)
+
+    def validation(self, items: list[Json]) -> Reply:
+        """A 422: FastAPI's item list (legacy), or one typed `validation_error` naming the first
+        bad parameter (typed; UNCONFIRMED which of the two the list endpoint sends now)."""
+        if self.shape == "legacy":
+            return _json(422, {"detail": items})
+        first = items[0]
+        param = str(first["loc"][-1]) if first.get("loc") else None
+        error = ("validation_error", "invalid_parameters", str(first["msg"]))
+        return self.reply(422, error, None, param)
+
+    def rate_limited(self, code: str | None, retry_after: str | None) -> Reply:
+        kind, default, message = RATE_LIMITED[self.shape]
+        if code == CONCURRENT_LIMIT:
+            message = "Too many concurrent requests"
+        headers = {"retry-after": retry_after} if retry_after else {}
+        return self.reply(429, (kind, code or default, message), headers)
+
+
+def _answer(emulator: Emulator, request: Request, endpoint: str, errors: _Errors) -> Reply:
     if endpoint == "other":
         return _json(404, {"detail": "Not Found"})
     if request.method != ROUTES[endpoint]:
         return _json(405, {"detail": "Method Not Allowed"})
     fault = emulator.take_fault(endpoint)
     if fault is not None:
-        return _faulty(fault)
+        return _faulty(fault, errors)
+    number = int(errors.request_id.rsplit("_", 1)[1])
     if emulator.rate_limit_every and number % emulator.rate_limit_every == 0:
-        retry = {"retry-after": emulator.retry_after} if emulator.retry_after else {}
-        return _json(429, RATE_LIMITED, retry)
+        return errors.rate_limited(None, emulator.retry_after)
     if emulator.fail_every and number % emulator.fail_every == 0:
-        return _faulty(Fault(status=emulator.fail_status))
+        return _faulty(Fault(status=emulator.fail_status), errors)
     key = request.headers.get("xi-api-key")
     if not key:
-        return _json(401, MISSING_KEY)
+        return errors.reply(401, MISSING_KEY if errors.shape == "typed" else INVALID_KEY)
     if emulator.api_key is not None and not hmac.compare_digest(key, emulator.api_key):
-        return _json(401, INVALID_KEY)
+        return errors.reply(401, INVALID_KEY)
+    profile = emulator.profile
     try:
         if endpoint == "list":
-            return _json(200, list_page(emulator.store, request.params, emulator.filter_mode))
+            return _json(200, list_page(emulator.store, request.params, profile))
         if endpoint == "get":
             conversation = emulator.store.get(request.path.rsplit("/", 1)[1])
-            return _json(200, conversation) if conversation is not None else _json(404, NOT_FOUND)
+            if conversation is None:
+                return errors.reply(404, NOT_FOUND, param="conversation_id")
+            return _json(200, shown(conversation, profile))
         if endpoint == "signed_url":
             return _json(200, _signed_url(emulator, dict(request.params), request.ws_base))
         return _json(200, _outbound(emulator, request.body))
     except QueryError as error:
-        return _json(422, {"detail": error.items})
+        return errors.validation(error.items)
 
 
 def _control(emulator: Emulator, request: Request) -> Reply:
     """`/_emulator/...`: counters and knobs for a test or benchmark in another process
     (`RemoteEmulator`). Not part of the API: never counted, no key needed."""
-    from ._emulator import SETTINGS
-
     action = (request.method, request.path[len(CONTROL) :])
     if action == ("GET", "counts"):
         return _json(200, {"counts": emulator.requests.counts()})
@@ -153,28 +210,35 @@ def _control(emulator: Emulator, request: Request) -> Reply:
         emulator.reset_counts()
         return _json(200, {})
     if action == ("POST", "settings"):
-        settings = json.loads(request.body or b"{}")
-        unknown = set(settings) - set(SETTINGS)
-        if unknown:
-            return _json(422, {"detail": f"unknown settings: {sorted(unknown)}"})
-        for name, value in settings.items():
-            setattr(emulator, name, value)
-        return _json(200, {name: getattr(emulator, name) for name in SETTINGS})
+        try:
+            settings = json.loads(request.body or b"{}")
+            if not isinstance(settings, dict):
+                raise SettingError("settings", "expected a JSON object of settings")
+            _settings.apply(emulator, settings)
+        except SettingError as error:
+            return _json(422, {"detail": {"setting": error.name, "message": str(error)}})
+        except ValueError as error:  # the body is not JSON
+            return _json(422, {"detail": {"setting": None, "message": str(error)}})
+        return _json(200, _settings.current(emulator))
     return _json(404, {"detail": "Not Found"})
 
 
-def _faulty(fault: Fault) -> Reply:
+def _faulty(fault: Fault, errors: _Errors) -> Reply:
     if fault.drop:
         raise Dropped
     if fault.malformed:
         return Reply(200, b'{"conversations": [{"agent_id": ', {"content-type": "application/json"})
     status = fault.status or 500
-    body = fault.body
-    if body is None:
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-        name = "_".join(phrase.lower().split())
-        body = RATE_LIMITED if status == 429 else {"detail": {"status": name, "message": phrase}}
-    return _json(status, body, {"retry-after": fault.retry_after} if fault.retry_after else {})
+    headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
+    if fault.body is not None:
+        return _json(status, fault.body, headers)
+    if status == 429:
+        return errors.rate_limited(fault.code, fault.retry_after)
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    code = fault.code or "_".join(phrase.lower().split())
+    # UNCONFIRMED: the `type` of a 5xx.
+    kind = "internal_server_error" if status >= 500 else "invalid_request"
+    return errors.reply(status, (kind, code, phrase), headers)
 
 
 # -- signed URLs (checked again by the agent WebSocket) ---------------------------------------

@@ -18,7 +18,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._profile import EmulatorProfile
 from ._store import ConversationStore, Json, Key, sort_key
+from ._view import filter_variables, shown
 
 Predicate = Callable[[Json], bool]
 
@@ -43,9 +45,9 @@ def invalid(name: str, kind: str, message: str, value: Any, ctx: Json | None = N
 
 
 def list_page(
-    store: ConversationStore, params: Sequence[tuple[str, str]], filter_mode: str
+    store: ConversationStore, params: Sequence[tuple[str, str]], profile: EmulatorProfile
 ) -> Json:
-    """One page of summaries; raises `QueryError` for a 422."""
+    """One page of summaries as `profile` shows them; raises `QueryError` for a 422."""
     one = dict(params)
     many: dict[str, list[str]] = {}
     for key, value in params:
@@ -63,12 +65,12 @@ def list_page(
     descending = _choice(one, "sort_direction", ("asc", "desc"), "desc") == "desc"
     after = _integer(one, "call_start_after_unix", None)
     before = _integer(one, "call_start_before_unix", None)
-    predicates = _plain_filters(one, many) + _dynamic_filters(many, filter_mode)
+    predicates = _plain_filters(one, many) + _dynamic_filters(many, profile)
 
     keys, rows = store.ordered()
-    lookup = _call_sid_lookup(many, filter_mode)
+    lookup = _call_id_lookup(many, profile.filter_mode)
     if lookup is not None:
-        rows = store.with_call_sid(lookup)
+        rows = store.with_call_id(lookup)
         keys = [sort_key(c) for c in rows]
     # Start-time bounds (inclusive: the API does not say, api-facts §2) narrow by bisection.
     lo = 0 if before is None else bisect_left(keys, (-before, ""))
@@ -97,7 +99,7 @@ def list_page(
             matched.append(conversation)
     include_summary = one.get("summary_mode") == "include"
     return {
-        "conversations": [summary(c, include_summary) for c in matched],
+        "conversations": [summary(shown(c, profile), include_summary) for c in matched],
         "next_cursor": _encode(sort_key(matched[-1]), descending) if more else None,
         "has_more": more,
     }
@@ -162,28 +164,36 @@ def _plain_filters(one: dict[str, str], many: dict[str, list[str]]) -> list[Pred
     return out
 
 
-def _dynamic_filters(many: dict[str, list[str]], filter_mode: str) -> list[Predicate]:
+def _dynamic_filters(many: dict[str, list[str]], profile: EmulatorProfile) -> list[Predicate]:
     """`name:op:value` over `conversation_initiation_client_data.dynamic_variables` (AND-ed)."""
     out: list[Predicate] = []
     for name in DYNAMIC_FILTERS:
         for expression in many.get(name, []):
-            if filter_mode == "reject":
+            if profile.filter_mode == "reject":
                 # What a server that predates the filter says: FastAPI with extra="forbid".
                 raise QueryError(
                     invalid(name, "extra_forbidden", "Extra inputs are not permitted", expression)
                 )
-            if filter_mode == "support":
-                out.append(_dynamic(name, expression))
+            if profile.filter_mode == "empty":
+                _dynamic(name, expression, profile)  # still validated, then matches nothing
+                out.append(lambda c: False)
+            elif profile.filter_mode == "support":
+                out.append(_dynamic(name, expression, profile))
     return out
 
 
-def _call_sid_lookup(many: dict[str, list[str]], filter_mode: str) -> str | None:
+# The lookups the resolver makes, answered from the store's index as a real database would, so
+# a deep history does not make the emulator the bottleneck of a benchmark.
+_INDEXED = ("system__call_sid", "system__call_id")
+
+
+def _call_id_lookup(many: dict[str, list[str]], filter_mode: str) -> str | None:
     if filter_mode != "support":
         return None
     for name in DYNAMIC_FILTERS:
         for expression in many.get(name, []):
             variable, op, value = [*expression.split(":", 2), "", ""][:3]
-            if variable == "system__call_sid" and op == "eq" and value:
+            if variable in _INDEXED and op == "eq" and value:
                 return value
     return None
 
@@ -197,20 +207,20 @@ def variable_text(value: Any) -> str:
     return str(value)
 
 
-def _dynamic(param: str, expression: str) -> Predicate:
+def _dynamic(param: str, expression: str, profile: EmulatorProfile) -> Predicate:
     name, _, rest = expression.partition(":")
     op, sep, value = rest.partition(":")
     if not name or not sep:
         raise QueryError(invalid(param, "value_error", "Expected name:op:value", expression))
 
-    def text(c: Json) -> str:
-        data = c.get("conversation_initiation_client_data") or {}
-        return variable_text((data.get("dynamic_variables") or {}).get(name))
+    def text(c: Json) -> str | None:
+        variables = filter_variables(c, profile)
+        return None if variables is None else variable_text(variables.get(name))
 
     if op == "eq":  # `name:eq:` matches conversations where the variable was not set
         return lambda c: text(c) == value
     if op == "neq":
-        return lambda c: text(c) != value
+        return lambda c: (t := text(c)) is not None and t != value
     if op == "in":
         values = set(value.split("|"))
         return lambda c: text(c) in values
@@ -227,8 +237,9 @@ def _dynamic(param: str, expression: str) -> Predicate:
         raise QueryError(invalid(param, "value_error", message, expression)) from None
 
     def numeric(c: Json) -> bool:
+        t = text(c)
         try:
-            return compare[op](float(text(c)), bound)
+            return t is not None and compare[op](float(t), bound)
         except ValueError:
             return False
 

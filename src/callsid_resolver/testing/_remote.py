@@ -11,9 +11,26 @@ from typing import Any
 import httpx
 from typing_extensions import Self
 
+from ._profile import (
+    EmulatorProfile,
+    ProfileLike,
+    load_profile,
+    profile_document,
+    profile_from_document,
+)
+
 
 class RemoteEmulator:
-    """Counters and knobs of an emulator served elsewhere, with `Emulator`'s names."""
+    """Counters and knobs of an emulator served elsewhere, with `Emulator`'s names.
+
+    Setting a knob (`remote.latency = 0.05`, `remote.profile = "observed"`) sets it on the
+    served emulator; a name that is not a knob is an `AttributeError`, not a local attribute
+    that would silently change nothing, and a bad value is a `ValueError` naming the knob.
+    """
+
+    _OWN = ("base_url", "_http", "profile")
+    base_url: str
+    _http: httpx.Client
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
@@ -29,17 +46,41 @@ class RemoteEmulator:
     def reset_counts(self) -> None:
         self._http.post("/_emulator/reset").raise_for_status()
 
-    def configure(self, **settings: Any) -> None:
-        """Set knobs: latency, filter_mode, rate_limit_every, retry_after, monitor_refusal, ..."""
-        self._http.post("/_emulator/settings", json=settings).raise_for_status()
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Set knobs (latency, filter_mode, rate_limit_every, retry_after, monitor_refusal,
+        profile, ...); returns every knob's value. A profile may be given as a name, a profile
+        file (read here) or an `EmulatorProfile`.
+
+        Raises:
+            ValueError: the emulator refused a setting (the message names it).
+        """
+        if "profile" in settings:
+            settings["profile"] = profile_document(load_profile(settings["profile"]))
+        response = self._http.post("/_emulator/settings", json=settings)
+        if response.status_code == 422:
+            raise ValueError(f"the emulator refused a setting: {response.json()['detail']}")
+        response.raise_for_status()
+        current: dict[str, Any] = response.json()
+        return current
+
+    @property
+    def profile(self) -> EmulatorProfile:
+        """The served emulator's profile."""
+        return profile_from_document(self.configure()["profile"], source=self.base_url)
+
+    @profile.setter
+    def profile(self, value: ProfileLike) -> None:
+        self.configure(profile=value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         from ._emulator import SETTINGS
 
-        if name in SETTINGS:
+        if name in self._OWN:
+            super().__setattr__(name, value)  # `profile` goes through its property
+        elif name in SETTINGS:
             self.configure(**{name: value})
         else:
-            super().__setattr__(name, value)
+            raise AttributeError(f"{name!r} is not a setting of the emulator; see {SETTINGS}")
 
     def _counts(self) -> dict[str, int]:
         response = self._http.get("/_emulator/counts")
@@ -61,11 +102,19 @@ class EmulatorProcess:
     ```
     """
 
-    def __init__(self, *, recording: str = "none", synthetic: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        recording: str = "none",
+        synthetic: int = 0,
+        seed: int = 0,
+        profile: ProfileLike = "documented",
+    ) -> None:
         self._args = [
             sys.executable, "-m", "callsid_resolver", "emulator", "--port", "0",
             "--recording", recording, "--synthetic", str(synthetic), "--seed", str(seed),
         ]  # fmt: skip
+        self._profile = load_profile(profile)
         self._process: subprocess.Popen[str] | None = None
         self.base_url = ""
         self.remote: RemoteEmulator
@@ -80,6 +129,7 @@ class EmulatorProcess:
             raise RuntimeError(f"the emulator did not start: {line.strip()}")
         self.base_url = line.split(" on ", 1)[1].split()[0]
         self.remote = RemoteEmulator(self.base_url)
+        self.remote.profile = self._profile
         return self
 
     def __exit__(

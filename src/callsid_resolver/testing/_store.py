@@ -16,6 +16,8 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
+from ._view import index_values
+
 Json = dict[str, Any]
 # (-start_time_unix_secs, conversation_id): ascending order of keys is newest first.
 Key = tuple[int, str]
@@ -28,15 +30,8 @@ def sort_key(conversation: Json) -> Key:
     return (-int(conversation["metadata"]["start_time_unix_secs"]), conversation["conversation_id"])
 
 
-def call_sid_variable(conversation: Json) -> str | None:
-    """`conversation_initiation_client_data.dynamic_variables.system__call_sid`, if set."""
-    data = conversation.get("conversation_initiation_client_data") or {}
-    value = (data.get("dynamic_variables") or {}).get("system__call_sid")
-    return None if value is None else str(value)
-
-
 class ConversationStore:
-    """Full GET-conversation objects by id, plus the newest-first order and a call-SID index."""
+    """Full GET-conversation objects by id, plus the newest-first order and a call-id index."""
 
     def __init__(self, conversations: Iterable[Json] = ()) -> None:
         self._lock = threading.Lock()
@@ -45,23 +40,24 @@ class ConversationStore:
         self._rows: list[Json] = []
         self._pending: list[Json] = []
         self._resort = False
-        # The resolver's one-request lookup (`system__call_sid:eq:<sid>`) answered from an index,
-        # as a real database would, so a deep history does not make the emulator the bottleneck.
-        self._by_call_sid: dict[str, set[str]] = {}
+        # The resolver's one-request lookups (`system__call_sid:eq:<sid>`, `system__call_id:eq:`)
+        # answered from an index, as a real database would, so a deep history does not make the
+        # emulator the bottleneck. It holds every id a profile may show; the filter then decides.
+        self._by_call_id: dict[str, set[str]] = {}
         for conversation in conversations:
             self.add(conversation)
 
     def add(self, conversation: Json) -> None:
         """Add or replace (same `conversation_id`) a conversation."""
         conversation_id = conversation["conversation_id"]
-        sid = call_sid_variable(conversation)
+        values = index_values(conversation)
         with self._lock:
             if conversation_id in self._by_id:
                 self._resort = True  # the old row must leave the ordered lists
             self._by_id[conversation_id] = conversation
             self._pending.append(conversation)
-            if sid is not None:
-                self._by_call_sid.setdefault(sid, set()).add(conversation_id)
+            for value in values:
+                self._by_call_id.setdefault(value, set()).add(conversation_id)
 
     def get(self, conversation_id: str) -> Json | None:
         return self._by_id.get(conversation_id)
@@ -88,9 +84,10 @@ class ConversationStore:
             self._resort = False
             return self._keys, self._rows
 
-    def with_call_sid(self, call_sid: str) -> list[Json]:
-        """Conversations whose `system__call_sid` variable is `call_sid`, newest first."""
+    def with_call_id(self, value: str) -> list[Json]:
+        """Conversations that may show `value` as a call id, newest first (a superset: the
+        caller applies the filter itself). Replaced conversations may linger: re-checked."""
         with self._lock:
-            ids = list(self._by_call_sid.get(call_sid, ()))
-        found = [c for i in ids if (c := self._by_id.get(i)) and call_sid_variable(c) == call_sid]
+            ids = list(self._by_call_id.get(value, ()))
+        found = [c for i in ids if (c := self._by_id.get(i)) and value in index_values(c)]
         return sorted(found, key=sort_key)
