@@ -23,10 +23,8 @@ SHOWN_LIVE_CALLS = 5
 def build_emulator(args: argparse.Namespace) -> Emulator:
     """An `Emulator` from `--recording`, `--synthetic`, `--api-key`, `--profile`, `--latency` and
     `--filter-mode`; bad values are a `UsageError` naming the flag."""
-    options: dict[str, Any] = {"api_key": args.api_key}
-    if args.profile is not None:
-        options["profile"] = profile_argument(args.profile)
-    emulator = Emulator(_recording(args.recording), **options)
+    profile = profile_argument(args.profile or "documented")
+    emulator = Emulator(_recording(args.recording), api_key=args.api_key, profile=profile)
     for conversation in synthetic_conversations(args.synthetic, seed=args.seed):
         emulator.add_conversation(conversation)
     emulator.latency = args.latency
@@ -99,7 +97,7 @@ def describe(emulator: Emulator, args: argparse.Namespace) -> list[str]:
     if len(live) > SHOWN_LIVE_CALLS:
         shown += f" and {len(live) - SHOWN_LIVE_CALLS} more"
     key = "any non-empty xi-api-key" if emulator.api_key is None else "only the --api-key key"
-    profile = getattr(getattr(emulator, "profile", None), "name", "documented")
+    profile = emulator.profile.name
     lines = [
         data,
         f"live calls: {shown}",

@@ -269,7 +269,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def _filter_modes() -> list[str]:
     from typing import get_args
 
-    from .testing._emulator import FilterMode
+    from .testing._profile import FilterMode
 
     return list(get_args(FilterMode))
 
@@ -313,21 +313,20 @@ def _resolve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    if args.profile is None:
-        return run_demo(json_lines=args.json, out=sys.stdout)
-    return run_demo(json_lines=args.json, out=sys.stdout, profile=profile_argument(args.profile))
+    options: dict[str, Any] = {"json_lines": args.json, "out": sys.stdout}
+    if args.profile is not None:
+        options["profile"] = profile_argument(args.profile)
+    return run_demo(**options)
 
 
 def profile_argument(value: str) -> Any:
     """The `EmulatorProfile` that `--profile` names, or a `UsageError` saying what to give."""
-    from .testing import load_profile  # type: ignore[attr-defined,unused-ignore]
+    from .testing import load_profile
 
     try:
         return load_profile(value)
     except (ValueError, LookupError, OSError) as exc:
-        raise UsageError(
-            f"--profile {value!r}: {exc}; give documented, observed or a file from 'doctor --json'"
-        ) from None
+        raise UsageError(f"--profile: {exc}") from None
 
 
 def _emulator(args: argparse.Namespace) -> int:

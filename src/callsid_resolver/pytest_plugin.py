@@ -96,10 +96,11 @@ def elevenlabs_emulator(request: pytest.FixtureRequest) -> Emulator:
     if unknown:
         raise pytest.UsageError(f"unknown {MARKER} marker argument(s): {sorted(unknown)}")
     profile = options.get("profile") or request.config.getini(PROFILE_INI) or "documented"
-    kwargs: dict[str, Any] = {"api_key": options.get("api_key")}
-    if profile != "documented":
-        kwargs["profile"] = profile
-    emulator: Emulator = testing.Emulator(recording=options.get("recording", "default"), **kwargs)
+    emulator: Emulator = testing.Emulator(
+        recording=options.get("recording", "default"),
+        api_key=options.get("api_key"),
+        profile=profile,
+    )
     for conversation in testing.synthetic_conversations(
         options.get("synthetic", 0), seed=options.get("seed", 0)
     ):
