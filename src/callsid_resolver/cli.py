@@ -259,6 +259,12 @@ def _parser() -> argparse.ArgumentParser:
         "--base-url", type=base_url, help=f"API host; ${BASE_URL_ENV}, else {DEFAULT_BASE_URL}"
     )
     p.set_defaults(run=_record)
+
+    from . import _doctor as doctor
+
+    p = sub.add_parser("doctor", help="check what your ElevenLabs workspace does (read-only)")
+    doctor.add_arguments(p)
+    p.set_defaults(run=doctor.run)
     return parser
 
 
