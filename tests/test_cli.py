@@ -112,7 +112,8 @@ def test_every_argument_has_help_and_every_help_lists_the_exit_codes() -> None:
             if not isinstance(action, argparse._SubParsersAction):
                 assert action.help, f"{name}: {action.dest} has no help"
         text = command.format_help()
-        for code in range(6):
+        assert "\nexit codes:\n  0  " in text, f"{name}: no exit codes"
+        for code in range(6) if name != "doctor" else ():  # the doctor's 1 is its own
             assert re.search(rf"^  {code}  \w", text, re.M), f"{name}: exit code {code} missing"
 
 

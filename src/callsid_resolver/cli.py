@@ -46,6 +46,13 @@ exit codes:
   4  any other API or network failure
   5  an optional dependency is missing (pip install 'callsid-resolver[testing]')
 """
+DOCTOR_EXIT_CODES = """\
+exit codes:
+  0  the checks ran
+  1  a problem the library cannot work around
+  2  bad input or usage, or no key in ELEVENLABS_API_KEY
+  4  an API or network failure stopped the checks
+"""
 _EXTRAS = ("starlette", "uvicorn", "websockets")
 
 
@@ -262,7 +269,10 @@ def _parser() -> argparse.ArgumentParser:
 
     from . import _doctor as doctor
 
-    p = sub.add_parser("doctor", help="check what your ElevenLabs workspace does (read-only)")
+    p = sub.add_parser(
+        "doctor", help="check what your ElevenLabs workspace does (read-only)", parents=[common],
+        epilog=DOCTOR_EXIT_CODES, formatter_class=_Formatter,
+    )  # fmt: skip
     doctor.add_arguments(p)
     p.set_defaults(run=doctor.run)
     return parser
