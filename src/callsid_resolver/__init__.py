@@ -52,6 +52,7 @@ from ._models import (
     SignedUrl,
     TranscriptEntry,
 )
+from ._priming import CallRef, InvalidConversationId
 from ._redis import AsyncRedisCache, AsyncTieredCache, RedisCache, TieredCache
 from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
 from .live import (
@@ -115,6 +116,7 @@ __all__ = [
     "CacheKeys",
     "CachedMapping",
     "CallInitiationFailure",
+    "CallRef",
     "CallSidResolver",
     "CallSidResolverError",
     "Conversation",
@@ -129,6 +131,7 @@ __all__ = [
     "ElevenLabsClient",
     "FailureMetadata",
     "InvalidCallSid",
+    "InvalidConversationId",
     "InvalidSignature",
     "LearnedMapping",
     "ListFilters",

@@ -45,6 +45,7 @@ from ._core._plan import (
 )
 from ._exceptions import ApiError, NotFound
 from ._models import Conversation, Resolution
+from ._priming import CallRef, ToolCallMemo
 
 __all__ = ["AsyncCallSidResolver", "CallSidResolver", "ResolveHints", "ResolverOptions"]
 
@@ -123,6 +124,15 @@ class _ResolverBase:
         keys = self.settings.keys
         return {keys.sid(sid): mapping, keys.conversation(conversation_id): mapping}
 
+    # Tool-call priming (docs/protocol.md §7): the shared core is `_priming.ToolCallMemo`.
+    _tool_calls: ToolCallMemo | None = None
+
+    def _tool_call_memo(self) -> ToolCallMemo:
+        # Created on first use; two threads racing here cost at most one extra cache write.
+        if self._tool_calls is None:
+            self._tool_calls = ToolCallMemo()
+        return self._tool_calls
+
 
 class CallSidResolver(_ResolverBase):
     """Resolves call SIDs to ElevenLabs conversations, blocking; safe to share between threads.
@@ -156,6 +166,28 @@ class CallSidResolver(_ResolverBase):
     def remember(self, call_sid: str, conversation_id: str, *, agent_id: str | None = None) -> None:
         """Record a mapping learned elsewhere (outbound-call response, webhook, own session)."""
         self.cache.set_many(self._primed(call_sid, conversation_id, agent_id))
+
+    def remember_tool_call(
+        self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
+    ) -> CallRef:
+        """Learn the mapping from the ids a tool call received, for every process on the cache.
+
+        Pass the values of `system__call_sid` (or `system__call_id` on SIP trunks),
+        `system__conversation_id` and optionally `system__agent_id` that the platform filled into
+        the tool's parameters. Both directions are cached, so a later `resolve()` of the SID in
+        any process sharing the cache costs 0 requests. Repeated tool calls of one call write
+        the cache once (a small memo of pairs written in the last few minutes).
+
+        Raises:
+            InvalidCallSid: the call SID is malformed (before any I/O).
+            InvalidConversationId: the conversation id is malformed (before any I/O).
+        """
+        memo = self._tool_call_memo()
+        ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
+        if entries:
+            self.cache.set_many(entries)
+            memo.written(ref)
+        return ref
 
     def forget(self, call_sid: str) -> None:
         self.cache.delete(self.settings.keys.sid(validate_call_sid(call_sid)))
@@ -250,6 +282,17 @@ class AsyncCallSidResolver(_ResolverBase):
     ) -> None:
         """Record a mapping learned elsewhere (outbound-call response, webhook, own session)."""
         await self.cache.set_many(self._primed(call_sid, conversation_id, agent_id))
+
+    async def remember_tool_call(
+        self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
+    ) -> CallRef:
+        """The asyncio twin of `CallSidResolver.remember_tool_call`."""
+        memo = self._tool_call_memo()
+        ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
+        if entries:
+            await self.cache.set_many(entries)
+            memo.written(ref)
+        return ref
 
     async def forget(self, call_sid: str) -> None:
         await self.cache.delete(self.settings.keys.sid(validate_call_sid(call_sid)))

@@ -44,7 +44,7 @@ exit codes:
   2  bad input or usage (the message says what to change)
   3  missing or rejected API key
   4  any other API or network failure
-  5  an optional dependency is missing (pip install 'callsid-resolver[testing]')
+  5  an optional dependency is missing (the message names the extra to install)
 """
 DOCTOR_EXIT_CODES = """\
 exit codes:
@@ -275,6 +275,15 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     doctor.add_arguments(p)
     p.set_defaults(run=doctor.run)
+
+    from . import _mcp_http  # its heavy imports wait for `run`
+
+    p = sub.add_parser(
+        "mcp", help="serve the mailbox MCP server (streamable HTTP, shared secret)",
+        parents=[common], **kw,
+    )  # fmt: skip
+    _mcp_http.add_arguments(p)
+    p.set_defaults(run=_mcp_http.run)
     return parser
 
 

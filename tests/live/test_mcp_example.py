@@ -11,6 +11,7 @@ import pytest
 
 from callsid_resolver import AsyncCallSidResolver
 from callsid_resolver.live import MemoryMailbox, Sender
+from callsid_resolver.testing import Emulator
 
 from .conftest import LIVE_CONVERSATION, LIVE_SID
 
@@ -29,7 +30,9 @@ def load_example() -> ModuleType:
     return module
 
 
-async def test_the_tool_returns_what_the_mailbox_holds(resolver: AsyncCallSidResolver) -> None:
+async def test_the_tool_returns_what_the_mailbox_holds(
+    resolver: AsyncCallSidResolver, emulator: Emulator
+) -> None:
     mailbox = MemoryMailbox()
     server = load_example().build_server(resolver, mailbox)
     # The backend has no session and no monitor for this call: the mailbox takes it.
@@ -38,27 +41,31 @@ async def test_the_tool_returns_what_the_mailbox_holds(resolver: AsyncCallSidRes
     assert receipt.channel == "mailbox"
     await sender.send_user_message("Tell the caller the refund is on its way", call_sid=LIVE_SID)
 
+    arguments = {"call_sid": LIVE_SID, "conversation_id": LIVE_CONVERSATION}
     async with mcp.Client(server) as client:
         tools = await client.list_tools()
-        assert [t.name for t in tools.tools] == ["pending_updates"]
-        result = await client.call_tool("pending_updates", {"call_sid": LIVE_SID})
-        again = await client.call_tool("pending_updates", {"call_sid": LIVE_SID})
+        assert sorted(t.name for t in tools.tools) == ["opening_hours", "pending_updates"]
+        result = await client.call_tool("pending_updates", arguments)
+        again = await client.call_tool("pending_updates", arguments)
     await sender.aclose()
 
     assert not result.is_error
     payload = result.structured_content
     assert payload == {
+        "call_sid": LIVE_SID,
         "conversation_id": LIVE_CONVERSATION,
         "count": 2,
         "items": [
             {"type": "contextual_update", "text": "CRM: ticket #4711 is solved"},
             {"type": "user_message", "text": "Tell the caller the refund is on its way"},
         ],
+        "warnings": [],
     }
     # The text content carries the same JSON for clients that read only text.
     assert json.loads(result.content[0].text) == payload
-    assert again.structured_content == {
-        "conversation_id": LIVE_CONVERSATION,
-        "count": 0,
-        "items": [],
-    }
+    assert again.structured_content["items"] == []
+    # The tool call taught the resolver the mapping: resolving costs nothing.
+    before = emulator.total_requests
+    resolution = await resolver.resolve(LIVE_SID)
+    assert (resolution.conversation_id, resolution.requests) == (LIVE_CONVERSATION, 0)
+    assert emulator.total_requests == before
