@@ -192,3 +192,16 @@ def test_light():
     )
     result = pytester.runpytest_subprocess("-q")  # the entry point loads it
     result.assert_outcomes(passed=1)
+
+
+def test_the_emulator_has_a_repr_worth_reading_in_a_failure() -> None:
+    from callsid_resolver.testing import Emulator
+
+    emulator = Emulator(recording="default", api_key="sk_secret_key_000", profile="observed")
+    emulator.filter_mode = "reject"
+    text = repr(emulator)
+    assert text == (
+        "<Emulator 5 conversation(s), 1 live, profile 'observed', filter_mode='reject', "
+        "one key, 0 request(s) served>"
+    )
+    assert "sk_secret" not in text

@@ -163,6 +163,15 @@ class Emulator:
             self.add_conversation(conversation)
 
     # -- profile ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        live = sum(c.get("status") in ("initiated", "in-progress") for c in self.conversations())
+        key = "any key" if self.api_key is None else "one key"
+        return (
+            f"<Emulator {len(self.store)} conversation(s), {live} live, profile "
+            f"{self.profile.name!r}, filter_mode={self.filter_mode!r}, {key}, "
+            f"{self.total_requests} request(s) served>"
+        )
+
     @property
     def profile(self) -> EmulatorProfile:
         """The reading of the real API being played; set it to a name, a file or a profile."""
