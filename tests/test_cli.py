@@ -204,8 +204,8 @@ def serve(*args: str, lines: int) -> list[str]:
 
 
 def test_the_emulator_says_what_it_serves() -> None:
-    first, data, live, key, profile, hint = serve(
-        "--synthetic", "3", "--latency", "0.01", "--filter-mode", "reject", lines=6
+    first, data, live, key, profile, try_env, try_resolve = serve(
+        "--synthetic", "3", "--latency", "0.01", "--filter-mode", "reject", lines=7
     )
     assert re.fullmatch(
         r"ElevenLabs emulator on http://127\.0\.0\.1:\d+ \(Ctrl-C stops it\)\n", first
@@ -214,7 +214,9 @@ def test_the_emulator_says_what_it_serves() -> None:
     assert f"live calls: {LIVE_CALL}" in live
     assert "key: any non-empty xi-api-key" in key
     assert "profile: documented; filter mode: reject; latency: 0.01 s" in profile
-    assert f"resolve {LIVE_CALL}" in hint
+    port = first.rsplit(":", 1)[1].split()[0]
+    assert f"export ELEVENLABS_BASE_URL=http://127.0.0.1:{port} ELEVENLABS_API_KEY=" in try_env
+    assert f"callsid-resolver resolve {LIVE_CALL}" in try_resolve
 
 
 def test_the_emulator_serves_a_file_written_by_record(tmp_path: Path) -> None:
@@ -254,7 +256,7 @@ def test_verbose_logs_each_request_without_a_signed_urls_token() -> None:
     assert process.stderr is not None
     try:
         base_url = process.stderr.readline().split(" on ")[1].split()[0]
-        while "try:" not in process.stderr.readline():
+        while "callsid-resolver resolve" not in process.stderr.readline():
             pass
         import httpx
 

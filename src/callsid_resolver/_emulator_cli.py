@@ -69,7 +69,7 @@ def serve(emulator: Emulator, args: argparse.Namespace, *, out: TextIO) -> int:
     try:
         # The first line is a contract: `EmulatorProcess` reads the URL from it.
         print(f"ElevenLabs emulator on {server.base_url} (Ctrl-C stops it)", file=out)
-        for line in describe(emulator, args):
+        for line in describe(emulator, args, port=server.port):
             print(f"  {line}", file=out)
         if not _is_loopback(args.host):
             print(_exposed_warning(args), file=out)
@@ -80,7 +80,7 @@ def serve(emulator: Emulator, args: argparse.Namespace, *, out: TextIO) -> int:
     return 0
 
 
-def describe(emulator: Emulator, args: argparse.Namespace) -> list[str]:
+def describe(emulator: Emulator, args: argparse.Namespace, *, port: int) -> list[str]:
     """What a user needs to point a client at the emulator: data, live call SIDs, key rule."""
     conversations = emulator.conversations()
     source = "no recording" if args.recording == "none" else f"recording {args.recording}"
@@ -105,11 +105,12 @@ def describe(emulator: Emulator, args: argparse.Namespace) -> list[str]:
         f"profile: {profile}; filter mode: {emulator.filter_mode}; latency: {emulator.latency:g} s",
     ]
     if live:
-        lines.append(
-            f"try: ELEVENLABS_BASE_URL=http://{_url_host(args.host)}:{args.port or 'PORT'} "
-            f"ELEVENLABS_API_KEY={'any-key' if emulator.api_key is None else '...'} "
-            f"callsid-resolver resolve {live[0]}"
-        )
+        key_value = "any-key" if emulator.api_key is None else "..."
+        url = f"http://{_url_host(args.host)}:{port}"
+        lines += [
+            f"try: export ELEVENLABS_BASE_URL={url} ELEVENLABS_API_KEY={key_value}",
+            f"     callsid-resolver resolve {live[0]}",
+        ]
     return lines
 
 

@@ -287,8 +287,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the exit-code epilog's line breaks."""
+class _Formatter(argparse.HelpFormatter):
+    """Keeps the exit-code epilog's line breaks; wraps descriptions as usual."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("exit codes:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def _filter_modes() -> list[str]:
