@@ -204,8 +204,8 @@ def serve(*args: str, lines: int) -> list[str]:
 
 
 def test_the_emulator_says_what_it_serves() -> None:
-    first, data, live, key, profile, try_env, try_resolve = serve(
-        "--synthetic", "3", "--latency", "0.01", "--filter-mode", "reject", lines=7
+    first, data, live, key, profile, try_url, try_key, try_resolve = serve(
+        "--synthetic", "3", "--latency", "0.01", "--filter-mode", "reject", lines=8
     )
     assert re.fullmatch(
         r"ElevenLabs emulator on http://127\.0\.0\.1:\d+ \(Ctrl-C stops it\)\n", first
@@ -215,7 +215,8 @@ def test_the_emulator_says_what_it_serves() -> None:
     assert "key: any non-empty xi-api-key" in key
     assert "profile: documented; filter mode: reject; latency: 0.01 s" in profile
     port = first.rsplit(":", 1)[1].split()[0]
-    assert f"export ELEVENLABS_BASE_URL=http://127.0.0.1:{port} ELEVENLABS_API_KEY=" in try_env
+    assert try_url.endswith(f"export ELEVENLABS_BASE_URL=http://127.0.0.1:{port}\n")
+    assert try_key.endswith("export ELEVENLABS_API_KEY=any-key\n")
     assert f"callsid-resolver resolve {LIVE_CALL}" in try_resolve
 
 

@@ -108,7 +108,8 @@ def describe(emulator: Emulator, args: argparse.Namespace, *, port: int) -> list
         key_value = "any-key" if emulator.api_key is None else "..."
         url = f"http://{_url_host(args.host)}:{port}"
         lines += [
-            f"try: export ELEVENLABS_BASE_URL={url} ELEVENLABS_API_KEY={key_value}",
+            f"try: export ELEVENLABS_BASE_URL={url}",
+            f"     export ELEVENLABS_API_KEY={key_value}",
             f"     callsid-resolver resolve {live[0]}",
         ]
     return lines

@@ -397,8 +397,8 @@ def _record(args: argparse.Namespace) -> int:
         if tty:
             sys.stderr.write("\r\033[K")
     print(
-        f"recorded {count} conversation(s) into {path} (key, signatures and phone numbers "
-        f"scrubbed); serve it with: callsid-resolver emulator --recording {path}",
+        f"recorded {count} conversation(s) into {path}, scrubbed (no key, signature or "
+        f"real phone number)\nserve it: callsid-resolver emulator --recording {path}",
         file=sys.stderr,
     )
     return 0
