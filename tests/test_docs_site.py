@@ -49,7 +49,11 @@ def test_the_home_page_installs_and_shows_code(monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv("ELEVENLABS_BASE_URL", server.base_url)
         monkeypatch.setenv("ELEVENLABS_API_KEY", "any-key")
         scope: dict[str, object] = {}
-        exec(compile(blocks["python"], "index.md", "exec"), scope)  # noqa: S102
+        try:
+            exec(compile(blocks["python"], "index.md", "exec"), scope)  # noqa: S102
+        finally:
+            if "client" in scope:
+                scope["client"].close()  # type: ignore[attr-defined]
     assert scope["res"].conversation_id == "conv_fake0inbound0live00000000001"  # type: ignore[attr-defined]
 
 
