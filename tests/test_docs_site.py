@@ -21,7 +21,7 @@ DOCS = ROOT / "docs"
 FENCE = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
 # Material's content column at 1280 px shows about 82 characters of code before it clips.
 CODE_COLUMNS = 80
-NARROW_PAGES = ["index.md", "quickstart.md", "cli.md", "testing.md"]
+NARROW_PAGES = ["index.md", "quickstart.md", "cli.md", "testing.md", "errors.md"]
 INSTALL_PAGES = ["index.md", "quickstart.md", "testing.md"]
 
 
