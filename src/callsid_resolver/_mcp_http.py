@@ -11,14 +11,24 @@ import argparse
 import asyncio
 import hmac
 import json
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SECRET_ENV", "BearerSecret", "add_arguments", "run", "secure_app"]
+    from .mcp_server import MailboxTool
+
+__all__ = [
+    "SECRET_ENV",
+    "BearerSecret",
+    "ReturnUndelivered",
+    "add_arguments",
+    "run",
+    "secure_app",
+]
 
 SECRET_ENV = "CALLSID_MCP_SECRET"  # noqa: S105 - the variable's name, not a secret
 EXIT_USAGE, EXIT_MISSING_EXTRA = 2, 5
@@ -69,8 +79,118 @@ class BearerSecret:
         return hmac.compare_digest(values[0].strip(), self._secret)
 
 
-def secure_app(app: ASGIApp, secret: str) -> ASGIApp:
-    """`app` (e.g. `MCPServer.streamable_http_app()`) behind `BearerSecret`."""
+class ReturnUndelivered:
+    """ASGI middleware: a tool result whose client hung up before it was sent goes back to the
+    mailbox, so a dropped connection loses no item.
+
+    It holds back the JSON answer of a `tools/call` of the mailbox tool (stateless JSON mode,
+    as `callsid-resolver mcp` serves) until it is complete, checks that the client is still
+    there, and otherwise hands the answer's items to `MailboxTool.requeue`. Streams (SSE) pass
+    through untouched. Bytes already written to a socket whose peer vanishes later are beyond
+    any server's reach; this covers the common case, an agent that timed out and hung up.
+    """
+
+    def __init__(self, app: ASGIApp, tool: MailboxTool, tool_name: str) -> None:
+        self.app = app
+        self.tool = tool
+        self.tool_name = tool_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = bytearray()
+        held: list[Message] = []  # a JSON answer, held until complete; empty: passing through
+
+        async def tap(message: Message) -> None:
+            start = message["type"] == "http.response.start"
+            if start and message["status"] == 200 and _is_json(message) and self._ours(request):
+                held.append(message)
+                return
+            if not held:
+                await send(message)
+                return
+            held.append(message)
+            if not message.get("more_body", False):
+                await self._deliver(held, receive, send)
+
+        async def listen() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                request.extend(message.get("body", b""))
+            return message
+
+        await self.app(scope, listen, tap)
+
+    def _ours(self, request: bytearray) -> bool:
+        """Whether the request is a `tools/call` of the mailbox tool (only those are held)."""
+        try:
+            call = json.loads(request)
+        except ValueError:
+            return False
+        return (
+            isinstance(call, dict)
+            and call.get("method") == "tools/call"
+            and isinstance(call.get("params"), dict)
+            and call["params"].get("name") == self.tool_name
+        )
+
+    async def _deliver(self, held: list[Message], receive: Receive, send: Send) -> None:
+        body = b"".join(m.get("body", b"") for m in held[1:])
+        if not await _hung_up(receive):
+            await send(held[0])
+            await send({"type": "http.response.body", "body": body})
+            return
+        undelivered = _items_of(body)
+        if undelivered is not None:
+            call_sid, items = undelivered
+            await self.tool.requeue(call_sid, items)
+            logging.getLogger(__name__).warning(
+                "client hung up before its result: %d item(s) put back for %s", len(items), call_sid
+            )
+
+
+def _is_json(start: Message) -> bool:
+    headers = dict(start.get("headers", []))
+    return bytes(headers.get(b"content-type", b"")).startswith(b"application/json")
+
+
+async def _hung_up(receive: Receive) -> bool:
+    """True when the client has gone: its request is read, so the next message is a disconnect,
+    which servers deliver at once; a client still waiting leaves `receive` pending."""
+    try:
+        message = await asyncio.wait_for(receive(), timeout=0.001)
+    except asyncio.TimeoutError:
+        return False
+    return bool(message["type"] == "http.disconnect")
+
+
+def _items_of(response: bytes) -> tuple[str, list[Any]] | None:
+    try:
+        answer = json.loads(response)
+    except ValueError:
+        return None
+    result = answer.get("result") if isinstance(answer, dict) else None
+    content = result.get("structuredContent") if isinstance(result, dict) else None
+    if not isinstance(content, dict):
+        return None
+    sid, items = content.get("call_sid"), content.get("items")
+    if not isinstance(sid, str) or not isinstance(items, list) or not items:
+        return None
+    return sid, items
+
+
+def secure_app(
+    app: ASGIApp,
+    secret: str,
+    *,
+    tool: MailboxTool | None = None,
+    tool_name: str = "pending_updates",
+) -> ASGIApp:
+    """`app` (e.g. `MCPServer.streamable_http_app(json_response=True)`) behind `BearerSecret`;
+    with `tool` (the server's `MailboxTool`), behind `ReturnUndelivered` too."""
+    if tool is not None:
+        app = ReturnUndelivered(app, tool, tool_name)
     return BearerSecret(app, secret)
 
 
@@ -125,17 +245,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, secret: str) -> None:
-    import uvicorn
-
     from ._cache import MemoryCache
-    from ._client import AsyncElevenLabsClient
-    from ._resolver import AsyncCallSidResolver
     from .live import Mailbox, MemoryMailbox, RedisMailbox
-    from .mcp_server import TOOL_NAME, MailboxTool, build_mcp_server
 
     cache: Any = MemoryCache()
     mailbox: Mailbox = MemoryMailbox()
     names: dict[str, str] = {}
+    connection: Any = None
     if args.namespace:
         names["namespace"] = args.namespace
     if args.redis:
@@ -147,6 +263,23 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
         cache = AsyncRedisCache(connection)
         prefix = {"key_prefix": args.namespace} if args.namespace else {}
         mailbox = RedisMailbox(connection, **prefix)
+    try:
+        await _serve_with(args, secret, mailbox, cache, names)
+    finally:
+        if connection is not None:
+            await connection.aclose()
+
+
+async def _serve_with(
+    args: argparse.Namespace, secret: str, mailbox: Any, cache: Any, names: dict[str, str]
+) -> None:
+    import uvicorn
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from ._client import AsyncElevenLabsClient
+    from ._resolver import AsyncCallSidResolver
+    from .mcp_server import TOOL_NAME, MailboxTool, build_mcp_server
+
     # This server never calls ElevenLabs: the platform hands it both ids, and it only primes the
     # shared cache. A key is used if set, so the same resolver could look calls up.
     key = os.environ.get("ELEVENLABS_API_KEY") or "unused-by-the-mcp-server"
@@ -156,12 +289,17 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
         await tool.start()
         server = build_mcp_server(mailbox, tool=tool, tool_name=args.tool_name or TOOL_NAME)
         # Stateless JSON: any instance of a fleet behind a load balancer answers any request.
+        # The SDK's Host check (against DNS rebinding) would refuse a reverse proxy's Host in
+        # front of a loopback server; the shared secret, which no rebinding page can know, is
+        # the gate instead.
         app = server.streamable_http_app(
-            streamable_http_path=args.path, stateless_http=True, json_response=True, host=args.host
+            streamable_http_path=args.path,
+            stateless_http=True,
+            json_response=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
-        config = uvicorn.Config(
-            secure_app(app, secret), host=args.host, port=args.port, log_level="warning"
-        )
+        gated = secure_app(app, secret, tool=tool, tool_name=args.tool_name or TOOL_NAME)
+        config = uvicorn.Config(gated, host=args.host, port=args.port, log_level="warning")
         print(
             f"MCP server on http://{args.host}:{args.port}{args.path} (Ctrl-C stops it)",
             file=sys.stderr,

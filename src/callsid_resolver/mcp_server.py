@@ -13,14 +13,17 @@ instead of the LLM (`ARGUMENTS`; docs/protocol.md §7). It primes the resolver's
 (`remember_tool_call`) and returns, oldest first, every item waiting in the call's mailbox.
 Nothing drained is dropped by this code: a drain removes only what it returns, and it is the
 tool's last step before the result goes to the MCP SDK; a refused or failed call drains
-nothing. On Redis, a store that lost its data since the server first saw it (a restart
-without persistence, a flush, an eviction) is reported in the result's `warnings`, so a loss is
-said, never silent. `callsid-resolver mcp` serves this over streamable HTTP behind a shared
-secret (`add_arguments` and `run` are the CLI's hooks; see `_mcp_http`).
+nothing, and a result whose client hung up before it was sent goes back to the mailbox
+(`ReturnUndelivered`, which `secure_app(..., tool=...)` adds). On Redis, a store that lost its
+data since the server first saw it (a restart without persistence, a flush, an eviction) is
+reported in the result's `warnings`, so a loss is said, never silent. `callsid-resolver mcp`
+serves this over streamable HTTP behind a shared secret (`add_arguments` and `run` are the
+CLI's hooks; see `_mcp_http`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -31,7 +34,14 @@ import cachetools
 
 from ._core._callsid import validate_call_sid
 from ._exceptions import CallSidResolverError, InvalidCallSid
-from ._mcp_http import SECRET_ENV, BearerSecret, add_arguments, run, secure_app
+from ._mcp_http import (
+    SECRET_ENV,
+    BearerSecret,
+    ReturnUndelivered,
+    add_arguments,
+    run,
+    secure_app,
+)
 from ._priming import InvalidConversationId
 from .live import Mailbox, RedisMailbox
 
@@ -48,6 +58,7 @@ __all__ = [
     "TOOL_NAME",
     "BearerSecret",
     "MailboxTool",
+    "ReturnUndelivered",
     "add_arguments",
     "build_mcp_server",
     "run",
@@ -70,6 +81,10 @@ TOOL_DESCRIPTION = (
 )
 # Values a platform leaves in a parameter whose variable is unset (a web call has no call SID).
 _UNSET = frozenset({"", "null", "none", "undefined"})
+
+
+def _unset(value: str | None) -> bool:
+    return value is None or value.strip().lower() in _UNSET or value.startswith("{{")
 
 
 def tool_config_override(tool_name: str = TOOL_NAME) -> dict[str, Any]:
@@ -111,15 +126,21 @@ class MailboxTool:
 
         Raises `InvalidCallSid` for a missing or malformed call SID (nothing drained).
         """
-        if call_sid is None or call_sid.strip().lower() in _UNSET or call_sid.startswith("{{"):
+        if _unset(call_sid):
             raise InvalidCallSid(
                 "no call SID: not a phone call, or the tool's call_sid argument is not filled "
                 f"from {ARGUMENTS['call_sid']}"
             )
         sid = validate_call_sid(call_sid)
+        if _unset(conversation_id):
+            conversation_id = None  # an unfilled placeholder must never become a mapping
         warnings = await self._prime(sid, conversation_id)
         if self._epoch is not None:
-            warnings += await self._epoch.check(sid)
+            try:
+                warnings += await self._epoch.check(sid)
+            except Exception as exc:  # the drain below meets the same fault and reports it
+                logging.getLogger(__name__).warning("loss check for %s failed: %r", sid, exc)
+                warnings.append("could not check whether the mailbox's Redis lost data")
         # The drain is the tool's last await: nothing of ours runs between taking the items and
         # returning them, so no error or cancellation here can strand them (a drain removes only
         # what it returns).
@@ -131,6 +152,24 @@ class MailboxTool:
             "items": items,
             "warnings": warnings,
         }
+
+    async def requeue(self, call_sid: str, items: list[Any]) -> None:
+        """Put items a client never received back at the head of the call's mailbox, in order.
+
+        On Redis they go back ahead of anything posted meanwhile (and the mailbox's TTL is
+        renewed); another mailbox takes them as new posts, behind such items.
+        """
+        if not items:
+            return
+        if isinstance(self.mailbox, RedisMailbox):
+            key = self.mailbox.key(call_sid)
+            async with self.mailbox.client.pipeline(transaction=True) as pipe:
+                pipe.lpush(key, *[json.dumps(item) for item in reversed(items)])
+                pipe.pexpire(key, max(int(self.mailbox.ttl * 1000), 1))
+                await pipe.execute()
+            return
+        for item in items:
+            await self.mailbox.post(call_sid, item)
 
     async def _prime(self, sid: str, conversation_id: str | None) -> list[str]:
         if self.resolver is None or conversation_id is None:

@@ -172,6 +172,12 @@ async def test_a_wrong_or_missing_secret_is_refused_and_drains_nothing(
                 assert answer.json()["error"] == "unauthorized"
                 assert SECRET not in answer.text
         assert items_of(await call_tool(url, arguments)) == UPDATES  # all still there
+        # Behind a reverse proxy the Host is the public one: the secret, not the Host, decides.
+        async with httpx.AsyncClient() as http:
+            proxied = {"Authorization": f"Bearer {SECRET}", "Host": "mcp.example.com"}
+            proxied["Accept"] = "application/json, text/event-stream"
+            answer = await http.post(url, json=body | {"method": "tools/list"}, headers=proxied)
+        assert answer.status_code == 200, answer.text
 
 
 async def test_a_redis_restarted_with_persistence_delivers(

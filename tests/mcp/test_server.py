@@ -100,6 +100,17 @@ async def test_priming_trouble_never_withholds_the_items(api: FakeApi) -> None:
     assert (await MailboxTool(mailbox, broken)(SID, None))["items"] == ["three"]
 
 
+@pytest.mark.parametrize("unfilled", ["{{system__conversation_id}}", "null", ""])
+async def test_an_unfilled_conversation_id_teaches_nothing(
+    resolver: AsyncCallSidResolver, unfilled: str
+) -> None:
+    mailbox = MemoryMailbox()
+    await mailbox.post(SID, "one")
+    result = await MailboxTool(mailbox, resolver)(SID, unfilled)
+    assert (result["items"], result["conversation_id"]) == (["one"], None)
+    assert await resolver.cache.get_many([resolver.settings.keys.sid(SID)]) == [None]
+
+
 async def test_a_failed_drain_takes_nothing() -> None:
     class Failing(MemoryMailbox):
         async def drain(self, call_sid: str) -> list[Any]:
@@ -200,3 +211,23 @@ def test_a_missing_extra_gives_the_install_hint(
     assert "pip install 'callsid-resolver[mcp]'" in capsys.readouterr().err
     with pytest.raises(ImportError, match=r"callsid-resolver\[mcp\]"):
         build_mcp_server(MemoryMailbox())
+
+
+async def test_a_flaky_loss_check_never_withholds_the_items(namespace: str) -> None:
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    mailbox = RedisMailbox(client, key_prefix=namespace)
+    tool = MailboxTool(mailbox)
+    await mailbox.post(SID, "kept")
+    real_get = client.get
+    client.get = _failing  # type: ignore[method-assign]  # only the marker is read with GET
+    try:
+        result = await tool(SID, CONV)
+    finally:
+        client.get = real_get  # type: ignore[method-assign]
+    assert result["items"] == ["kept"]
+    assert result["warnings"] == ["could not check whether the mailbox's Redis lost data"]
+    await client.aclose()
+
+
+async def _failing(*args: Any) -> Any:
+    raise ConnectionError("redis went away")
