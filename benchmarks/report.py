@@ -39,6 +39,8 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{r['median']:.3f} | {r['p95']:.3f} | {time_ratio} |"
             )
         lines += ["", f"Warm in-memory lookups: {run['warm_lookups_per_second']:,} per second.", ""]
+    if report.get("observed"):
+        lines += observed_markdown(report["observed"])
     if report.get("sending"):
         lines += sending_markdown(report["sending"])
     lines.append(
@@ -46,6 +48,32 @@ def markdown(report: dict[str, Any]) -> str:
         "(tracemalloc)."
     )
     return "\n".join(lines) + "\n"
+
+
+def observed_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Live-call and SIP Call-ID lookups, documented against observed profile, side by side."""
+    by_key: dict[tuple[str, Any], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_key.setdefault((r["scenario"], r["in_flight"]), {})[r["profile"]] = r
+    lines = [
+        "## Documented and observed API",
+        "",
+        "Request counts (exact, in-process) under the two emulator profiles, in a 1,000-call "
+        "history. A live call is looked up by a tool during the call (`in_progress=True`) "
+        "by a resolver that already proved the filter; *observed* hides a live call's SID "
+        "until it ends and its filter does not see live calls.",
+        "",
+        "| scenario | calls in flight | documented | answered by | observed | answered by |",
+        "|---|---:|---:|---|---:|---|",
+    ]
+    for (scenario, in_flight), pair in by_key.items():
+        d, o = pair.get("documented", {}), pair.get("observed", {})
+        lines.append(
+            f"| {scenario} | {in_flight if in_flight is not None else '-'} | "
+            f"{d.get('requests', '-')} | {d.get('outcome', '-')} | "
+            f"{o.get('requests', '-')} | {o.get('outcome', '-')} |"
+        )
+    return [*lines, ""]
 
 
 def _ratio(value: float, base: float) -> str:

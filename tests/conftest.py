@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from callsid_resolver import AsyncElevenLabsClient, ElevenLabsClient, RetryPolicy
+from callsid_resolver.testing import DOCUMENTED, EmulatorProfile
+from callsid_resolver.testing._view import filter_variables, shown
 
 from .redis_server import RedisServer
 
@@ -53,11 +55,15 @@ def sid_of(index: int) -> str:
 
 
 class FakeApi:
-    """Serves conversations newest first with cursor pages, the filter, faults and counters."""
+    """Serves conversations newest first with cursor pages, the filter, faults and counters.
+
+    `profile` decides what GETs, rows and the filter show of a conversation, as in the emulator.
+    """
 
     def __init__(self, conversations: list[dict[str, Any]] | None = None) -> None:
         self.conversations = conversations or []
         self.filter_mode = "support"  # or "reject", "ignore"
+        self.profile: EmulatorProfile = DOCUMENTED
         self.faults: list[httpx.Response | Exception] = []
         self.counts: Counter[str] = Counter()
         self.requests: list[httpx.Request] = []
@@ -88,7 +94,7 @@ class FakeApi:
     def _get(self, conversation_id: str) -> httpx.Response:
         for conv in self.conversations:
             if conv["conversation_id"] == conversation_id:
-                return httpx.Response(200, json=conv)
+                return httpx.Response(200, json=shown(conv, self.profile))
         body = {"detail": {"status": "conversation_not_found", "message": "Not found"}}
         return httpx.Response(404, json=body, headers={"request-id": "req_404"})
 
@@ -102,8 +108,8 @@ class FakeApi:
         if wanted and self.filter_mode == "reject":
             return httpx.Response(422, json=recording("error_422_validation"))
         if wanted and self.filter_mode == "support":
-            name, _, value = wanted.split(":", 2)
-            rows = [c for c in rows if _variables(c).get(name) == value]
+            name, op, value = wanted.split(":", 2)
+            rows = [c for c in rows if _matches(c, self.profile, name, op, value)]
         start = int(params.get("cursor", 0))
         size = int(params.get("page_size", 30))
         chunk = rows[start : start + size]
@@ -111,15 +117,23 @@ class FakeApi:
         return httpx.Response(
             200,
             json={
-                "conversations": [_summary(c) for c in chunk],
+                "conversations": [_summary(shown(c, self.profile)) for c in chunk],
                 "next_cursor": str(start + size) if more else None,
                 "has_more": more,
             },
         )
 
 
-def _variables(conv: dict[str, Any]) -> dict[str, Any]:
-    return (conv.get("conversation_initiation_client_data") or {}).get("dynamic_variables") or {}
+def _matches(
+    conv: dict[str, Any], profile: EmulatorProfile, name: str, op: str, value: str
+) -> bool:
+    """`eq` and `neq` of the filter; an unset variable compares as "" (`name:neq:` = it is set)."""
+    variables = filter_variables(conv, profile)
+    if variables is None:  # a live call the profile's filter does not see
+        return False
+    shown = variables.get(name)
+    text = "" if shown is None else str(shown)
+    return text != value if op == "neq" else text == value
 
 
 def _summary(conv: dict[str, Any]) -> dict[str, Any]:

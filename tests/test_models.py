@@ -69,7 +69,53 @@ def test_resolution_from_a_conversation() -> None:
         "start_time_unix_secs": 1786000000,
         "source": "scan",
         "requests": 7,
+        "matched_by": "phone_call.call_sid",
     }
     web = Conversation.model_validate(recording("conversation_web_widget"))
-    with pytest.raises(ValueError, match="no call SID"):
+    with pytest.raises(ValueError, match="no such call id"):
         Resolution.from_conversation(web, source="scan")
+
+
+def test_null_dynamic_variables_read_as_none() -> None:
+    body = recording("conversation_twilio_inbound")
+    body["conversation_initiation_client_data"]["dynamic_variables"] = None
+    conv = Conversation.model_validate(body)
+    assert conv.conversation_initiation_client_data is not None
+    assert conv.conversation_initiation_client_data.dynamic_variables == {}
+    assert conv.call_sid == "CAdeadbeef00000000000000000000beef"  # from the phone record
+
+
+def test_numeric_and_null_system_variables_parse() -> None:
+    body = recording("conversation_twilio_inbound")
+    del body["metadata"]["phone_call"]
+    body["conversation_initiation_client_data"]["dynamic_variables"] |= {
+        "system__call_duration_secs": 158,
+        "system__is_agent_transfer": False,
+        "system__user_id": None,
+        "system__call_id": None,
+    }
+    conv = Conversation.model_validate(body)
+    assert conv.call_ids == {"system__call_sid": "CAdeadbeef00000000000000000000beef"}
+
+
+def test_a_sip_conversation_shows_every_id_and_says_which_matched() -> None:
+    body = recording("conversation_twilio_inbound")
+    body["metadata"]["phone_call"] |= {
+        "type": "sip_trunking",
+        "call_sid": "7f1e9a52-3c1d-4c8e-9f00-5a1b2c3d4e5f",
+        "call_id": "a84b4c76e66710@[2001:db8::1]",
+    }
+    body["conversation_initiation_client_data"]["dynamic_variables"] |= {
+        "system__call_sid": None,
+        "system__call_id": "a84b4c76e66710@[2001:db8::1]",
+    }
+    conv = Conversation.model_validate(body)
+    assert conv.call_ids == {
+        "phone_call.call_sid": "7f1e9a52-3c1d-4c8e-9f00-5a1b2c3d4e5f",
+        "phone_call.call_id": "a84b4c76e66710@[2001:db8::1]",
+        "system__call_id": "a84b4c76e66710@[2001:db8::1]",
+    }
+    r = Resolution.from_conversation(conv, source="scan", call_id="a84b4c76e66710@[2001:db8::1]")
+    assert (r.call_sid, r.matched_by) == ("a84b4c76e66710@[2001:db8::1]", "phone_call.call_id")
+    with pytest.raises(ValueError, match="no such call id"):
+        Resolution.from_conversation(conv, source="scan", call_id="CA" + "0" * 32)

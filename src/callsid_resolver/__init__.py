@@ -41,6 +41,7 @@ from ._exceptions import (
     UnexpectedResponse,
 )
 from ._models import (
+    CallIdField,
     Conversation,
     ConversationInitiationClientData,
     ConversationMetadata,
@@ -115,6 +116,7 @@ __all__ = [
     "BadRequest",
     "CacheKeys",
     "CachedMapping",
+    "CallIdField",
     "CallInitiationFailure",
     "CallRef",
     "CallSidResolver",

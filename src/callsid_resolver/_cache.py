@@ -49,12 +49,13 @@ class CachedMapping(BaseModel):
     status: str | None = None
     start_time_unix_secs: int | None = None
     primed: bool = False  # learned for free (webhook, outbound call, own session), not looked up
+    call_ids: tuple[str, ...] = ()  # every id the conversation shows (SIP: UUID and Call-ID)
 
     def to_resolution(self, requests: int = 0) -> Resolution:
         """This entry as a `Resolution` answered from the cache (`source` "cache" or "primed")."""
         assert self.call_sid is not None
         assert self.conversation_id is not None
-        fields = self.model_dump(exclude={"primed"})
+        fields = self.model_dump(exclude={"primed", "call_ids"})
         return Resolution(**fields, source="primed" if self.primed else "cache", requests=requests)
 
 

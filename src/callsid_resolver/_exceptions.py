@@ -16,7 +16,7 @@ CallSidResolverError
     ├── AuthenticationFailed       401
     ├── PermissionDenied           403
     ├── NotFound                   404
-    ├── RateLimited                429 (`.retry_after`)
+    ├── RateLimited                429 (`.retry_after`, `.reason`: rate or concurrency)
     ├── ServerError                5xx
     └── UnexpectedResponse         2xx whose body is not the JSON the endpoint promises
 ```
@@ -29,7 +29,7 @@ reach an exception (see `_core._redact`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "ApiError",
@@ -72,7 +72,7 @@ class MissingApiKey(CallSidResolverError):
 class SearchSummary:
     """What a failed resolution looked at, so a user can tell a miss from a too-narrow search."""
 
-    __slots__ = ("checked", "pages", "requests", "steps", "window")
+    __slots__ = ("checked", "hidden_live", "pages", "requests", "steps", "window")
 
     def __init__(
         self,
@@ -82,29 +82,52 @@ class SearchSummary:
         checked: int,
         requests: int,
         window: tuple[int | None, int | None],
+        hidden_live: int = 0,
     ) -> None:
         self.steps = steps
         self.pages = pages
         self.checked = checked
         self.requests = requests
         self.window = window
+        # Live conversations whose GET showed no call id at all: the call may be one of them.
+        self.hidden_live = hidden_live
 
     def __repr__(self) -> str:
         return (
             f"SearchSummary(steps={self.steps!r}, pages={self.pages}, checked={self.checked}, "
-            f"requests={self.requests}, window={self.window!r})"
+            f"requests={self.requests}, window={self.window!r}, hidden_live={self.hidden_live})"
         )
 
 
+# Where a caller can learn a live call's mapping instead of asking ElevenLabs for it.
+_AT_THE_SOURCE = (
+    "ElevenLabs may not show a live call's SID until it ends. Learn the mapping at the source: "
+    "map a tool argument to system__conversation_id, read the outbound-call response "
+    "(webhooks.mapping_from_outbound_call), use your own session's conversation id, or call "
+    "remember(); or resolve after the call ends"
+)
+
+
 class ConversationNotFound(CallSidResolverError):
-    """No conversation with this call SID was found within the search's bounds."""
+    """No conversation with this call SID was found within the search's bounds.
+
+    `live` is True when the caller said the call is going on (`in_progress=True`), or when live
+    conversations hid their call ids from the search: the message then says how to learn the
+    mapping without ElevenLabs showing it.
+    """
 
     def __init__(
-        self, call_sid: str, searched: SearchSummary | None, *, cached: bool = False
+        self,
+        call_sid: str,
+        searched: SearchSummary | None,
+        *,
+        cached: bool = False,
+        live: bool = False,
     ) -> None:
         self.call_sid = call_sid
         self.searched = searched
         self.cached = cached
+        self.live = live or (searched is not None and searched.hidden_live > 0)
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -115,11 +138,19 @@ class ConversationNotFound(CallSidResolverError):
             return f"no conversation for call SID {self.call_sid}"
         after, before = s.window
         window = f"start time in [{after or '-inf'}, {before or 'now'}]"
-        return (
+        text = (
             f"no conversation for call SID {self.call_sid}: "
             f"tried {', '.join(s.steps) or 'nothing'}; {s.pages} list page(s), "
             f"{s.checked} conversation(s) checked, {s.requests} request(s), {window}"
         )
+        if not self.live:
+            return text
+        hidden = (
+            f"{s.hidden_live} live conversation(s) showed no call id yet"
+            if s.hidden_live
+            else "no live conversation showed it"
+        )
+        return f"{text}. The call is live and {hidden}: {_AT_THE_SOURCE}"
 
 
 class TransportError(CallSidResolverError):
@@ -139,9 +170,11 @@ class DeadlineExceeded(TransportError):
 class ApiError(CallSidResolverError):
     """ElevenLabs answered with an error status.
 
-    `detail` is the API's own `detail` (a dict `{"status", "message"}`, a list of validation items
-    for 422, or a string); `error_code` is `detail["status"]` when there is one; `request_id` is the
-    `request-id` response header, which ElevenLabs support asks for.
+    `detail` is the API's own `detail`: a typed object `{"type", "code", "message", "request_id",
+    "param"}`, the legacy `{"status", "message"}`, a list of validation items for 422, or a
+    string (https://elevenlabs.io/docs/eleven-api/resources/errors). `error_code` is its `code`,
+    else the legacy `status`; `request_id`, which ElevenLabs support asks for, is the
+    `request-id` header, else the body's `request_id`, else the `x-trace-id` header.
     """
 
     def __init__(
@@ -164,9 +197,19 @@ class ApiError(CallSidResolverError):
 
     @property
     def error_code(self) -> str | None:
+        """`detail.code`, else the legacy `detail.status` (docs/protocol.md §10, §12)."""
         if isinstance(self.detail, dict):
-            code = self.detail.get("status")
-            return code if isinstance(code, str) else None
+            for name in ("code", "status"):
+                code = self.detail.get(name)
+                if isinstance(code, str) and code:
+                    return code
+        return None
+
+    @property
+    def param(self) -> str | None:
+        """`detail.param` of a typed error body: the parameter the API refused."""
+        if isinstance(self.detail, dict) and isinstance(self.detail.get("param"), str):
+            return str(self.detail["param"])
         return None
 
     @property
@@ -192,8 +235,10 @@ class ApiError(CallSidResolverError):
             text += f" [{self.error_code}]"
         if self.error_message:
             text += f": {self.error_message}"
+        if self.param:
+            text += f" (param {self.param})"
         if self.request_id:
-            text += f" (request-id {self.request_id})"
+            text += f" (request id {self.request_id})"
         return text
 
 
@@ -213,12 +258,31 @@ class NotFound(ApiError):
     """404: no such conversation (or agent) for this key."""
 
 
+RateLimitReason = Literal["rate", "concurrency"]
+# The 429 codes (https://elevenlabs.io/docs/eleven-api/resources/errors), and the legacy
+# `status` seen in older bodies (docs/protocol.md §10).
+_RATE_LIMIT_CODES: dict[str, RateLimitReason] = {
+    "rate_limit_exceeded": "rate",
+    "concurrent_limit_exceeded": "concurrency",
+    "too_many_concurrent_requests": "concurrency",
+}
+
+
 class RateLimited(ApiError):
-    """429 after every allowed retry; `retry_after` is the server's last wish in seconds."""
+    """429 after every allowed retry; `retry_after` is the server's last wish in seconds.
+
+    `reason` tells the two limits apart: `"rate"` (too many requests in a short time: back off
+    exponentially) or `"concurrency"` (too many at once: wait for your own requests to finish,
+    e.g. lower `concurrency`); None for a code this library does not know.
+    """
 
     def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
         super().__init__(**kwargs)
+
+    @property
+    def reason(self) -> RateLimitReason | None:
+        return _RATE_LIMIT_CODES.get(self.error_code or "")
 
 
 class ServerError(ApiError):

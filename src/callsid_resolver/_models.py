@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "LIVE_STATUSES",
     "TERMINAL_STATUSES",
     "ApiErrorBody",
+    "CallIdField",
     "Conversation",
     "ConversationInitiationClientData",
     "ConversationMetadata",
@@ -104,10 +105,21 @@ class ConversationMetadata(_ApiModel):
 
 
 class ConversationInitiationClientData(_ApiModel):
-    """`conversation_initiation_client_data`: where `system__*` variables live in practice."""
+    """`conversation_initiation_client_data`: where `system__*` variables live in practice.
+
+    Values keep their JSON types: numeric system variables come as numbers
+    (`system__call_duration_secs: 158`), absent phone variables as null.
+    """
 
     dynamic_variables: dict[str, Any] = Field(default_factory=dict, repr=False)
     user_id: str | None = None
+
+    @field_validator("dynamic_variables", mode="before")
+    @classmethod
+    def _null_is_none(cls, value: Any) -> Any:
+        # The SDK types the field Optional, and `"dynamic_variables": null` is seen on real
+        # conversations (docs/protocol.md §12): no variables, not a broken response.
+        return {} if value is None else value
 
 
 class TranscriptEntry(_ApiModel):
@@ -116,6 +128,14 @@ class TranscriptEntry(_ApiModel):
     role: str
     time_in_call_secs: int = 0
     message: str | None = None
+
+
+# Where a conversation shows a carrier's call id, in the order they are trusted: the phone-call
+# record is documented (docs/protocol.md §3), the variables are what tools see (§7). A SIP call
+# may show a UUID `call_sid` and an RFC 3261 Call-ID in `call_id` / `system__call_id` (§12).
+CallIdField = Literal[
+    "phone_call.call_sid", "phone_call.call_id", "system__call_sid", "system__call_id"
+]
 
 
 class Conversation(_ApiModel):
@@ -148,6 +168,29 @@ class Conversation(_ApiModel):
         return None
 
     @property
+    def call_ids(self) -> dict[CallIdField, str]:
+        """Every carrier call id this conversation shows, by where it shows it (SIP calls can
+        show a UUID `call_sid` and an RFC 3261 Call-ID; a live call may show none)."""
+        out: dict[CallIdField, str] = {}
+        phone = self.metadata.phone_call
+        if phone is not None:
+            if phone.call_sid:
+                out["phone_call.call_sid"] = phone.call_sid
+            if phone.call_id:
+                out["phone_call.call_id"] = phone.call_id
+        data = self.conversation_initiation_client_data
+        variables = data.dynamic_variables if data is not None else {}
+        for name in ("system__call_sid", "system__call_id"):
+            value = variables.get(name)
+            if value is not None and not isinstance(value, (dict, list)) and str(value):
+                out[name] = str(value)
+        return out
+
+    def matched_by(self, call_id: str) -> CallIdField | None:
+        """Where this conversation shows `call_id`, or None when it does not."""
+        return next((k for k, v in self.call_ids.items() if v == call_id), None)
+
+    @property
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
 
@@ -170,9 +213,12 @@ ResolutionSource = Literal["cache", "filter", "live", "scan", "primed"]
 class Resolution(BaseModel):
     """The answer to "which conversation is this call?".
 
-    `source` names the step that answered (`cache`, `filter`, `live`, `scan`, or `primed` for a
-    mapping learned for free); `requests` is the exact number of HTTP requests this resolution sent,
-    retries included (0 from the cache). `status` is the conversation's status when it was fetched.
+    `call_sid` is the id that was looked up. `source` names the step that answered (`cache`,
+    `filter`, `live`, `scan`, or `primed` for a mapping learned for free); `requests` is the exact
+    number of HTTP requests this resolution sent, retries included (0 from the cache). `status` is
+    the conversation's status when it was fetched. `matched_by` says where the conversation showed
+    the id (`phone_call.call_sid`, `phone_call.call_id`, `system__call_sid`, `system__call_id`);
+    None when answered from the cache or primed.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -184,15 +230,25 @@ class Resolution(BaseModel):
     start_time_unix_secs: int | None = None
     source: ResolutionSource = "primed"
     requests: int = 0
+    matched_by: CallIdField | None = None
 
     @classmethod
     def from_conversation(
-        cls, conversation: Conversation, *, source: ResolutionSource, requests: int = 0
+        cls,
+        conversation: Conversation,
+        *,
+        source: ResolutionSource,
+        requests: int = 0,
+        call_id: str | None = None,
     ) -> Resolution:
-        sid = conversation.call_sid
-        if sid is None:
-            raise ValueError(f"conversation {conversation.conversation_id} carries no call SID")
+        """The resolution of `call_id` (default: the conversation's `call_sid`) to
+        `conversation`; ValueError when the conversation does not show that id."""
+        sid = call_id if call_id is not None else conversation.call_sid
+        matched = None if sid is None else conversation.matched_by(sid)
+        if sid is None or matched is None:
+            raise ValueError(f"conversation {conversation.conversation_id} carries no such call id")
         return cls(
+            matched_by=matched,
             call_sid=sid,
             conversation_id=conversation.conversation_id,
             agent_id=conversation.agent_id,

@@ -58,14 +58,16 @@ class ResolverOptions(TypedDict, total=False):
 
     `max_scan` (1000) bounds how many listed conversations a fallback scan walks through;
     `concurrency` (8) bounds parallel reads; `negative_ttl` (30 s) is how long a miss is
-    remembered (a call that just started may not be listed yet, so keep it short); `use_filter`
-    and `live_first` (True) switch those steps; `namespace` prefixes every cache key (one per
-    ElevenLabs workspace when several share a Redis).
+    remembered (a call that just started may not be listed yet, so keep it short); `live_ttl`
+    (15 s) is how long a live conversation whose GET showed no call id is not read again while
+    it stays live; `use_filter` and `live_first` (True) switch those steps; `namespace` prefixes
+    every cache key (one per ElevenLabs workspace when several share a Redis).
     """
 
     max_scan: int
     concurrency: int
     negative_ttl: float
+    live_ttl: float
     use_filter: bool
     live_first: bool
     namespace: str
@@ -76,6 +78,8 @@ class ResolveHints(TypedDict, total=False):
 
     `started_after`/`started_before` take a timezone-aware `datetime` or unix seconds;
     `initiation_source` is the list filter's value (`twilio`, `sip_trunk`, ...).
+    `in_progress=True` says the call is going on now (a tool called during the call): only the
+    filter and the live step run, never a history scan, and a miss is not cached.
     """
 
     agent_id: str | None
@@ -83,6 +87,7 @@ class ResolveHints(TypedDict, total=False):
     started_after: Instant
     started_before: Instant
     initiation_source: str | None
+    in_progress: bool
 
 
 class _ResolverBase:
@@ -106,6 +111,7 @@ class _ResolverBase:
             started_after=_unix(hints.get("started_after")),
             started_before=_unix(hints.get("started_before")),
             initiation_source=hints.get("initiation_source"),
+            in_progress=bool(hints.get("in_progress", False)),
         )
         return (sid, narrowed), lambda: resolve_plan(
             sid, narrowed, self.capabilities, self.settings
@@ -154,11 +160,13 @@ class CallSidResolver(_ResolverBase):
         self._flights = _ThreadFlights()
 
     def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
-        """The conversation of `call_sid` (the `system__call_sid` dynamic variable).
+        """The conversation of `call_sid`: a Twilio call SID (`system__call_sid`), or a SIP
+        call's `call_sid` or Call-ID (`system__call_id`); `Resolution.matched_by` says which.
 
-        `hints` (`ResolveHints`) narrow the search. Raises `InvalidCallSid` before any I/O for
-        bad input and `ConversationNotFound` (saying what was searched) when no conversation
-        carries the SID.
+        `hints` (`ResolveHints`) narrow the search; `in_progress=True` when the call is going
+        on now. Raises `InvalidCallSid` before any I/O for bad input and `ConversationNotFound`
+        (saying what was searched, and for a live call how else to learn the mapping) when no
+        conversation shows the id.
         """
         key, plan = self._plan(call_sid, hints)
         return self._flights.run(key, lambda: self._drive(plan()))
@@ -244,7 +252,7 @@ class CallSidResolver(_ResolverBase):
                     spent += requests
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
-                        found |= conversation.call_sid == op.call_sid
+                        found |= conversation.matched_by(op.call_sid) is not None
                 if not found:
                     more = islice(todo, op.room(completed, len(running)))
                     running |= {pool.submit(self._get, cid) for cid in more}
@@ -347,7 +355,7 @@ class AsyncCallSidResolver(_ResolverBase):
                     spent += requests
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
-                        found |= conversation.call_sid == op.call_sid
+                        found |= conversation.matched_by(op.call_sid) is not None
                 if not found:
                     more = islice(todo, op.room(completed, len(running)))
                     running |= {asyncio.ensure_future(self._get(cid)) for cid in more}

@@ -297,12 +297,14 @@ def mapping_from_webhook(event: WebhookEvent) -> LearnedMapping | None:
 def mapping_from_outbound_call(
     response: Mapping[str, Any], *, agent_id: str | None = None
 ) -> LearnedMapping | None:
-    """The mapping in a `POST /v1/convai/twilio/outbound-call` response: `callSid` on the wire,
-    `call_sid` from the SDK's `model_dump()`. None for `success: false` or null ids. The response
-    names no agent: pass the `agent_id` you sent."""
+    """The mapping in an outbound-call response: Twilio's (`POST /v1/convai/twilio/outbound-call`,
+    `callSid` on the wire, `call_sid` from the SDK's `model_dump()`) or a SIP trunk's
+    (`POST /v1/convai/sip-trunk/outbound-call`, `sip_call_id`; docs/protocol.md §6, §12). None
+    for `success: false` or null ids. The response names no agent: pass the `agent_id` you sent.
+    """
     if response.get("success") is False:
         return None
-    sid = response.get("callSid") or response.get("call_sid")
+    sid = response.get("callSid") or response.get("call_sid") or response.get("sip_call_id")
     return _checked(sid, response.get("conversation_id"), agent_id)
 
 

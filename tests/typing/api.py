@@ -13,6 +13,7 @@ import redis
 from callsid_resolver import (
     AsyncCallSidResolver,
     AsyncElevenLabsClient,
+    CallIdField,
     CallSidResolver,
     ConversationNotFound,
     ConversationSummary,
@@ -42,12 +43,16 @@ def sync_usage() -> str:
             started_before=1_900_000_000,
         )
     except ConversationNotFound as exc:
-        return str(exc.searched)
+        return str(exc.searched) if not exc.live else "learn the mapping at the source"
+    during_the_call: Resolution = resolver.resolve(
+        "a84b4c76e66710@[2001:db8::1]", agent_id="agent_x", in_progress=True
+    )
+    matched: CallIdField | None = during_the_call.matched_by
     summaries: list[ConversationSummary] = list(
         client.iter_conversations(agent_id="agent_x", exclude_statuses=["done"], page_size=100)
     )
     resolver.remember("CA0123456789abcdef0123456789abcdef", res.conversation_id)
-    return f"{res.conversation_id} {res.source} {res.requests} {len(summaries)}"
+    return f"{res.conversation_id} {res.source} {res.requests} {len(summaries)} {matched}"
 
 
 async def async_usage() -> int:

@@ -24,6 +24,9 @@ LIST_PATH = "/v1/convai/conversations"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
 MAX_PAGE_SIZE = 100
 REQUEST_ID_HEADER = "request-id"
+# Third-party captures of error replies show no `request-id` header, and `x-trace-id` equal to
+# the typed body's `detail.request_id` (docs/protocol.md §12).
+TRACE_ID_HEADER = "x-trace-id"
 
 SortDirection = Literal["asc", "desc"]
 
@@ -106,7 +109,7 @@ class ApiCall(Generic[ModelT]):
             method=self.method,
             path=self.path,
             detail=detail,
-            request_id=response.headers.get(REQUEST_ID_HEADER),
+            request_id=_request_id(response, detail),
             headers=_safe_headers(response),
             **extra,
         )
@@ -146,6 +149,17 @@ def _detail(response: httpx.Response) -> Any:
     return body.get("detail", body) if isinstance(body, dict) else body
 
 
+def _request_id(response: httpx.Response, detail: Any) -> str | None:
+    """The `request-id` header, else the typed body's `detail.request_id`, else `x-trace-id`."""
+    header: str | None = response.headers.get(REQUEST_ID_HEADER)
+    if header:
+        return header
+    if isinstance(detail, dict) and isinstance(detail.get("request_id"), str):
+        return str(detail["request_id"]) or None
+    trace: str | None = response.headers.get(TRACE_ID_HEADER)
+    return trace or None
+
+
 def _summarise(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -155,6 +169,7 @@ def _summarise(exc: ValidationError) -> str:
 # Response headers worth keeping on an error; none of them can hold a secret.
 _KEPT_HEADERS = (
     REQUEST_ID_HEADER,
+    TRACE_ID_HEADER,
     "retry-after",
     "retry-after-ms",
     "current-concurrent-requests",

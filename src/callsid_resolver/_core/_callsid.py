@@ -6,13 +6,15 @@ import re
 
 from .._exceptions import InvalidCallSid
 
-# Twilio call SIDs are "CA" + 32 hex digits; SIP trunks carry other ids (UUIDs, X-CALL-ID header
-# values), so the Twilio form is recognised, not required.
+# Twilio call SIDs are "CA" + 32 hex digits; SIP trunks carry other ids (UUIDs, RFC 3261
+# Call-IDs, X-CALL-ID header values), so the Twilio form is recognised, not required.
 TWILIO_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 MAX_LENGTH = 256
-# The list endpoint's filter is `name:op:value`, `|` separating `in` values: a SID holding either
-# character cannot be expressed there, and no carrier issues one.
-_FORBIDDEN = frozenset(":|")
+# The list endpoint's filter is `name:op:value` (docs/protocol.md §2). An RFC 3261 Call-ID may
+# hold `:` (`a84b4c76e66710@[2001:db8::1]`, §12); whether the server splits the expression at
+# the first two `:` only, so that the value may hold more, is not documented, and `|` separates
+# `in` values. An id holding either is accepted and looked up without the filter.
+_UNSURE_IN_FILTER = frozenset(":|")
 
 
 def validate_call_sid(value: object) -> str:
@@ -28,11 +30,14 @@ def validate_call_sid(value: object) -> str:
     for ch in value:
         if ch.isspace() or not ch.isprintable():
             raise InvalidCallSid(f"contains whitespace or a control character ({ch!r})")
-        if ch in _FORBIDDEN:
-            raise InvalidCallSid(f"contains {ch!r}, which no carrier's call id holds")
     if value.startswith("CA") and len(value) == 34 and not TWILIO_CALL_SID.fullmatch(value):
         raise InvalidCallSid("looks like a Twilio call SID but is not 'CA' + 32 hex digits")
     return value
+
+
+def filter_can_express(value: str) -> bool:
+    """True when `name:eq:<value>` surely means equality with `value` on the list endpoint."""
+    return not _UNSURE_IN_FILTER.intersection(value)
 
 
 def is_twilio_call_sid(value: str) -> bool:

@@ -6,25 +6,28 @@ sync and async resolvers are small drivers of this one generator, so the strateg
 between them. Cheapest first (DESIGN.md "Resolution, cheapest first"):
 
 1. cache (0 requests);
-2. server-side filter `dynamic_variable_filter=system__call_sid:eq:<sid>`, every hit verified by a
-   GET against `metadata.phone_call.call_sid` (2 requests);
+2. server-side filter `dynamic_variable_filter=system__call_sid:eq:<sid>`, then the same on
+   `system__call_id` (a SIP Call-ID, docs/protocol.md §12), every hit verified by a GET against
+   every id the conversation shows (2 requests for a hit);
 3. live first: list only `initiated`/`in-progress` conversations and GET those not yet known;
-4. windowed scan, newest first, bounded by `max_scan` listed conversations.
+4. windowed scan, newest first, bounded by `max_scan` listed conversations; skipped when the
+   caller says the call is in progress (`Hints.in_progress`) or the filter's miss is trusted.
 
 Every conversation fetched on the way is cached in both directions, so a scan warms the cache for
-the calls around it and later scans skip what they have read.
+the calls around it and later scans skip what they have read. A live conversation whose GET shows
+no call id yet (docs/protocol.md §12) is remembered briefly (`live_ttl`) and not re-read while
+the listing still shows it live; it is read again as soon as the listing shows it ended.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
-from .._cache import CachedMapping, CacheKeys
+from .._cache import CachedMapping
 from .._exceptions import BadRequest, ConversationNotFound, SearchSummary
 from .._models import (
+    LIVE_STATUSES,
     Conversation,
     ConversationsPage,
     ConversationSummary,
@@ -32,6 +35,40 @@ from .._models import (
     ResolutionSource,
 )
 from ._api import MAX_PAGE_SIZE, ListQuery
+from ._callsid import filter_can_express, is_twilio_call_sid
+from ._ops import (
+    CALL_ID,
+    CALL_SID,
+    UNUSABLE,
+    ClaimFlight,
+    Fetch,
+    FilterSupport,
+    Hints,
+    ListPage,
+    Operation,
+    Pause,
+    Plan,
+    ReadCache,
+    ServerCapabilities,
+    Settings,
+    WriteCache,
+)
+
+__all__ = [
+    "ClaimFlight",
+    "Fetch",
+    "FilterSupport",
+    "Hints",
+    "ListPage",
+    "Operation",
+    "Pause",
+    "Plan",
+    "ReadCache",
+    "ServerCapabilities",
+    "Settings",
+    "WriteCache",
+    "resolve_plan",
+]
 
 LIVE_EXCLUDES = ("processing", "done", "failed")
 # Sources whose conversations never hold an ElevenLabs phone-call record (api-facts §2): chat
@@ -44,102 +81,6 @@ NON_TELEPHONY_SOURCES = frozenset(
         "freshdesk_integration", "salesforce_integration", "template_preview",
     }
 )  # fmt: skip
-
-
-class FilterSupport(enum.Enum):
-    """What we have learned about the server's `dynamic_variable_filter` on system variables."""
-
-    UNKNOWN = "unknown"
-    WORKS = "works"  # a filtered list returned the verified conversation
-    IGNORED = "ignored"  # a filtered list returned conversations of other calls
-    REJECTED = "rejected"  # the server answered 400/422 to the parameter
-
-
-@dataclass
-class ServerCapabilities:
-    """Learned once per resolver, so a server that cannot filter stops being asked to."""
-
-    dynamic_variable_filter: FilterSupport = FilterSupport.UNKNOWN
-
-
-@dataclass(frozen=True)
-class Hints:
-    """What the caller knows about the call; each narrows the server-side listing."""
-
-    agent_id: str | None = None
-    phone_number_id: str | None = None
-    started_after: int | None = None
-    started_before: int | None = None
-    initiation_source: str | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    max_scan: int = 1000
-    concurrency: int = 8
-    use_filter: bool = True
-    live_first: bool = True
-    filter_page_size: int = 3
-    negative_ttl: float = 30.0
-    # Across processes (a cache with `claim`): how long one process may hold a SID's lookup, and
-    # how often the others look for its answer. A crashed holder blocks nobody past `flight_ttl`.
-    shared_flight: bool = False
-    flight_ttl: float = 20.0
-    flight_poll: float = 0.05
-    keys: CacheKeys = field(default_factory=CacheKeys)
-
-    def __post_init__(self) -> None:
-        if self.max_scan < 0 or self.concurrency < 1 or self.negative_ttl < 0:
-            raise ValueError("max_scan >= 0, concurrency >= 1 and negative_ttl >= 0 are required")
-
-
-@dataclass(frozen=True)
-class ReadCache:
-    keys: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class WriteCache:
-    entries: dict[str, CachedMapping]
-    ttl: float | None = None
-
-
-@dataclass(frozen=True)
-class ListPage:
-    query: ListQuery
-
-
-@dataclass(frozen=True)
-class ClaimFlight:
-    """Take the cross-process lock of this lookup; the outcome is True when it was taken."""
-
-    key: str
-    ttl: float
-
-
-@dataclass(frozen=True)
-class Pause:
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Fetch:
-    """GET these conversations, newest first, at most `concurrency` at a time; stop starting new
-    ones once one carries `call_sid`. A conversation gone meanwhile (404) is left out."""
-
-    conversation_ids: tuple[str, ...]
-    call_sid: str
-    concurrency: int = 8
-
-    def room(self, completed: int, running: int) -> int:
-        """How many more reads to start now. The window opens by one read per completed read
-        (TCP's slow start), so a call near the top of the list, the common case, costs one or
-        two reads instead of a full window, and a deep one still runs `concurrency` wide."""
-        return max(min(self.concurrency, 1 + completed) - running, 0)
-
-
-Operation = Union[ReadCache, WriteCache, ListPage, Fetch, ClaimFlight, Pause]  # noqa: UP007 (runtime alias on 3.10)
-Plan = Generator[Operation, Any, Resolution]
 
 
 def resolve_plan(call_sid: str, hints: Hints, caps: ServerCapabilities, settings: Settings) -> Plan:
@@ -160,6 +101,8 @@ class _Search:
         self.pages = 0
         self.checked: set[str] = set()
         self.steps: list[str] = []
+        self.filtered_empty: set[str] = set()  # variables whose filtered list came back empty
+        self.hidden_live = 0  # live conversations that showed no call id
 
     def run(self) -> Plan:
         cached: list[CachedMapping | None] = yield ReadCache((self.keys.sid(self.call_sid),))
@@ -171,28 +114,43 @@ class _Search:
                 raise ConversationNotFound(self.call_sid, None, cached=True)
             return entry.to_resolution()
 
-        filter_state = self.caps.dynamic_variable_filter
-        if self.settings.use_filter and filter_state not in _UNUSABLE:
-            found = yield from self._filtered()
+        if self.settings.use_filter and filter_can_express(self.call_sid):
+            for variable in (CALL_SID, CALL_ID):
+                found = yield from self._filtered(variable)
+                if found is not None:
+                    return found
+        elif self.settings.use_filter and self.caps.call_id_filter not in UNUSABLE:
+            found = yield from self._with_a_call_id()
             if found is not None:
                 return found
-        # Once the server has proven it filters on system variables, an empty filtered list is a
-        # real miss; only calls too new to be indexed yet remain, and the live step covers them.
-        trusted_miss = (
-            "filter" in self.steps and self.caps.dynamic_variable_filter is FilterSupport.WORKS
-        )
-        if self.settings.live_first:
+        in_progress = self.hints.in_progress
+        if self.settings.live_first or in_progress:
             found = yield from self._walk("live", self._query(exclude_statuses=LIVE_EXCLUDES))
             if found is not None:
                 return found
-        if not trusted_miss:
+        if not (in_progress or self._trusted_miss()):
             found = yield from self._walk("scan", self._query())
             if found is not None:
                 return found
 
-        miss = CachedMapping(call_sid=self.call_sid, conversation_id=None)
-        yield WriteCache({self.keys.sid(self.call_sid): miss}, self.settings.negative_ttl)
-        raise ConversationNotFound(self.call_sid, self._summary())
+        # A miss is remembered only when it is final: not while the caller says the call is
+        # live, nor when live calls hid their ids, since the call may be one of them and must
+        # be found as soon as it ends.
+        if not (in_progress or self.hidden_live):
+            miss = CachedMapping(call_sid=self.call_sid, conversation_id=None)
+            yield WriteCache({self.keys.sid(self.call_sid): miss}, self.settings.negative_ttl)
+        raise ConversationNotFound(self.call_sid, self._summary(), live=in_progress)
+
+    def _trusted_miss(self) -> bool:
+        """Once the server has proven it filters on system variables, empty filtered lists on
+        both id variables are a real miss; only calls too new to be indexed remain, and the
+        live step covers them. Only for Twilio's form: a SIP call's UUID `call_sid` may be in
+        no variable at all (docs/protocol.md §12), so any other id is also scanned for."""
+        return (
+            is_twilio_call_sid(self.call_sid)
+            and self.caps.dynamic_variable_filter is FilterSupport.WORKS
+            and {CALL_SID, CALL_ID} <= self.filtered_empty
+        )
 
     def _wait_for_another_process(self) -> Generator[Operation, Any, CachedMapping | None]:
         """Claim this SID's lookup for the fleet, or wait for the holder's answer in the cache."""
@@ -208,24 +166,44 @@ class _Search:
                 return entry
         return None  # the holder is too slow: look it up ourselves
 
-    def _filtered(self) -> Generator[Operation, Any, Resolution | None]:
-        self.steps.append("filter")
+    def _filtered(self, variable: str) -> Generator[Operation, Any, Resolution | None]:
+        if self.caps.of(variable) in UNUSABLE:
+            return None
+        if "filter" not in self.steps:
+            self.steps.append("filter")
         query = self._query(
             page_size=self.settings.filter_page_size,
-            dynamic_variable_filter=f"system__call_sid:eq:{self.call_sid}",
+            dynamic_variable_filter=f"{variable}:eq:{self.call_sid}",
         )
         try:
             page: ConversationsPage = yield from self._list(query)
         except BadRequest:
-            self.caps.dynamic_variable_filter = FilterSupport.REJECTED
+            self.caps.learn(variable, FilterSupport.REJECTED)
             return None
         if not page.conversations:
+            self.filtered_empty.add(variable)
             return None
-        found = yield from self._check([c.conversation_id for c in page.conversations], "filter")
-        self.caps.dynamic_variable_filter = (
-            FilterSupport.WORKS if found is not None else FilterSupport.IGNORED
-        )
+        hidden_before = self.hidden_live
+        found = yield from self._check(page.conversations, "filter")
+        if found is not None:
+            self.caps.learn(variable, FilterSupport.WORKS)
+        elif self.hidden_live - hidden_before < len(page.conversations):
+            # A listed conversation showed other ids: the server ignored the filter. (One that
+            # showed none, being live, proves nothing either way.)
+            self.caps.learn(variable, FilterSupport.IGNORED)
         return found
+
+    def _with_a_call_id(self) -> Generator[Operation, Any, Resolution | None]:
+        """For an id `name:eq:` may not carry (a Call-ID holding `:`): walk only the calls that
+        have a Call-ID at all (`system__call_id:neq:`, docs/protocol.md §2), usually a small
+        share of the history. Every hit is verified, and a miss proves nothing (the id may be
+        in no variable), so the scan still follows; it skips what was read here."""
+        query = self._query(dynamic_variable_filter=f"{CALL_ID}:neq:")
+        try:
+            return (yield from self._walk("filter", query))
+        except BadRequest:
+            self.caps.learn(CALL_ID, FilterSupport.REJECTED)
+            return None
 
     def _walk(
         self, step: ResolutionSource, query: ListQuery | None
@@ -236,7 +214,7 @@ class _Search:
         while query is not None and listed < self.settings.max_scan:
             page: ConversationsPage = yield from self._list(query)
             listed += len(page.conversations)
-            candidates = [s.conversation_id for s in page.conversations if self._worth_checking(s)]
+            candidates = [s for s in page.conversations if self._worth_checking(s)]
             found = yield from self._check(candidates, step)
             if found is not None:
                 return found
@@ -244,36 +222,86 @@ class _Search:
         return None
 
     def _check(
-        self, ids: Sequence[str], step: ResolutionSource
+        self, listed: Sequence[ConversationSummary], step: ResolutionSource
     ) -> Generator[Operation, Any, Resolution | None]:
         """GET the candidates not already known, cache what they teach, return the match if any."""
-        ids = [i for i in dict.fromkeys(ids) if i not in self.checked]
+        statuses = {s.conversation_id: s.status for s in listed}
+        ids = [i for i in statuses if i not in self.checked]
         if not ids:
             return None
         self.checked.update(ids)
         known: list[CachedMapping | None] = yield ReadCache(
             tuple(self.keys.conversation(i) for i in ids)
         )
-        for entry in known:
-            if (
-                entry is not None
-                and entry.call_sid == self.call_sid
-                and self._agent_fits(entry.agent_id)
-            ):
-                return entry.to_resolution(self.requests)
-        unknown = tuple(i for i, entry in zip(ids, known, strict=True) if entry is None)
+        unknown: list[str] = []
+        for conversation_id, entry in zip(ids, known, strict=True):
+            if entry is None:
+                unknown.append(conversation_id)
+            elif self._entry_matches(entry):
+                found = entry.model_copy(update={"call_sid": self.call_sid})
+                return found.to_resolution(self.requests)
+            elif entry.call_sid is None and entry.status in LIVE_STATUSES:
+                # Remembered as live and showing no id: skipped while the listing shows it in
+                # the same state, read again once it moved on (`initiated` → `in-progress` may
+                # fill the phone record in; an ended call shows its ids).
+                if statuses[conversation_id] == entry.status:
+                    self.hidden_live += 1
+                else:
+                    unknown.append(conversation_id)
         if not unknown:
             return None
         conversations: list[Conversation]
-        conversations, spent = yield Fetch(unknown, self.call_sid, self.settings.concurrency)
+        conversations, spent = yield Fetch(tuple(unknown), self.call_sid, self.settings.concurrency)
         self.requests += spent
-        entries = self.keys.entries_for(conversations)
+        entries, hidden = self._entries(conversations)
         if entries:
             yield WriteCache(entries)
+        if hidden:
+            yield WriteCache(hidden, self.settings.live_ttl)
+            self.hidden_live += len(hidden)
         for conv in conversations:
-            if conv.call_sid == self.call_sid and self._agent_fits(conv.agent_id):
-                return Resolution.from_conversation(conv, source=step, requests=self.requests)
+            if conv.matched_by(self.call_sid) is not None and self._agent_fits(conv.agent_id):
+                return Resolution.from_conversation(
+                    conv, source=step, requests=self.requests, call_id=self.call_sid
+                )
         return None
+
+    def _entry_matches(self, entry: CachedMapping) -> bool:
+        ids = (entry.call_sid, *entry.call_ids)
+        return self.call_sid in ids and self._agent_fits(entry.agent_id)
+
+    def _entries(
+        self, conversations: Sequence[Conversation]
+    ) -> tuple[dict[str, CachedMapping], dict[str, CachedMapping]]:
+        """The cache entries fetched conversations teach: every id a conversation shows maps to
+        it (a SIP call is looked up by its Call-ID as often as by its `call_sid`), and, apart,
+        the live conversations that showed no id, to be remembered for `live_ttl` only."""
+        entries = self.keys.entries_for(conversations)
+        hidden: dict[str, CachedMapping] = {}
+        for conv in conversations:
+            ids = conv.call_ids
+            key = self.keys.conversation(conv.conversation_id)
+            if ids:
+                mapping = entries.get(key) or CachedMapping(
+                    call_sid=next(iter(ids.values())),
+                    conversation_id=conv.conversation_id,
+                    agent_id=conv.agent_id,
+                    status=conv.status,
+                    start_time_unix_secs=conv.metadata.start_time_unix_secs,
+                )
+                mapping = mapping.model_copy(update={"call_ids": tuple(ids.values())})
+                entries[key] = mapping
+                for value in ids.values():
+                    entries[self.keys.sid(value)] = mapping.model_copy(update={"call_sid": value})
+            elif conv.is_live:
+                hidden[key] = CachedMapping(
+                    call_sid=None,
+                    conversation_id=conv.conversation_id,
+                    agent_id=conv.agent_id,
+                    status=conv.status,
+                    start_time_unix_secs=conv.metadata.start_time_unix_secs,
+                )
+        return entries, hidden
 
     def _list(self, query: ListQuery) -> Generator[Operation, Any, ConversationsPage]:
         try:
@@ -312,7 +340,5 @@ class _Search:
             checked=len(self.checked),
             requests=self.requests,
             window=(self.hints.started_after, self.hints.started_before),
+            hidden_live=self.hidden_live,
         )
-
-
-_UNUSABLE = frozenset({FilterSupport.IGNORED, FilterSupport.REJECTED})

@@ -49,12 +49,12 @@ class RemoteEmulator:
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Set knobs (latency, filter_mode, rate_limit_every, retry_after, monitor_refusal,
         profile, ...); returns every knob's value. A profile may be given as a name, a profile
-        file (read here) or an `EmulatorProfile`.
+        file (read here), an `EmulatorProfile` or a parsed profile file.
 
         Raises:
             ValueError: the emulator refused a setting (the message names it).
         """
-        if "profile" in settings:
+        if "profile" in settings and not isinstance(settings["profile"], dict):
             settings["profile"] = profile_document(load_profile(settings["profile"]))
         response = self._http.post("/_emulator/settings", json=settings)
         if response.status_code == 422:

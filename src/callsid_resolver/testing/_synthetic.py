@@ -1,9 +1,10 @@
 """Generated histories for benchmarks and load tests: deterministic from a seed, and fast
 (100,000 conversations in about a second).
 
-Conversation ids are `conv_` + 28 lowercase alphanumerics, Twilio call SIDs `CA` + 32 hex, SIP
-call ids UUIDs; numbers are `+1555…`. Every conversation parses with the official SDK's
-`GetConversationResponseModel`.
+Conversation ids are `conv_` + 28 lowercase alphanumerics, Twilio call SIDs `CA` + 32 hex; a SIP
+call has a UUID `call_sid` and an RFC 3261 Call-ID (`word@host`, the host a name, an IPv4 or an
+IPv6 address: a third of them hold `:`); numbers are `+1555…`. Every conversation parses with
+the official SDK's `GetConversationResponseModel`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def synthetic_conversations(
         else:
             sid = str(_uuid(rng))
             phone = {"type": "sip_trunking", "direction": "inbound", "phone_number_id": NUMBERS[1],
-                     "call_id": sid, "call_sid": sid}  # fmt: skip
+                     "call_id": sip_call_id(sid), "call_sid": sid}  # fmt: skip
             source = "sip_trunk"
         phone |= {
             "agent_number": "+15550100100",
@@ -80,6 +81,15 @@ def conversation_at_depth(
     return ordered[depth - 1]
 
 
+def sip_call_id(uuid: str) -> str:
+    """An RFC 3261 Call-ID derived from a SIP call's UUID (no draw from the generator, so a
+    seed's history stays what it was)."""
+    digits = uuid.replace("-", "")
+    n = int(digits[-4:], 16)
+    hosts = (f"pbx{n % 50}.example.com", f"192.0.2.{n % 254 + 1}", f"[2001:db8::{n:x}]")
+    return f"{digits[:14]}@{hosts[n % 3]}"
+
+
 def _uuid(rng: random.Random) -> str:
     h = rng.getrandbits(128).to_bytes(16, "big").hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
@@ -98,6 +108,8 @@ def _conversation(
     if phone is not None:
         metadata["phone_call"] = phone
         variables["system__call_sid"] = phone["call_sid"]
+        if "call_id" in phone:
+            variables["system__call_id"] = phone["call_id"]
     return {
         "agent_id": agent_id,
         "agent_name": "Example Support Agent",

@@ -1,0 +1,135 @@
+"""What the resolution plan works with: the caller's hints, the tuning, what is learned about the
+server, and the I/O operations the plan yields to its drivers (`_core._plan`)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .._cache import CachedMapping, CacheKeys
+from .._models import Resolution
+from ._api import ListQuery
+
+# The two variables a carrier's call id can be in (docs/protocol.md §7, §12).
+CALL_SID, CALL_ID = "system__call_sid", "system__call_id"
+
+
+class FilterSupport(enum.Enum):
+    """What we have learned about the server's `dynamic_variable_filter` on system variables."""
+
+    UNKNOWN = "unknown"
+    WORKS = "works"  # a filtered list returned the verified conversation
+    IGNORED = "ignored"  # a filtered list returned conversations of other calls
+    REJECTED = "rejected"  # the server answered 400/422 to the parameter
+
+
+@dataclass
+class ServerCapabilities:
+    """Learned once per resolver, so a server that cannot filter stops being asked to. A proof
+    that the filter works is per variable (a server may index `system__call_sid` and not
+    `system__call_id`); a rejected or ignored parameter is the parameter's, so it holds for both."""
+
+    dynamic_variable_filter: FilterSupport = FilterSupport.UNKNOWN
+    call_id_filter: FilterSupport = FilterSupport.UNKNOWN
+
+    def of(self, variable: str) -> FilterSupport:
+        return self.call_id_filter if variable == CALL_ID else self.dynamic_variable_filter
+
+    def learn(self, variable: str, state: FilterSupport) -> None:
+        if state is not FilterSupport.WORKS:
+            self.dynamic_variable_filter = self.call_id_filter = state
+        elif variable == CALL_ID:
+            self.call_id_filter = state
+        else:
+            self.dynamic_variable_filter = state
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What the caller knows about the call; each narrows the server-side listing."""
+
+    agent_id: str | None = None
+    phone_number_id: str | None = None
+    started_after: int | None = None
+    started_before: int | None = None
+    initiation_source: str | None = None
+    in_progress: bool = False  # the call is going on now: filter and live step only
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_scan: int = 1000
+    concurrency: int = 8
+    use_filter: bool = True
+    live_first: bool = True
+    filter_page_size: int = 3
+    negative_ttl: float = 30.0
+    # How long a live conversation that showed no call id is not read again (while the listing
+    # still shows it live): repeated lookups during a call then cost list requests only.
+    live_ttl: float = 15.0
+    # Across processes (a cache with `claim`): how long one process may hold a SID's lookup, and
+    # how often the others look for its answer. A crashed holder blocks nobody past `flight_ttl`.
+    shared_flight: bool = False
+    flight_ttl: float = 20.0
+    flight_poll: float = 0.05
+    keys: CacheKeys = field(default_factory=CacheKeys)
+
+    def __post_init__(self) -> None:
+        if self.max_scan < 0 or self.concurrency < 1 or min(self.negative_ttl, self.live_ttl) < 0:
+            raise ValueError(
+                "max_scan >= 0, concurrency >= 1, negative_ttl >= 0 and live_ttl >= 0 are required"
+            )
+
+
+@dataclass(frozen=True)
+class ReadCache:
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WriteCache:
+    entries: dict[str, CachedMapping]
+    ttl: float | None = None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    query: ListQuery
+
+
+@dataclass(frozen=True)
+class ClaimFlight:
+    """Take the cross-process lock of this lookup; the outcome is True when it was taken."""
+
+    key: str
+    ttl: float
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """GET these conversations, newest first, at most `concurrency` at a time; stop starting new
+    ones once one carries `call_sid`. A conversation gone meanwhile (404) is left out."""
+
+    conversation_ids: tuple[str, ...]
+    call_sid: str
+    concurrency: int = 8
+
+    def room(self, completed: int, running: int) -> int:
+        """How many more reads to start now. The window opens by one read per completed read
+        (TCP's slow start), so a call near the top of the list, the common case, costs one or
+        two reads instead of a full window, and a deep one still runs `concurrency` wide."""
+        return max(min(self.concurrency, 1 + completed) - running, 0)
+
+
+Operation = Union[ReadCache, WriteCache, ListPage, Fetch, ClaimFlight, Pause]  # noqa: UP007 (runtime alias on 3.10)
+Plan = Generator[Operation, Any, Resolution]
+
+
+UNUSABLE = frozenset({FilterSupport.IGNORED, FilterSupport.REJECTED})
