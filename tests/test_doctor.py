@@ -13,7 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from callsid_resolver._doctor import Diagnosis, DoctorOptions, consequences, diagnose
+from callsid_resolver._doctor import (
+    Diagnosis,
+    DoctorOptions,
+    consequences,
+    diagnose,
+    profile_document,
+)
 from callsid_resolver._doctor._probe import only_get
 from callsid_resolver.cli import main
 from callsid_resolver.testing import (
@@ -191,7 +197,8 @@ def test_a_key_without_the_read_permission_exits_1_naming_it(
     key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     emulator = world("observed")
-    message = "The API key you used is missing the permission convai_read to execute this."
+    # An API that echoes the key back in a message must not get it into the report.
+    message = f"The API key {KEY} is missing the permission convai_read to execute this."
     body = {"detail": {"type": "authorization_error", "code": "missing_permissions",
                        "message": message, "request_id": "req_1", "param": None}}  # fmt: skip
     emulator.inject(403, endpoint="list", body=body, times=10)
@@ -202,6 +209,8 @@ def test_a_key_without_the_read_permission_exits_1_naming_it(
     assert "missing_permissions" in out
     assert "convai_read" in out
     assert re.search(r"^list +refused \(X\)", out, re.MULTILINE)
+    assert KEY not in out
+    assert "The API key *** is missing" in out
 
 
 def test_no_key_is_bad_usage(
@@ -261,3 +270,67 @@ def test_the_live_filter_is_measured_whether_or_not_the_get_hides_the_sid(
     assert diagnosis.settings["live_call_hides_ids"] is hides
     assert diagnosis.settings["filter_sees_live_calls"] is sees
     assert results(diagnosis)["live filter"] == ("sees" if sees else "misses") + " live calls"
+
+
+def test_a_list_endpoint_that_keeps_failing_is_a_problem(
+    key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator = world("documented")
+    emulator.inject(503, endpoint="list", times=3)  # every attempt the retry policy allows
+    with EmulatorServer(emulator) as server:
+        code, out = doctor(server, capsys)
+    assert code == 1
+    # Three attempts, then the errors check's request without a key.
+    assert [r.status for r in emulator.requests.of("list")] == [503, 503, 503, 401]
+    assert re.search(r"^list +failed \(X\) +503 from GET /v1/convai/conversations", out, re.M)
+
+
+def test_max_reads_below_one_is_bad_usage(key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--base-url", "http://127.0.0.1:9", "--max-reads", "0"]) == 2
+    assert "--max-reads" in capsys.readouterr().err
+
+
+def test_the_example_run_in_the_docs_is_what_the_doctor_prints(
+    key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "doctor.md").read_text()
+    example = page.split("```text\n", 1)[1].split("```", 1)[0]
+    with EmulatorServer(world("observed")) as server:
+        code = main(["doctor", "--base-url", server.base_url, "--monitor", LIVE_TWILIO])
+        requests = server.emulator.total_requests
+    assert code == 0
+    assert capsys.readouterr().out.startswith(example)
+    stated = re.search(r"(\d+)\s+requests in all", page)
+    assert stated is not None
+    assert requests == int(stated.group(1))
+
+
+def test_a_filtered_list_that_fails_is_that_checks_failure_only() -> None:
+    emulator = world("documented")
+    inner = emulator.transport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "dynamic_variable_filter" in request.url.params:
+            return httpx.Response(418, json={"detail": {"status": "teapot", "message": "no"}})
+        return inner.handle_request(request)
+
+    options = DoctorOptions(base_url="http://emulator", transport=httpx.MockTransport(handler))
+    diagnosis = diagnose(KEY, options)
+    assert results(diagnosis)["filter"] == "failed"
+    assert "filter_mode" not in diagnosis.settings
+    assert "filter_sees_live_calls" not in diagnosis.settings
+    assert results(diagnosis)["errors"] == "legacy"  # the checks after it still ran
+    assert results(diagnosis)["signed URL"] == "ok"
+    assert not diagnosis.problem
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_an_emulator_playing_the_doctors_file_is_measured_the_same(
+    profile: str, tmp_path: Path
+) -> None:
+    first = in_process(world(profile))
+    path = tmp_path / "measured.json"
+    path.write_text(json.dumps(profile_document(first, "measured")))
+    again = in_process(world(str(path)))
+    assert again.settings == first.settings
+    assert [(c.name, c.result) for c in again.checks] == [(c.name, c.result) for c in first.checks]

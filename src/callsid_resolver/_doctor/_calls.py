@@ -6,7 +6,7 @@ from __future__ import annotations
 from .._client import ListFilters
 from .._core._plan import LIVE_EXCLUDES, NON_TELEPHONY_SOURCES
 from .._exceptions import BadRequest, CallSidResolverError, NotFound
-from .._models import TERMINAL_STATUSES, Conversation, ConversationSummary
+from .._models import TERMINAL_STATUSES, CallIdField, Conversation, ConversationSummary
 from ._probe import (
     PROBE_CALL_SID,
     SID_VARIABLES,
@@ -14,10 +14,8 @@ from ._probe import (
     Level,
     Probe,
     api_evidence,
-    call_ids,
     is_phone,
     short,
-    variables_of,
 )
 
 __all__ = ["check_conversations"]
@@ -49,11 +47,11 @@ def check_conversations(probe: Probe, d: Diagnosis, rows: list[ConversationSumma
     finished = [r for r in phones if r.status in TERMINAL_STATUSES]
     # The filter is asked about `system__call_sid`: a Twilio call carries it; a SIP call may only
     # carry `system__call_id` (`docs/protocol.md §12`), the fallback.
-    chosen: tuple[str, ConversationSummary, Conversation] | None = None
+    chosen: tuple[CallIdField, ConversationSummary, Conversation] | None = None
     for row in finished[:budget]:
         conversation = _read(probe, d, row)
-        variables = variables_of(conversation) if conversation is not None else {}
-        name = next((n for n in SID_VARIABLES if variables.get(n) not in (None, "")), None)
+        shown = conversation.call_ids if conversation is not None else {}
+        name = next((n for n in SID_VARIABLES if n in shown), None)
         if conversation is None or name is None:
             continue
         if chosen is None or name == SID_VARIABLES[0]:
@@ -91,19 +89,25 @@ def _check_variables(probe: Probe, d: Diagnosis, rows: list[ConversationSummary]
 
 def _filtered(
     probe: Probe, name: str, value: str, *, op: str = "eq", live_only: bool = False
-) -> list[str] | BadRequest:
+) -> list[str] | CallSidResolverError:
+    """The conversation ids a filtered list answers, or the error it answered with (a 400/422
+    is the server's verdict on the filter; anything else a failure of this check only)."""
     filters: ListFilters = {"dynamic_variable_filter": f"{name}:{op}:{value}", "page_size": 100}
     if live_only:
         filters["exclude_statuses"] = LIVE_EXCLUDES
     try:
         page = probe.client.list_conversations(**filters)
-    except BadRequest as exc:
+    except CallSidResolverError as exc:
         return exc
     return [c.conversation_id for c in page.conversations]
 
 
 def _check_filter(
-    probe: Probe, d: Diagnosis, name: str, row: ConversationSummary, conversation: Conversation
+    probe: Probe,
+    d: Diagnosis,
+    name: CallIdField,
+    row: ConversationSummary,
+    conversation: Conversation,
 ) -> None:
     """Filter on the finished call's SID, and on a SID that cannot exist (`docs/protocol.md §2`).
 
@@ -111,12 +115,14 @@ def _check_filter(
     finds the call and nothing for the probe; `ignore` answers both with the unfiltered list;
     `empty` finds nothing for either; `reject` is a 400/422.
     """
-    sid = str(variables_of(conversation)[name])
+    sid = conversation.call_ids[name]
     hit, control = _filtered(probe, name, sid), _filtered(probe, name, PROBE_CALL_SID)
     target = row.conversation_id
-    if isinstance(hit, BadRequest) or isinstance(control, BadRequest):
-        error = hit if isinstance(hit, BadRequest) else control
-        assert isinstance(error, BadRequest)
+    if isinstance(hit, CallSidResolverError) or isinstance(control, CallSidResolverError):
+        error = hit if isinstance(hit, CallSidResolverError) else control
+        if not isinstance(error, BadRequest):
+            d.add("filter", "failed", f"a filtered list failed: {str(error)[:200]}", "note")
+            return
         mode, evidence = "reject", f"the list answered {api_evidence(error)}"
     elif control:
         mode = "ignore"
@@ -139,12 +145,12 @@ def _check_live(probe: Probe, d: Diagnosis, live: list[ConversationSummary]) -> 
         conversation = _read(probe, d, row)
         if conversation is None or not conversation.is_live:
             continue
-        ids = call_ids(conversation)
+        ids = list(conversation.call_ids.values())
         if ids:
             d.settings["live_call_hides_ids"] = False
             evidence = f"{row.conversation_id} ({row.status}) shows {short(ids[0])} while live"
             d.add("live call", "shows its call id", evidence)
-            _check_live_filter(probe, d, row, conversation)
+            _check_live_filter(probe, d, live, conversation)
             return
         if is_phone(row, conversation):
             d.settings["live_call_hides_ids"] = True
@@ -161,17 +167,21 @@ def _check_live(probe: Probe, d: Diagnosis, live: list[ConversationSummary]) -> 
 
 
 def _check_live_filter(
-    probe: Probe, d: Diagnosis, row: ConversationSummary, conversation: Conversation
+    probe: Probe, d: Diagnosis, live: list[ConversationSummary], conversation: Conversation
 ) -> None:
+    """Filter on the SID the live call's GET shows (else as if the GET had hidden it)."""
     if d.settings.get("filter_mode") != "support":
         return  # a filter that does not work on finished calls says nothing about live ones
-    sid = variables_of(conversation).get("system__call_sid")
-    if not sid:
+    sid = conversation.call_ids.get("system__call_sid")
+    if sid is None:
+        _check_blind_filter(probe, d, live)
         return
-    hit = _filtered(probe, SID_VARIABLES[0], str(sid))
-    sees = not isinstance(hit, BadRequest) and row.conversation_id in hit
+    hit = _filtered(probe, SID_VARIABLES[0], sid)
+    if isinstance(hit, CallSidResolverError) and not isinstance(hit, BadRequest):
+        return
+    sees = not isinstance(hit, BadRequest) and conversation.conversation_id in hit
     d.settings["filter_sees_live_calls"] = sees
-    evidence = f"the filter on {short(str(sid))} {'found' if sees else 'missed'} the live call"
+    evidence = f"the filter on {short(sid)} {'found' if sees else 'missed'} the live call"
     d.add("live filter", "sees live calls" if sees else "misses live calls", evidence)
 
 
@@ -182,7 +192,7 @@ def _check_blind_filter(probe: Probe, d: Diagnosis, live: list[ConversationSumma
     if d.settings.get("filter_mode") != "support":
         return
     hit = _filtered(probe, SID_VARIABLES[0], "", op="neq", live_only=True)
-    if isinstance(hit, BadRequest):
+    if isinstance(hit, CallSidResolverError):
         return
     phones = {r.conversation_id for r in live}
     seen = len(phones.intersection(hit))
@@ -203,8 +213,8 @@ def _check_sip(probe: Probe, d: Diagnosis, finished: list[ConversationSummary]) 
         return
     # The documented record repeats the SID as `call_id` (or leaves it out); the observed one
     # holds a distinct RFC 3261 Call-ID there and in `system__call_id`.
-    has_call_id = phone.call_id not in (None, "", phone.call_sid) or bool(
-        variables_of(conversation).get("system__call_id")
+    has_call_id = phone.call_id not in (None, "", phone.call_sid) or (
+        "system__call_id" in conversation.call_ids
     )
     d.settings["sip_call_ids"] = "observed" if has_call_id else "documented"
     shown = "a Call-ID" if has_call_id else "no Call-ID"

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from ..__version__ import __version__
 from .._core._api import LIST_PATH, REQUEST_ID_HEADER
 from .._exceptions import (
     ApiError,
@@ -35,7 +36,10 @@ def diagnose(api_key: str | None, options: DoctorOptions) -> Diagnosis:
     Raises `MissingApiKey` when there is no key at all; every other failure becomes a check.
     """
     probe = Probe(api_key, options)
-    diagnosis = Diagnosis()
+    diagnosis = Diagnosis(secrets=(probe.client.auth_headers()["xi-api-key"],))
+    url = httpx.URL(probe.client.base_url)
+    diagnosis.measured["host"] = f"{url.scheme}://{url.host}"  # no userinfo, port or path
+    diagnosis.measured["library"] = __version__
     try:
         page = _check_key_and_list(probe, diagnosis)
         if page is not None:
@@ -128,7 +132,8 @@ def _check_signed_url(probe: Probe, d: Diagnosis, rows: list[ConversationSummary
     try:
         probe.client.get_signed_url(agent_id)
     except CallSidResolverError as exc:
-        d.add("signed URL", "refused", f"agent {agent_id}: {str(exc)[:200]}", "note")
+        verdict = "refused" if isinstance(exc, ApiError) else "failed"
+        d.add("signed URL", verdict, f"agent {agent_id}: {str(exc)[:200]}", "note")
         return
     # The URL itself is a credential for 15 minutes (`docs/protocol.md §5`): never shown.
     d.add("signed URL", "ok", f"agent {agent_id}: a signed URL was issued (token not shown)")

@@ -12,12 +12,12 @@ import httpx
 from .._client import ElevenLabsClient
 from .._core._retry import RetryPolicy
 from .._exceptions import ApiError
-from .._models import Conversation, ConversationSummary
+from .._models import CallIdField, Conversation, ConversationSummary
 
 __all__ = [
     "ORDER", "PROBE_CALL_SID", "PROBE_CONVERSATION_ID", "SID_VARIABLES", "TRACE_HEADER", "Check",
-    "Diagnosis", "DoctorOptions", "Level", "Probe", "api_evidence", "call_ids", "is_phone",
-    "only_get", "short", "variables_of",
+    "Diagnosis", "DoctorOptions", "Level", "Probe", "api_evidence", "is_phone", "only_get",
+    "short",
 ]  # fmt: skip
 
 Level = Literal["ok", "note", "problem"]
@@ -27,7 +27,7 @@ PROBE_CONVERSATION_ID = "conv_doctor0probe0000000000000000"
 PROBE_CALL_SID = "CA00000000000000000000000000d0c702"
 TRACE_HEADER = "x-trace-id"
 PHONE_SOURCES = frozenset({"twilio", "sip_trunk", "exotel"})
-SID_VARIABLES = ("system__call_sid", "system__call_id")
+SID_VARIABLES: tuple[CallIdField, ...] = ("system__call_sid", "system__call_id")
 ORDER = ("key", "list", "get", "variables", "filter", "live call", "live filter", "SIP ids",
          "errors", "signed URL", "monitor")  # fmt: skip
 
@@ -56,11 +56,13 @@ class Check:
 
 @dataclass
 class Diagnosis:
-    """Every check, the profile settings measured, and free-form evidence for the JSON file."""
+    """Every check, the profile settings measured, and free-form evidence for the JSON file;
+    `secrets` are masked in any evidence added (and kept out of the repr)."""
 
     checks: list[Check] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     measured: dict[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def problem(self) -> bool:
@@ -68,6 +70,8 @@ class Diagnosis:
         return any(c.level == "problem" for c in self.checks)
 
     def add(self, name: str, result: str, evidence: str, level: Level = "ok") -> None:
+        for secret in self.secrets:  # an API that echoes the key back must not reach a report
+            evidence = evidence.replace(secret, "***")
         self.checks.append(Check(name, result, evidence, level))
         self.measured[name] = {"result": result, "evidence": evidence}
 
@@ -75,25 +79,6 @@ class Diagnosis:
 def short(call_id: str) -> str:
     """A call id cut to a prefix: enough to recognise it, too little to hold a phone number."""
     return call_id if len(call_id) <= 8 else call_id[:6] + "…"
-
-
-def call_ids(conversation: Conversation) -> list[str]:
-    """Every carrier id the conversation shows: its phone record's, then its variables'."""
-    found: list[str] = []
-    phone = conversation.metadata.phone_call
-    if phone is not None:
-        found += [v for v in (phone.call_sid, phone.call_id) if v]
-    variables = variables_of(conversation)
-    for name in SID_VARIABLES:
-        value = variables.get(name)
-        if value not in (None, "") and str(value) not in found:
-            found.append(str(value))
-    return found
-
-
-def variables_of(conversation: Conversation) -> dict[str, Any]:
-    data = conversation.conversation_initiation_client_data
-    return (data.dynamic_variables if data is not None else None) or {}
 
 
 def is_phone(summary: ConversationSummary, conversation: Conversation | None = None) -> bool:

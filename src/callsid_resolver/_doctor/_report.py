@@ -121,8 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Check, read-only, what your ElevenLabs workspace does where the API is undocumented "
         f"(key from ${API_KEY_ENV}). Sends nothing into any conversation; prints no key, token "
-        "or phone number. Exit 0: checks ran; 1: a problem the library cannot work around; "
-        "2: bad usage."
+        "or phone number."
     )
     parser.add_argument(
         "--base-url",
