@@ -2,6 +2,9 @@
 
 Every transcription or call-initiation-failure webhook carries a call SID and its conversation
 id; remembering them lets later `resolver.resolve(call_sid)` calls answer with zero requests.
+Transcript webhooks may be retried (when retries are on: up to 5 times on 5xx, 429 and 408), so
+a delivery seen before is acknowledged and dropped (`MemoryDedupe` here; give several workers
+one `AsyncRedisDedupe`).
 
 Run it (`pip install 'callsid-resolver[testing]'` brings Starlette and uvicorn):
 
@@ -27,9 +30,12 @@ from starlette.routing import Route
 
 from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient, MemoryCache
 from callsid_resolver.webhooks import (
+    AsyncRedisDedupe,
     MalformedPayload,
+    MemoryDedupe,
     WebhookError,
     aprime_from_webhook,
+    delivery_key,
     parse_webhook,
 )
 
@@ -38,8 +44,25 @@ logger = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def webhook_endpoint(resolver: AsyncCallSidResolver, secret: str) -> Endpoint:
-    """An endpoint that verifies a delivery, primes `resolver`, and answers at once."""
+def webhook_endpoint(
+    resolver: AsyncCallSidResolver,
+    secret: str,
+    dedupe: MemoryDedupe | AsyncRedisDedupe | None = None,
+) -> Endpoint:
+    """An endpoint that verifies a delivery, drops a repeated one, primes `resolver`, and
+    answers at once."""
+    seen_before = dedupe if dedupe is not None else MemoryDedupe()
+
+    async def seen(key: str) -> bool:
+        if isinstance(seen_before, AsyncRedisDedupe):
+            return await seen_before.seen(key)
+        return seen_before.seen(key)
+
+    async def forget(key: str) -> None:
+        if isinstance(seen_before, AsyncRedisDedupe):
+            await seen_before.forget(key)
+        else:
+            seen_before.forget(key)
 
     async def receive(request: Request) -> Response:
         # The signature covers the body byte for byte: read it raw, never re-serialise parsed JSON.
@@ -47,15 +70,22 @@ def webhook_endpoint(resolver: AsyncCallSidResolver, secret: str) -> Endpoint:
         try:
             event = parse_webhook(body, request.headers, secret)
         except MalformedPayload as exc:
-            # Authentic, just not what we expected. ElevenLabs never retries, so an error status
-            # would only count towards auto-disabling the webhook: log it and acknowledge.
+            # Authentic, just not what we expected. A 4xx is never retried and a 5xx would be
+            # retried in vain; either counts towards auto-disabling the webhook: log, acknowledge.
             logger.warning("unreadable ElevenLabs webhook: %s", exc)
             return JSONResponse({"received": True, "learned": False})
         except WebhookError as exc:
             # Missing, malformed, stale or wrong signature. The message holds no secret.
             logger.warning("rejected ElevenLabs webhook: %s", exc)
             return JSONResponse({"detail": "invalid signature"}, status_code=401)
-        learned = await aprime_from_webhook(resolver, event)
+        key = delivery_key(event)
+        if await seen(key):
+            return JSONResponse({"received": True, "duplicate": True})
+        try:
+            learned = await aprime_from_webhook(resolver, event)
+        except Exception:
+            await forget(key)  # we answer 5xx: the retry that follows must be handled
+            raise
         # Answer now: anything slow (storing transcripts, analytics) belongs in a background task.
         return JSONResponse({"received": True, "learned": learned})
 
@@ -68,9 +98,10 @@ def create_app(
     *,
     path: str = "/webhooks/elevenlabs",
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    dedupe: MemoryDedupe | AsyncRedisDedupe | None = None,
 ) -> Starlette:
     """A Starlette app serving `webhook_endpoint` at `path` (POST only)."""
-    routes = [Route(path, webhook_endpoint(resolver, secret), methods=["POST"])]
+    routes = [Route(path, webhook_endpoint(resolver, secret, dedupe), methods=["POST"])]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -33,22 +33,28 @@ from ._core._callsid import validate_call_sid
 from ._exceptions import CallSidResolverError
 from ._models import Conversation, _ApiModel
 from ._resolver import AsyncCallSidResolver, CallSidResolver
+from ._webhook_dedupe import AsyncRedisDedupe, MemoryDedupe, RedisDedupe, delivery_key
 
 __all__ = [
     "SIGNATURE_HEADER",
+    "AsyncRedisDedupe",
     "CallInitiationFailure",
     "FailureMetadata",
     "InvalidSignature",
     "LearnedMapping",
     "MalformedPayload",
     "MalformedSignature",
+    "MemoryDedupe",
     "MissingSignature",
     "PostCallAudio",
+    "PostCallTranscriptionOtel",
+    "RedisDedupe",
     "StaleSignature",
     "WebhookError",
     "WebhookEvent",
     "aprime_from_outbound_call",
     "aprime_from_webhook",
+    "delivery_key",
     "mapping_from_outbound_call",
     "mapping_from_webhook",
     "parse_webhook",
@@ -193,8 +199,61 @@ class PostCallAudio(_ApiModel):
     full_audio: str = Field(default="", repr=False)
 
 
+# OTLP attributes read for a call id, at most this many (a trace of a long call is large).
+_MAX_OTLP_ATTRIBUTES = 10_000
+
+
+class PostCallTranscriptionOtel(_ApiModel):
+    """`data` of `post_call_transcription_otel`: the conversation as OTLP JSON traces
+    (`{"resourceSpans": [...]}`, docs/protocol.md §12), sent instead of `post_call_transcription`
+    when the agent's webhook has OpenTelemetry transcripts on. The traces stay out of the repr.
+    """
+
+    agent_id: str | None = None
+    conversation_id: str
+    otlp_traces: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @property
+    def call_sid(self) -> str | None:
+        """The call's SID when a trace attribute carries one, else None.
+
+        UNCONFIRMED: the attribute names (`elevenlabs.*`) are not listed for the call SID, so
+        any resource or span attribute whose key ends in `call_sid` (such as
+        `elevenlabs.phone_call.call_sid` or `system__call_sid`) with a string value counts.
+        """
+        for key, value in _otlp_attributes(self.otlp_traces):
+            if key.lower().endswith("call_sid") and isinstance(value, str) and value:
+                return value
+        return None
+
+
+def _otlp_attributes(traces: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(key, value) of the resource and span attributes of OTLP JSON, in order, bounded."""
+    count = 0
+    for resource_spans in _dicts(traces.get("resourceSpans")):
+        groups = [_dict(resource_spans.get("resource")).get("attributes")]
+        for scope_spans in _dicts(resource_spans.get("scopeSpans")):
+            groups += [span.get("attributes") for span in _dicts(scope_spans.get("spans"))]
+        for attributes in groups:
+            for attribute in _dicts(attributes):
+                count += 1
+                if count > _MAX_OTLP_ATTRIBUTES:
+                    return
+                value = _dict(attribute.get("value"))
+                yield str(attribute.get("key", "")), value.get("stringValue")
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 _DATA_MODELS: dict[str, type[_ApiModel]] = {
     "post_call_transcription": Conversation,
+    "post_call_transcription_otel": PostCallTranscriptionOtel,
     "call_initiation_failure": CallInitiationFailure,
     "post_call_audio": PostCallAudio,
 }
@@ -202,14 +261,22 @@ _DATA_MODELS: dict[str, type[_ApiModel]] = {
 
 class WebhookEvent(_ApiModel):
     """The envelope `{"type", "event_timestamp", "data"}`, `data` parsed by `type`: a
-    `Conversation` (`post_call_transcription`), `CallInitiationFailure` or `PostCallAudio`; any
-    other type keeps its raw dict, so a new event type never fails to parse."""
+    `Conversation` (`post_call_transcription`), `PostCallTranscriptionOtel`,
+    `CallInitiationFailure` or `PostCallAudio`; any other type keeps its raw dict, so a new event
+    type never fails to parse. The same delivery may come more than once (retries are opt-in:
+    see `delivery_key` and `MemoryDedupe`)."""
 
     type: str = Field(description="post_call_transcription | post_call_audio | ...")
     event_timestamp: int | None = None
     # Validation is done by `_parse_data` from `type`; a plain union would let pydantic coerce an
     # unknown event's dict into whichever model happens to fit.
-    data: SkipValidation[Conversation | CallInitiationFailure | PostCallAudio | dict[str, Any]]
+    data: SkipValidation[
+        Conversation
+        | PostCallTranscriptionOtel
+        | CallInitiationFailure
+        | PostCallAudio
+        | dict[str, Any]
+    ]
 
     @field_validator("data", mode="before")
     @classmethod
@@ -230,7 +297,7 @@ class WebhookEvent(_ApiModel):
     @property
     def call_sid(self) -> str | None:
         """The carrier's call id, for the types that carry one (else None)."""
-        if isinstance(self.data, (Conversation, CallInitiationFailure)):
+        if isinstance(self.data, (Conversation, CallInitiationFailure, PostCallTranscriptionOtel)):
             return self.data.call_sid
         return None
 
@@ -290,7 +357,8 @@ class LearnedMapping(NamedTuple):
 
 
 def mapping_from_webhook(event: WebhookEvent) -> LearnedMapping | None:
-    """The mapping a webhook carries: transcription and initiation-failure events have one."""
+    """The mapping a webhook carries: transcription and initiation-failure events have one, an
+    OTel transcription when its traces carry the call SID."""
     return _checked(event.call_sid, event.conversation_id, event.agent_id)
 
 

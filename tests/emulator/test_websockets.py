@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from callsid_resolver.testing import Emulator, EmulatorServer
 
@@ -38,6 +40,16 @@ async def next_event(ws: ClientConnection, kind: str) -> dict[str, Any]:
             return event
         if event["type"] == "ping":
             await ws.send(json.dumps({"type": "pong", "event_id": event["ping_event"]["event_id"]}))
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for the server's thread to get there (a monitor command and an agent-socket message
+    travel on different sockets: nothing orders them but this)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the server never got there")
 
 
 async def drain(ws: ClientConnection) -> None:
@@ -211,10 +223,12 @@ async def test_monitor_replays_forwards_and_records_commands(
         await next_event(agent, "agent_response")
         headers = {"xi-api-key": KEY}
         async with connect(monitor_url(server, conversation_id), additional_headers=headers) as mon:
-            replayed = [json.loads(await mon.recv()) for _ in range(2)]
+            replayed = [json.loads(await mon.recv()) for _ in range(4)]
             assert [e["type"] for e in replayed] == [
+                "connected",
                 "conversation_initiation_metadata",
                 "agent_response",
+                "history_complete",
             ]
             await agent.send(json.dumps({"type": "user_message", "text": "again"}))
             forwarded = json.loads(await asyncio.wait_for(mon.recv(), 5))
@@ -242,9 +256,8 @@ async def test_monitor_of_a_call_held_by_elevenlabs_replays_its_transcript(
     emu: Emulator, server: EmulatorServer
 ) -> None:
     async with connect(monitor_url(server, LIVE_ID), additional_headers={"xi-api-key": KEY}) as mon:
-        first = json.loads(await mon.recv())
-        second = json.loads(await mon.recv())
-        assert (first["type"], second["type"]) == ("agent_response", "user_transcript")
+        opening = [json.loads(await mon.recv())["type"] for _ in range(4)]
+        assert opening == ["connected", "agent_response", "user_transcript", "history_complete"]
         await mon.send(
             json.dumps(
                 {"command_type": "contextual_update", "parameters": {"contextual_update": "x"}}
@@ -281,3 +294,158 @@ async def test_monitor_of_a_finished_or_unknown_conversation_is_conversation_ove
             await asyncio.wait_for(mon.recv(), 5)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.reason.startswith("conversation_over: ")
+
+
+# -- what the official clients expect (docs/protocol.md §12) ----------------------------------
+async def test_the_convai_subprotocol_is_answered_when_offered(
+    emu: Emulator, server: EmulatorServer
+) -> None:
+    async with connect(agent_url(server), subprotocols=[Subprotocol("convai")]) as ws:
+        assert ws.subprotocol == "convai"
+        conversation_id = await start(ws)
+    assert emu.session(conversation_id).subprotocol == "convai"
+    async with connect(agent_url(server)) as ws:  # offered none: answered none
+        assert ws.subprotocol is None
+        await start(ws)
+
+
+async def test_a_bearer_token_subprotocol_authorizes_a_private_agent(
+    emu: Emulator, server: EmulatorServer
+) -> None:
+    emu.require_signed_url = True
+    token = emu.sign("agent_x")
+    offered = [Subprotocol("convai"), Subprotocol(f"bearer.{token}")]
+    async with connect(agent_url(server), subprotocols=offered) as ws:
+        assert ws.subprotocol == "convai"  # the token is never echoed back
+        conversation_id = await start(ws)
+    metadata = emu.conversation(conversation_id)["metadata"]  # type: ignore[index]
+    assert metadata["authorization_method"] == "authorization_header"
+    forged = [Subprotocol("convai"), Subprotocol(f"bearer.{token}x")]
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(agent_url(server), subprotocols=forged):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("result", [{"temp": 21}, ["a"], 3, None])
+async def test_the_observed_profile_refuses_a_non_string_tool_result(
+    emu: Emulator, server: EmulatorServer, result: Any
+) -> None:
+    emu.profile = "observed"
+    async with connect(agent_url(server)) as ws:
+        conversation_id = await start(ws)
+        tool_call_id = await emu.call_client_tool(conversation_id, "get_weather", {})
+        await next_event(ws, "client_tool_call")
+        answer = {"type": "client_tool_result", "tool_call_id": tool_call_id, "result": result}
+        await ws.send(json.dumps(answer | {"is_error": False}))
+        error = await next_event(ws, "error")
+        with pytest.raises(ConnectionClosed) as closed:
+            await drain(ws)
+    assert error["error_event"]["error_type"] == "invalid_message"
+    assert error["error_event"]["code"] == 1008
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+
+
+async def test_the_documented_profile_records_a_non_string_tool_result(
+    emu: Emulator, server: EmulatorServer
+) -> None:
+    async with connect(agent_url(server)) as ws:
+        conversation_id = await start(ws)
+        tool_call_id = await emu.call_client_tool(conversation_id, "get_weather", {})
+        await next_event(ws, "client_tool_call")
+        answer = {"type": "client_tool_result", "tool_call_id": tool_call_id, "result": {"a": 1}}
+        await ws.send(json.dumps(answer | {"is_error": False}))
+        found = await emu.session(conversation_id).wait_for_tool_result(tool_call_id)
+    assert found["result"] == {"a": 1}
+
+
+async def test_monitor_opens_with_connected_and_closes_the_replay_with_history_complete(
+    emu: Emulator, server: EmulatorServer
+) -> None:
+    url = monitor_url(server, LIVE_ID) + "?events_format=json"
+    async with connect(url, additional_headers={"xi-api-key": KEY}) as mon:
+        types = [json.loads(await mon.recv())["type"] for _ in range(4)]
+    assert types[0] == "connected"
+    assert types[-1] == "history_complete"
+
+
+@pytest.mark.parametrize("events_format", ["opentelemetry", "xml"])
+async def test_monitor_events_formats_the_emulator_does_not_serve_are_refused(
+    server: EmulatorServer, events_format: str
+) -> None:
+    url = monitor_url(server, LIVE_ID) + f"?events_format={events_format}"
+    async with connect(url, additional_headers={"xi-api-key": KEY}) as mon:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(mon.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+    kind = "unsupported" if events_format == "opentelemetry" else "invalid_request"
+    assert closed.value.rcvd.reason.startswith(f"{kind}: ")
+
+
+async def test_monitor_takes_an_authorization_bearer_header(
+    emu: Emulator, server: EmulatorServer
+) -> None:
+    emu.api_key = KEY
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    async with connect(monitor_url(server, LIVE_ID), additional_headers=bearer) as mon:
+        assert json.loads(await mon.recv())["type"] == "connected"
+    for wrong in ({"Authorization": "Bearer nope"}, {"Authorization": f"Basic {KEY}"}):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(monitor_url(server, LIVE_ID), additional_headers=wrong):
+                pass
+        assert refused.value.response.status_code == 403
+
+
+async def test_monitor_refuses_a_conversation_that_has_not_begun(
+    emu: Emulator, server: EmulatorServer
+) -> None:
+    emu.conversation(LIVE_ID)["status"] = "initiated"  # type: ignore[index]
+    url = monitor_url(server, LIVE_ID)
+    async with connect(url, additional_headers={"xi-api-key": KEY}) as mon:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(mon.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.reason.startswith("not_started: ")
+
+
+async def test_human_takeover_silences_the_agent_and_speaks_for_it(
+    emu: Emulator, server: EmulatorServer
+) -> None:
+    async with connect(agent_url(server)) as agent:
+        conversation_id = await start(agent)
+        headers = {"xi-api-key": KEY}
+        async with connect(monitor_url(server, conversation_id), additional_headers=headers) as mon:
+            while json.loads(await mon.recv())["type"] != "history_complete":
+                pass
+            await mon.send(
+                json.dumps({"command_type": "send_human_message", "parameters": {"text": "early"}})
+            )
+            await mon.send(json.dumps({"command_type": "enable_human_takeover"}))
+            await until(lambda: emu.session(conversation_id).human_takeover)
+            await agent.send(json.dumps({"type": "user_message", "text": "is anyone there?"}))
+            human = {"command_type": "send_human_message", "parameters": {"text": "Hi, Ada here."}}
+            await mon.send(json.dumps(human))
+            reply = await next_event(agent, "agent_response")
+            assert reply["agent_response_event"]["agent_response"] == "Hi, Ada here."
+            await mon.send(json.dumps({"command_type": "disable_human_takeover"}))
+            await until(lambda: not emu.session(conversation_id).human_takeover)
+            await agent.send(json.dumps({"type": "user_message", "text": "thanks"}))
+            back = await next_event(agent, "agent_response")
+            assert back["agent_response_event"]["agent_response"] == emu.agent_reply
+        got = emu.conversation(conversation_id)
+        assert got is not None
+        assert [(t["role"], t["message"]) for t in got["transcript"]] == [
+            ("user", "is anyone there?"),
+            ("agent", "Hi, Ada here."),
+            ("user", "thanks"),
+            ("agent", emu.agent_reply),
+        ]
+    kinds = [c["command_type"] for c in emu.monitor_commands[conversation_id]]
+    assert kinds == [
+        "send_human_message",
+        "enable_human_takeover",
+        "send_human_message",
+        "disable_human_takeover",
+    ]

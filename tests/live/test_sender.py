@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient
+from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient, CallSidResolverError
 from callsid_resolver.live import (
+    CallMismatch,
+    ConversationOver,
     ConversationSession,
     MemoryMailbox,
     MonitorChannel,
@@ -21,7 +24,7 @@ from callsid_resolver.live import (
 )
 from callsid_resolver.testing import Emulator
 
-from .conftest import AGENT, LIVE_CONVERSATION, LIVE_SID, CuttableProxy, eventually
+from .conftest import AGENT, DONE_SID, LIVE_CONVERSATION, LIVE_SID, CuttableProxy, eventually
 
 BRIDGE_SID = "CA" + "1234abcd" * 4
 
@@ -149,11 +152,18 @@ async def test_not_live_says_why_for_each_channel(
     assert "session that got the call" in tool.value.reasons["mailbox"]
 
 
-async def test_nothing_configured(registry: SessionRegistry) -> None:
+def test_a_sender_without_any_channel_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="at least one channel"):
+        Sender()
+
+
+async def test_a_user_message_with_no_channel_for_it_is_not_live(
+    registry: SessionRegistry,
+) -> None:
     with pytest.raises(NotLive) as info:
-        await Sender().send_user_message("x", conversation_id="conv_1")
+        await Sender(registry=registry).send_user_message("x", conversation_id="conv_1")
     assert info.value.reasons == {
-        "session": "no session registry configured",
+        "session": "no open session for this call in this process",
         "monitor": "the monitor socket takes contextual updates only, not user_message "
         "(no such monitor command)",
         "mailbox": "no mailbox configured",
@@ -223,7 +233,7 @@ async def test_a_drop_mid_burst_through_the_sender_is_never_silent(
         try:
             await sender.send_contextual_update(f"d{i}", call_sid=BRIDGE_SID)
             results[i] = "delivered"
-        except (SessionClosed, NotLive):
+        except (SessionClosed, NotLive, ConversationOver):  # the drop ended the conversation
             results[i] = "raised"
 
     async def burst() -> None:
@@ -247,3 +257,171 @@ async def test_a_drop_mid_burst_through_the_sender_is_never_silent(
     received = updates(emulator, cid)
     assert received == [f"d{i}" for i in range(len(received))]
     assert {i for i, r in results.items() if r == "delivered"} <= set(range(len(received)))
+
+
+# -- a finished call, receipts, contradictions, faults ------------------------------------------
+DONE_CONVERSATION = "conv_fake0inbound0done00000000002"
+
+
+async def test_a_finished_call_is_over_on_every_channel(
+    registry: SessionRegistry, monitor: MonitorChannel, resolver: AsyncCallSidResolver
+) -> None:
+    mailbox = MemoryMailbox()
+    everything = Sender(registry=registry, monitor=monitor, mailbox=mailbox)
+    for channel in (None, "session", "monitor"):
+        with pytest.raises(ConversationOver) as info:
+            await everything.send_contextual_update("late", call_sid=DONE_SID, channel=channel)
+        assert info.value.conversation_id == DONE_CONVERSATION
+        assert info.value.status in (None, "done")  # None: the monitor refused, no GET told
+        with pytest.raises(ConversationOver):  # no monitor command: session, then mailbox
+            await everything.send_user_message("late", call_sid=DONE_SID, channel=channel)
+    assert await mailbox.drain(DONE_SID) == []
+    # Each channel alone says the same, the mailbox with nothing but a resolver to ask.
+    for alone in (
+        Sender(registry=registry),
+        Sender(monitor=monitor),
+        Sender(mailbox=mailbox, resolver=resolver),
+    ):
+        with pytest.raises(ConversationOver):
+            await alone.send_contextual_update("late", call_sid=DONE_SID)
+    assert await mailbox.drain(DONE_SID) == []
+    # Named explicitly, the mailbox takes it: the caller asked for exactly that.
+    receipt = await everything.send_contextual_update("note", call_sid=DONE_SID, channel="mailbox")
+    assert (receipt.channel, receipt.conversation_id) == ("mailbox", DONE_CONVERSATION)
+    assert [i["text"] for i in await mailbox.drain(DONE_SID)] == ["note"]
+
+
+@pytest.mark.parametrize("status", ["done", "failed", "processing"])
+async def test_a_call_that_ended_since_it_was_resolved_is_over(
+    resolver: AsyncCallSidResolver, emulator: Emulator, status: str
+) -> None:
+    assert (await resolver.resolve(LIVE_SID)).status == "in-progress"  # cached as live
+    conversation = emulator.conversation(LIVE_CONVERSATION)
+    assert conversation is not None
+    conversation["status"] = status
+    mailbox = MemoryMailbox()
+    with pytest.raises(ConversationOver) as info:
+        await Sender(mailbox=mailbox, resolver=resolver).send_user_message("x", call_sid=LIVE_SID)
+    assert info.value.status == status
+    assert await mailbox.drain(LIVE_SID) == []
+
+
+async def test_the_status_check_is_one_get_per_conversation_per_status_ttl(
+    resolver: AsyncCallSidResolver, emulator: Emulator
+) -> None:
+    mailbox = MemoryMailbox(max_items=1000)
+    sender = Sender(mailbox=mailbox, resolver=resolver, status_ttl=60)
+    await asyncio.gather(*(sender.send_user_message(f"m{i}", call_sid=LIVE_SID) for i in range(50)))
+    assert emulator.count("get") <= 1  # the resolver's own, or one status check
+    assert len(await mailbox.drain(LIVE_SID)) == 50
+    await sender.aclose()
+
+
+async def test_a_receipt_names_the_conversation_and_why_earlier_channels_were_skipped(
+    registry: SessionRegistry, monitor: MonitorChannel, emulator: Emulator
+) -> None:
+    emulator.monitor_refusal = "scope"
+    sender = Sender(registry=registry, monitor=monitor, mailbox=MemoryMailbox())
+    receipt = await sender.send_contextual_update("VIP", call_sid=LIVE_SID)
+    assert (receipt.channel, receipt.conversation_id) == ("mailbox", LIVE_CONVERSATION)
+    assert receipt.skipped["session"] == "no open session for this call in this process"
+    assert receipt.skipped["monitor"].startswith("MonitorScopeMissing: ")
+    assert "mailbox" not in receipt.skipped
+    emulator.monitor_refusal = None
+    async with MonitorChannel(monitor.resolver.client, resolver=monitor.resolver) as fresh:  # type: ignore[union-attr]
+        first = await Sender(registry=registry, monitor=fresh).send_contextual_update(
+            "VIP", call_sid=LIVE_SID
+        )
+    assert first.channel == "monitor"
+    assert list(first.skipped) == ["session"]
+
+
+async def test_a_call_sid_contradicting_the_conversation_id_is_refused(
+    session: ConversationSession, registry: SessionRegistry, monitor: MonitorChannel
+) -> None:
+    mailbox = MemoryMailbox()
+    sender = Sender(registry=registry, monitor=monitor, mailbox=mailbox)
+    for sid, actual in ((LIVE_SID, LIVE_CONVERSATION), (BRIDGE_SID, session.conversation_id)):
+        with pytest.raises(CallMismatch) as info:
+            await sender.send_contextual_update("x", call_sid=sid, conversation_id="conv_other1")
+        assert info.value.actual == actual
+        assert isinstance(info.value, ValueError)
+    assert await mailbox.drain(LIVE_SID) == []
+    assert await mailbox.drain(BRIDGE_SID) == []
+    # Agreeing ids, or a call the resolver cannot find (maybe hidden while live), go through.
+    agreed = await sender.send_contextual_update(
+        "ok", call_sid=LIVE_SID, conversation_id=LIVE_CONVERSATION
+    )
+    assert agreed.channel == "monitor"
+    unknown = "CA" + "0" * 32
+    receipt = await sender.send_user_message("x", call_sid=unknown, conversation_id="conv_x1")
+    assert (receipt.channel, receipt.conversation_id) == ("mailbox", "conv_x1")
+
+
+class BrokenMailbox(MemoryMailbox):
+    """A backend failing with an error of its own library (here a Redis connection error)."""
+
+    async def post(self, call_sid: str, item: Any) -> int:
+        import redis.exceptions
+
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:1")
+
+
+async def test_a_channel_fault_is_a_reason_and_the_next_channel_is_tried(
+    registry: SessionRegistry, client: AsyncElevenLabsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk_bro\nken_0123456789"
+    monkeypatch.setattr(client, "auth_headers", lambda: {"xi-api-key": secret})
+    mailbox = MemoryMailbox()
+    async with MonitorChannel(client, settle=0.05) as monitor:
+        sender = Sender(registry=registry, monitor=monitor, mailbox=mailbox)
+        receipt = await sender.send_contextual_update(
+            "x", call_sid=LIVE_SID, conversation_id=LIVE_CONVERSATION
+        )
+    assert receipt.channel == "mailbox"
+    assert receipt.skipped["monitor"].startswith("MonitorUnavailable: ")
+    assert "sk_bro" not in receipt.skipped["monitor"]
+    with pytest.raises(NotLive) as info:
+        await Sender(mailbox=BrokenMailbox()).send_user_message("x", call_sid=LIVE_SID)
+    assert info.value.reasons["mailbox"] == (
+        "redis.exceptions.ConnectionError (details logged at DEBUG)"
+    )
+    assert isinstance(info.value, CallSidResolverError)
+
+
+async def test_without_websockets_the_sender_falls_back_to_the_mailbox(
+    registry: SessionRegistry, monitor: MonitorChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [m for m in sys.modules if m == "websockets" or m.startswith("websockets.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    sender = Sender(registry=registry, monitor=monitor, mailbox=MemoryMailbox())
+    receipt = await sender.send_contextual_update("x", call_sid=LIVE_SID)
+    assert receipt.channel == "mailbox"
+    assert "pip install" in receipt.skipped["monitor"]
+
+
+async def test_a_garbled_monitor_handshake_falls_back_to_the_mailbox(
+    resolver: AsyncCallSidResolver,
+) -> None:
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade websocket\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mailbox = MemoryMailbox()
+    try:
+        async with (
+            AsyncElevenLabsClient("test-key", base_url=f"http://127.0.0.1:{port}") as elsewhere,
+            MonitorChannel(elsewhere, resolver=resolver, settle=0.05) as monitor,
+        ):
+            sender = Sender(monitor=monitor, mailbox=mailbox, resolver=resolver)
+            receipt = await sender.send_contextual_update("x", call_sid=LIVE_SID)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (receipt.channel, receipt.conversation_id) == ("mailbox", LIVE_CONVERSATION)
+    assert receipt.skipped["monitor"].endswith("the server's handshake reply was garbled")
+    assert [i["text"] for i in await mailbox.drain(LIVE_SID)] == ["x"]

@@ -291,3 +291,86 @@ async def _take(session: ConversationSession, n: int, kind: type[Any]) -> Any:
             got += 1
             if got == n:
                 return
+
+
+async def test_structured_tool_results_go_out_as_json_strings_even_under_strict_events(
+    client: AsyncElevenLabsClient, emulator: Emulator
+) -> None:
+    emulator.profile = "observed"  # a non-string result would close the socket with 1008
+    assert emulator.profile.strict_client_events
+
+    async with ConversationSession(
+        AGENT, client=client, tools={"lookup": lambda p: {"n": [1, 2], "ok": True}}
+    ) as session:
+        cid = session.conversation_id or ""
+        tool_call_id = await emulator.call_client_tool(cid, "lookup", {})
+        await session.send_tool_result("toolu_manual", {"b": None})
+        record = emulator.sessions[cid]
+        await eventually(lambda: bool(record.tool_results(tool_call_id)))
+        assert record.live  # nothing was refused
+    assert record.tool_results(tool_call_id)[0]["result"] == '{"n": [1, 2], "ok": true}'
+    assert record.tool_results("toolu_manual")[0]["result"] == '{"b": null}'
+
+
+async def test_a_second_initiation_metadata_does_not_repoint_the_session(
+    client: AsyncElevenLabsClient, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with ConversationSession(AGENT, client=client) as session:
+        cid = session.conversation_id or ""
+        other = {"conversation_id": "conv_someone0else", "agent_output_audio_format": "pcm_16000"}
+        message = {
+            "type": "conversation_initiation_metadata",
+            "conversation_initiation_metadata_event": other,
+        }
+        with caplog.at_level(logging.WARNING, "callsid_resolver.live"):
+            await on_server(emulator, cid, lambda s: s.send(message))
+            await session.send_user_activity()  # confirmed: the reader has read what came before
+            await eventually(lambda: "conv_someone0else" in caplog.text)
+        assert session.conversation_id == cid
+        assert session.metadata is not None
+        assert session.metadata.conversation_id == cid
+        await session.send_contextual_update("still here")
+    assert client_events(emulator, cid, "contextual_update")[0]["text"] == "still here"
+
+
+async def test_a_flood_of_client_tool_calls_runs_a_bounded_number_of_handlers(
+    client: AsyncElevenLabsClient, emulator: Emulator
+) -> None:
+    running = peak = 0
+
+    async def handler(params: dict[str, Any]) -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.002)
+        running -= 1
+        return f"r{params['i']}"
+
+    async with ConversationSession(
+        AGENT,
+        client=client,
+        tools={"t": handler},
+        max_tool_calls=4,
+        max_pending_tool_calls=150,
+    ) as session:
+        cid = session.conversation_id or ""
+        record = emulator.sessions[cid]
+
+        async def flood(s: Session) -> list[str]:
+            return [await s.call_client_tool("t", {"i": i}) for i in range(400)]
+
+        calls = await on_server(emulator, cid, flood)
+        await eventually(lambda: all(record.tool_results(t) for t in calls), timeout=20)
+        tasks_now = len(session._tool_tasks)
+    results = [record.tool_results(t)[0] for t in calls]
+    assert peak <= 4
+    assert tasks_now <= 4
+    answered = [r for r in results if not r["is_error"]]
+    refused = [r for r in results if r["is_error"]]
+    # Every call got exactly one answer: run in turn, or refused once the queue was full.
+    assert len(answered) + len(refused) == 400
+    assert len(answered) >= 154  # 4 running + 150 waiting at the worst moment
+    assert all(r["result"].startswith("too many client tool calls") for r in refused)
+    assert [r["result"] for r in answered] == [
+        f"r{i}" for i, r in enumerate(results) if not r["is_error"]
+    ]

@@ -1,4 +1,4 @@
-"""Deliver data into the live conversation of a call (DESIGN "Sending into a live conversation").
+"""Deliver data into the live conversation of a call (see docs/sending.md).
 
 ```python
 from callsid_resolver.live import MemoryMailbox, MonitorChannel, Sender, SessionRegistry
@@ -15,12 +15,16 @@ socket opens; the mailboxes need nothing (Redis: `callsid-resolver[redis]`, also
 """
 
 from ._errors import (
+    CallMismatch,
+    ConversationNotStarted,
     ConversationOver,
+    InvalidSend,
     MailboxFull,
     MonitorError,
     MonitoringDisabled,
     MonitorPlanRequired,
     MonitorRefused,
+    MonitorRoleMissing,
     MonitorScopeMissing,
     MonitorUnavailable,
     NotLive,
@@ -33,6 +37,7 @@ from ._errors import (
 )
 from ._mailbox import Mailbox, MemoryMailbox, RedisMailbox
 from ._monitor import MonitorChannel
+from ._monitor_socket import MonitorEventHandler, MonitorStats
 from ._protocol import (
     AgentResponse,
     AgentResponseCorrection,
@@ -58,9 +63,10 @@ from ._protocol import (
     VadScore,
     parse_server_event,
 )
+from ._records import CHANNELS, Channel, Receipt
 from ._registry import RegistryListener, SessionRegistry
 from ._router import RedisRouter
-from ._sender import CHANNELS, Channel, Receipt, Sender
+from ._sender import Sender
 from ._session import ConversationSession, ToolHandler
 
 __all__ = [
@@ -69,6 +75,7 @@ __all__ = [
     "AgentResponseCorrection",
     "AgentToolResponse",
     "Audio",
+    "CallMismatch",
     "Channel",
     "ClientEvent",
     "ClientToolCall",
@@ -76,19 +83,24 @@ __all__ = [
     "ContextualUpdate",
     "ConversationInitiation",
     "ConversationInitiationMetadata",
+    "ConversationNotStarted",
     "ConversationOver",
     "ConversationSession",
     "ErrorEvent",
     "Interruption",
+    "InvalidSend",
     "Mailbox",
     "MailboxFull",
     "MemoryMailbox",
     "MonitorChannel",
     "MonitorCommand",
     "MonitorError",
+    "MonitorEventHandler",
     "MonitorPlanRequired",
     "MonitorRefused",
+    "MonitorRoleMissing",
     "MonitorScopeMissing",
+    "MonitorStats",
     "MonitorUnavailable",
     "MonitoringDisabled",
     "NotLive",

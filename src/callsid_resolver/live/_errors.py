@@ -10,11 +10,16 @@ CallSidResolverError
     ├── MonitorError              the monitoring WebSocket (`/conversations/{id}/monitor`)
     │   ├── MonitorUnavailable    could not connect, or the socket dropped (not a refusal)
     │   └── MonitorRefused        the API said no (`.refusal`, `.status_code`, `.close_code`)
-    │       ├── MonitorPlanRequired   the workspace is not on an enterprise plan
-    │       ├── MonitorScopeMissing   the key lacks the "ElevenLabs Agents Write" scope
+    │       ├── MonitorPlanRequired   neither Enterprise nor the `realtime-monitoring` flag
+    │       ├── MonitorScopeMissing   the key lacks the `CONVAI_WRITE` scope
+    │       ├── MonitorRoleMissing    the key's user lacks EDITOR access to the workspace
     │       ├── MonitoringDisabled    the agent has `monitoring_enabled` off
-    │       └── ConversationOver      the conversation is not active (ended, or never was)
+    │       ├── ConversationNotStarted  the conversation has not begun (`initiated`)
+    │       └── ConversationOver      the conversation is over (`done`, `failed`, `processing`),
+    │                                 or never was; raised by every channel of a `Sender`
     ├── MailboxFull               the call's mailbox holds `max_items` already; nothing was dropped
+    ├── InvalidSend               unusable send arguments (also a ValueError); nothing was sent
+    │   └── CallMismatch          the call SID and conversation id given name different calls
     ├── SendTimeout               no room in the conversation's send queue within the timeout
     ├── RouteTimeout              the worker holding the session did not acknowledge in time
     └── NotLive                   no channel could take the message (`.reasons` per channel)
@@ -30,11 +35,15 @@ from collections.abc import Mapping
 from .._exceptions import CallSidResolverError
 
 __all__ = [
+    "CallMismatch",
+    "ConversationNotStarted",
     "ConversationOver",
+    "InvalidSend",
     "MailboxFull",
     "MonitorError",
     "MonitorPlanRequired",
     "MonitorRefused",
+    "MonitorRoleMissing",
     "MonitorScopeMissing",
     "MonitorUnavailable",
     "MonitoringDisabled",
@@ -142,15 +151,21 @@ class MonitorRefused(MonitorError):
 
 
 class MonitorPlanRequired(MonitorRefused):
-    """Monitoring is an enterprise feature and this workspace does not have it."""
+    """Monitoring needs an Enterprise plan or the `realtime-monitoring` feature flag."""
 
     refusal_kind = "plan"
 
 
 class MonitorScopeMissing(MonitorRefused):
-    """The API key lacks the "ElevenLabs Agents Write" scope (or EDITOR access)."""
+    """The API key lacks the `CONVAI_WRITE` ("ElevenLabs Agents Write") scope."""
 
     refusal_kind = "scope"
+
+
+class MonitorRoleMissing(MonitorRefused):
+    """The key's user lacks EDITOR access to the agent's workspace."""
+
+    refusal_kind = "role"
 
 
 class MonitoringDisabled(MonitorRefused):
@@ -159,10 +174,56 @@ class MonitoringDisabled(MonitorRefused):
     refusal_kind = "monitoring_disabled"
 
 
+class ConversationNotStarted(MonitorRefused):
+    """The conversation has not begun (`initiated`): it cannot be monitored yet; retry later."""
+
+    refusal_kind = "not_started"
+
+
 class ConversationOver(MonitorRefused):
-    """The conversation is not active: it ended, or the id names no live conversation."""
+    """The conversation is over: it ended (`done`, `failed`, `processing`), or never was.
+
+    The monitor raises it when the API refuses a finished conversation; a `Sender` raises it on
+    every channel once it knows the call is over, so nothing is left in a mailbox nobody reads.
+    `status` is the conversation's status when a GET told it.
+    """
 
     refusal_kind = "conversation_over"
+
+    def __init__(
+        self,
+        conversation_id: str,
+        *,
+        refusal: str | None = None,
+        detail: str = "",
+        status_code: int | None = None,
+        close_code: int | None = None,
+        status: str | None = None,
+    ) -> None:
+        self.status = status
+        super().__init__(
+            conversation_id,
+            refusal=refusal,
+            detail=detail,
+            status_code=status_code,
+            close_code=close_code,
+        )
+
+
+class InvalidSend(SenderError, ValueError):
+    """A send's arguments cannot be used (no target, an unknown channel); nothing was sent."""
+
+
+class CallMismatch(InvalidSend):
+    """`call_sid` and `conversation_id` were both given and name different calls."""
+
+    def __init__(self, call_sid: str, conversation_id: str, actual: str) -> None:
+        self.call_sid = call_sid
+        self.conversation_id = conversation_id
+        self.actual = actual
+        super().__init__(
+            f"call {call_sid} is conversation {actual}, not {conversation_id}; nothing was sent"
+        )
 
 
 class MailboxFull(SenderError):

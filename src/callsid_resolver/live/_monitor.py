@@ -1,17 +1,22 @@
 """`MonitorChannel`: commands into a conversation ElevenLabs holds, over its monitoring socket.
 
-`wss://<host>/v1/convai/conversations/{conversation_id}/monitor` (api-facts §11: enterprise plans,
-`xi-api-key` with the Agents Write scope, monitoring enabled on the agent) takes
-`contextual_update`, `end_call` and `transfer_to_number`. It has no `user_message` and no client
-tool result. The channel resolves a call SID to the conversation id, keeps one socket per live
-conversation (reused until the server closes it), and turns refusals into named errors; how the
-API refuses is unconfirmed, and every assumption about it is in `_refusals`.
+`wss://<host>/v1/convai/conversations/{conversation_id}/monitor` (docs/protocol.md §11, §12) needs
+an Enterprise plan or the `realtime-monitoring` feature flag, a key with the `CONVAI_WRITE` scope
+(sent as `xi-api-key`, or as `Authorization: Bearer`) and EDITOR access, and a conversation that
+has begun. It opens with `{"type": "connected"}`, replays the recent history, marks its end with
+`{"type": "history_complete"}`, then forwards new events. It takes `contextual_update`,
+`end_call`, `transfer_to_number` and the human-takeover commands (`enable_human_takeover`,
+`send_human_message`, `disable_human_takeover`); it has no `user_message` and no client tool
+result. The channel resolves a call SID to the conversation id, keeps one socket per live
+conversation (reused until the server closes it), and turns refusals and faults into named
+errors (never a websockets exception, never the key); how the API refuses is unconfirmed, and
+every assumption about it is in `_refusals`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -20,72 +25,35 @@ from typing import TYPE_CHECKING
 from typing_extensions import Self
 
 from ._errors import ConversationOver, MonitorError, MonitorRefused, MonitorUnavailable
+from ._monitor_socket import MonitorEventHandler, MonitorSocket, MonitorStats
 from ._protocol import MonitorCommand, monitor_url
 from ._refusals import (
     ACCOUNT_REFUSAL_TTL,
     ACCOUNT_WIDE,
     ENDED_CODES,
     SETTLE_SECONDS,
-    refusal_from_close,
     refusal_from_status,
 )
-from ._transport import Batch, Confirmer, close_info, confirmed, open_socket
+from ._transport import INSTALL_HINT, Batch, confirmed, open_socket
 
 if TYPE_CHECKING:
-    from websockets.asyncio.client import ClientConnection
-
     from .._client import AsyncElevenLabsClient
     from .._resolver import AsyncCallSidResolver
 
 __all__ = ["MonitorChannel"]
 
-
-class _Monitor:
-    """One open monitoring socket and the task draining what the server replays on it."""
-
-    def __init__(self, conversation_id: str, connection: ClientConnection) -> None:
-        self.conversation_id = conversation_id
-        self.connection = connection
-        self.confirmer = Confirmer(connection, self.failure)
-        self.first_message = asyncio.Event()
-        self.reader = asyncio.create_task(self._drain(), name="callsid-live-monitor")
-
-    async def _drain(self) -> None:
-        # Replayed and live events are read so the socket keeps flowing; the sender has no use
-        # for them (a monitoring UI would open its own socket).
-        with contextlib.suppress(Exception):
-            async for _ in self.connection:
-                self.first_message.set()
-        self.first_message.set()
-
-    @property
-    def closed(self) -> bool:
-        return self.reader.done()
-
-    @property
-    def finished(self) -> bool:
-        return self.reader.done() and self.confirmer.idle
-
-    def failure(self, exc: BaseException | None = None) -> MonitorError:
-        """Why this socket cannot take commands (any more)."""
-        code, reason = close_info(self.connection)
-        refusal = refusal_from_close(self.conversation_id, code, reason)
-        if refusal is not None:
-            return refusal
-        why = f"closed with code {code}" if code is not None else "the connection dropped"
-        return MonitorUnavailable(self.conversation_id, why, sent=exc is not None)
-
-    async def aclose(self) -> None:
-        await self.connection.close()
-        await self.reader
-        await self.confirmer.aclose()
+logger = logging.getLogger("callsid_resolver.live")
 
 
 class MonitorChannel:
     """Sends monitor commands to live conversations, by call SID or conversation id.
 
-    `client` gives the host and the API key (`api_key=` overrides the key); `resolver` turns call
-    SIDs into conversation ids. Use as an async context manager, or call `aclose()`.
+    `client` gives the host and the API key; `api_key=` overrides the key, or `bearer_token=`
+    authenticates with `Authorization: Bearer <token>` instead. `resolver` turns call SIDs into
+    conversation ids. `on_event(conversation_id, event)` hears each new event of a monitored
+    conversation (the replayed history is not passed on). Use as an async context manager, or
+    call `aclose()`. Every failure is a `MonitorError`: `MonitorRefused` (a subclass per
+    documented requirement) when the API said no, `MonitorUnavailable` otherwise.
     """
 
     def __init__(
@@ -94,22 +62,34 @@ class MonitorChannel:
         *,
         resolver: AsyncCallSidResolver | None = None,
         api_key: str | None = None,
+        bearer_token: str | None = None,
+        on_event: MonitorEventHandler | None = None,
         open_timeout: float = 10.0,
         settle: float = SETTLE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if api_key is not None and bearer_token is not None:
+            raise ValueError("give api_key or bearer_token, not both")
         self._base_url = client.base_url
-        self._headers = {"xi-api-key": api_key} if api_key else client.auth_headers()
+        if bearer_token is not None:
+            token = _header_value("bearer_token", bearer_token)
+            self._headers = {"Authorization": f"Bearer {token}"}
+        elif api_key is not None:
+            self._headers = {"xi-api-key": _header_value("api_key", api_key)}
+        else:
+            self._headers = client.auth_headers()
+        self._secrets = tuple(v.partition(" ")[2] or v for v in self._headers.values())
         self.resolver = resolver
+        self._on_event = on_event
         self._open_timeout = open_timeout
         self._settle = settle
         self._clock = clock
-        self._sockets: dict[str, _Monitor] = {}
-        self._opening: dict[str, asyncio.Future[_Monitor]] = {}
+        self._sockets: dict[str, MonitorSocket] = {}
+        self._opening: dict[str, asyncio.Future[MonitorSocket]] = {}
         # Only refusals of the key or workspace are remembered: a conversation refused now may
         # be one that has not started yet (`_refusals`, assumption 6).
         self._account_refusal: tuple[MonitorRefused, float] | None = None
-        self._closing: set[_Monitor] = set()
+        self._closing: set[MonitorSocket] = set()
 
     def __repr__(self) -> str:
         # The headers (the API key) stay out.
@@ -118,6 +98,7 @@ class MonitorChannel:
     async def conversation_id_for(
         self, *, call_sid: str | None = None, conversation_id: str | None = None
     ) -> str:
+        """The conversation to command: `conversation_id`, or the one `call_sid` resolves to."""
         if conversation_id is not None:
             return conversation_id
         if call_sid is None:
@@ -125,6 +106,11 @@ class MonitorChannel:
         if self.resolver is None:
             raise ValueError("a call SID needs a resolver: MonitorChannel(client, resolver=...)")
         return (await self.resolver.resolve(call_sid)).conversation_id
+
+    def stats(self, conversation_id: str) -> MonitorStats | None:
+        """What the open socket of `conversation_id` received; None when none is open."""
+        monitor = self._sockets.get(conversation_id)
+        return monitor.stats() if monitor is not None else None
 
     async def contextual_update(
         self, text: str, *, call_sid: str | None = None, conversation_id: str | None = None
@@ -136,6 +122,7 @@ class MonitorChannel:
     async def end_call(
         self, *, call_sid: str | None = None, conversation_id: str | None = None
     ) -> str:
+        """Hang up the call; returns its conversation id."""
         return await self.send(
             MonitorCommand.end_call(), call_sid=call_sid, conversation_id=conversation_id
         )
@@ -147,6 +134,27 @@ class MonitorChannel:
         command = MonitorCommand.transfer_to_number(phone_number)
         return await self.send(command, call_sid=call_sid, conversation_id=conversation_id)
 
+    async def enable_human_takeover(
+        self, *, call_sid: str | None = None, conversation_id: str | None = None
+    ) -> str:
+        """Take the conversation over: the agent stops answering, `send_human_message` speaks."""
+        command = MonitorCommand(command_type="enable_human_takeover")
+        return await self.send(command, call_sid=call_sid, conversation_id=conversation_id)
+
+    async def send_human_message(
+        self, text: str, *, call_sid: str | None = None, conversation_id: str | None = None
+    ) -> str:
+        """Answer the user as the human operator (after `enable_human_takeover`)."""
+        command = MonitorCommand(command_type="send_human_message", parameters={"text": text})
+        return await self.send(command, call_sid=call_sid, conversation_id=conversation_id)
+
+    async def disable_human_takeover(
+        self, *, call_sid: str | None = None, conversation_id: str | None = None
+    ) -> str:
+        """Hand the conversation back to the agent."""
+        command = MonitorCommand(command_type="disable_human_takeover")
+        return await self.send(command, call_sid=call_sid, conversation_id=conversation_id)
+
     async def send(
         self,
         command: MonitorCommand,
@@ -154,9 +162,10 @@ class MonitorChannel:
         call_sid: str | None = None,
         conversation_id: str | None = None,
     ) -> str:
+        """Send any monitor command; returns the conversation id once the server has it."""
         cid = await self.conversation_id_for(call_sid=call_sid, conversation_id=conversation_id)
         try:
-            await confirmed(await self._write(cid, command))
+            await confirmed(await self.write(cid, command))
         except ConversationOver as exc:
             # After `end_call` the server may close before answering the confirming ping: that
             # close is the command's effect, not its failure (`_refusals`, assumption 5).
@@ -164,18 +173,20 @@ class MonitorChannel:
                 raise
         return cid
 
-    async def _write(self, conversation_id: str, command: MonitorCommand) -> Batch:
-        """Write on the conversation's socket (opening it if needed); the batch to confirm."""
-        from websockets.exceptions import ConnectionClosed
+    async def write(self, conversation_id: str, command: MonitorCommand) -> Batch:
+        """Write `command` on the conversation's socket, opening it if needed.
 
+        The interface the `Sender` uses: returns the batch whose result confirms the write (see
+        `_transport.Confirmer`); raises a `MonitorError` when the socket cannot take it.
+        """
         monitor = await self._socket(conversation_id)
         try:
             await monitor.connection.send(command.to_json())
-        except ConnectionClosed:
+        except Exception:  # websockets' ConnectionClosed, or the transport failing under it
             raise self._forget(monitor) from None
         return monitor.confirmer.after_write()
 
-    async def _socket(self, conversation_id: str) -> _Monitor:
+    async def _socket(self, conversation_id: str) -> MonitorSocket:
         self._check_refused(conversation_id)
         monitor = self._sockets.get(conversation_id)
         if monitor is not None:
@@ -190,21 +201,19 @@ class MonitorChannel:
             opening.add_done_callback(lambda _: self._opening.pop(conversation_id, None))
         return await asyncio.shield(opening)
 
-    async def _connect(self, conversation_id: str) -> _Monitor:
-        from websockets.exceptions import InvalidStatus
-
-        url = monitor_url(self._base_url, conversation_id)
+    async def _connect(self, conversation_id: str) -> MonitorSocket:
+        # Events as JSON, said explicitly (the other documented format is `opentelemetry`):
+        # the replay markers and `on_event` depend on it (docs/protocol.md §12).
+        url = monitor_url(self._base_url, conversation_id) + "?events_format=json"
         try:
             connection = await open_socket(
                 url, headers=self._headers, open_timeout=self._open_timeout
             )
-        except InvalidStatus as exc:
-            status, body = exc.response.status_code, bytes(exc.response.body or b"")
-            raise self._remember(refusal_from_status(conversation_id, status, body)) from None
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise MonitorUnavailable(conversation_id, f"{type(exc).__name__}: {exc}") from None
-        monitor = _Monitor(conversation_id, connection)
-        # A refusal may come as a close right after the handshake (`_refusals`, assumption 3).
+        except Exception as exc:
+            raise self._connect_error(conversation_id, exc) from None
+        monitor = MonitorSocket(conversation_id, connection, self._on_event)
+        # A refusal may come as a close right after the handshake (`_refusals`, assumption 3);
+        # `connected`, the documented first message, ends the wait at once.
         waiters = (asyncio.ensure_future(monitor.first_message.wait()),)
         await asyncio.wait(waiters, timeout=self._settle)
         for waiter in waiters:
@@ -221,7 +230,43 @@ class MonitorChannel:
         monitor.reader.add_done_callback(lambda _: self._forget(monitor))
         return monitor
 
-    def _forget(self, monitor: _Monitor) -> MonitorError:
+    def _connect_error(self, conversation_id: str, exc: Exception) -> MonitorError:
+        """A failed handshake as our error; no text of it may hold the key (it can echo it)."""
+        if isinstance(exc, ImportError):
+            return MonitorUnavailable(conversation_id, INSTALL_HINT)
+        try:
+            from websockets.exceptions import InvalidHeader, InvalidMessage, InvalidStatus
+        except ImportError:
+            return MonitorUnavailable(conversation_id, INSTALL_HINT)
+        if isinstance(exc, InvalidStatus):
+            status, body = exc.response.status_code, bytes(exc.response.body or b"")
+            refusal = refusal_from_status(conversation_id, status, self._scrub(body))
+            return self._remember(refusal)
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            return MonitorUnavailable(conversation_id, "timed out opening the monitor socket")
+        if isinstance(exc, OSError):
+            why = f"{type(exc).__name__}: {exc.strerror}" if exc.strerror else type(exc).__name__
+            return MonitorUnavailable(conversation_id, why)
+        if isinstance(exc, InvalidMessage):
+            return MonitorUnavailable(conversation_id, "the server's handshake reply was garbled")
+        if isinstance(exc, InvalidHeader):
+            # Raised for our own credential header too (CR, LF or NUL in it), and its text
+            # holds the value: name the header, never show the value.
+            name = str(exc.name).lower()
+            if name in {h.lower() for h in self._headers}:
+                why = f"the {name} header (the credential) is not a valid HTTP header value"
+                return MonitorUnavailable(conversation_id, why + " (not shown)")
+            return MonitorUnavailable(conversation_id, f"the server sent an invalid {name} header")
+        return MonitorUnavailable(conversation_id, f"could not connect ({type(exc).__name__})")
+
+    def _scrub(self, body: bytes) -> bytes:
+        """A refusal body without this channel's credentials (a server may echo them)."""
+        for secret in self._secrets:
+            if secret:
+                body = body.replace(secret.encode(), b"***")
+        return body
+
+    def _forget(self, monitor: MonitorSocket) -> MonitorError:
         """Drop a socket the server closed; the error a send on it gets."""
         if self._sockets.get(monitor.conversation_id) is monitor:
             del self._sockets[monitor.conversation_id]
@@ -273,3 +318,12 @@ class MonitorChannel:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _header_value(name: str, value: str) -> str:
+    """A credential fit for a header: surrounding whitespace (a key read from a file) stripped,
+    control characters and non-ASCII refused without showing the value."""
+    value = value.strip()
+    if not value or not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError(f"{name} is empty or holds spaces, control or non-ASCII characters")
+    return value

@@ -264,7 +264,14 @@ class MonitorCommand(BaseModel):
     """A command on `/v1/convai/conversations/{id}/monitor`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    command_type: Literal["contextual_update", "end_call", "transfer_to_number"]
+    command_type: Literal[
+        "contextual_update",
+        "end_call",
+        "transfer_to_number",
+        "enable_human_takeover",
+        "send_human_message",
+        "disable_human_takeover",
+    ]
     parameters: dict[str, str] | None = None
 
     @classmethod

@@ -1,24 +1,25 @@
 """How the monitoring socket says no: EVERY assumption about it lives in this module.
 
-UNCONFIRMED (api-facts §11, open question 5): the realtime-monitoring guide documents the
-requirements (enterprise plan, `xi-api-key` with the "ElevenLabs Agents Write" scope, EDITOR
-access, `monitoring_enabled` on the agent, a conversation that has started) but not how a refusal
-looks on the wire, nor whether commands are acknowledged. What we assume, in one place:
+The requirements are documented (docs/protocol.md §11, §12): an Enterprise plan or the
+`realtime-monitoring` feature flag, a key with the `CONVAI_WRITE` ("ElevenLabs Agents Write")
+scope, EDITOR access to the workspace, `monitoring_enabled` on the agent, and a conversation that
+has begun. How a refusal looks on the wire is UNCONFIRMED, and whether commands are acknowledged.
+What we assume, in one place:
 
 1. A refusal arrives either as an HTTP status on the handshake (401, 403, 404, ...) or as a close
    frame right after the handshake, code 1008 (policy violation, the code the agent socket uses
    for auth and validation failures) with a reason text. The local emulator refuses the second way
-   with reasons `"<kind>: <text>"`, kinds `plan`, `scope`, `monitoring_disabled`,
-   `conversation_over`, and answers a missing or wrong key with HTTP 403.
+   with reasons `"<kind>: <text>"`, kinds `plan`, `scope`, `role`, `monitoring_disabled`,
+   `not_started`, `conversation_over`, and answers a missing or wrong key with HTTP 403.
 2. The kind is read from the reason (or the handshake body): first an exact `<kind>:` prefix, then
    keywords, so a differently worded real reason still maps to the right class.
 3. A refusal close comes within `SETTLE_SECONDS` of the handshake; a socket still open then (or
-   one that has sent any event, such as the replay of recent events) was accepted.
+   one that has sent any event, such as the documented `connected`) was accepted.
 4. Commands are never acknowledged: a command counts as delivered once the server's WebSocket
    layer has answered a protocol ping sent after it.
 5. A normal close (1000) or a going-away (1001) after we were accepted means the call ended; after
    `end_call` it is the command's success, even if it beat the confirming pong.
-6. Plan and scope refusals concern the key or the workspace, not the conversation; they are
+6. Plan, scope and role refusals concern the key or the workspace, not the conversation; they are
    remembered for `ACCOUNT_REFUSAL_TTL` seconds so a sender does not pay a handshake per message.
 """
 
@@ -27,10 +28,12 @@ from __future__ import annotations
 import json
 
 from ._errors import (
+    ConversationNotStarted,
     ConversationOver,
     MonitoringDisabled,
     MonitorPlanRequired,
     MonitorRefused,
+    MonitorRoleMissing,
     MonitorScopeMissing,
 )
 
@@ -51,16 +54,20 @@ ENDED_CODES = frozenset({1000, 1001})
 _BY_KIND: dict[str, type[MonitorRefused]] = {
     "plan": MonitorPlanRequired,
     "scope": MonitorScopeMissing,
+    "role": MonitorRoleMissing,
     "monitoring_disabled": MonitoringDisabled,
+    "not_started": ConversationNotStarted,
     "conversation_over": ConversationOver,
 }
-ACCOUNT_WIDE = frozenset({"plan", "scope"})
+ACCOUNT_WIDE = frozenset({"plan", "scope", "role"})
 
 # Keyword fallbacks, checked in order, for reasons worded differently from the emulator's.
 _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("plan", ("enterprise", "plan", "subscription", "tier")),
-    ("scope", ("scope", "permission", "editor")),
+    ("plan", ("enterprise", "plan", "subscription", "tier", "feature flag", "realtime-monitoring")),
+    ("scope", ("scope", "convai_write", "permission")),
+    ("role", ("editor", "role")),
     ("monitoring_disabled", ("monitoring",)),
+    ("not_started", ("not begun", "not started", "not yet", "initiated")),
     ("conversation_over", ("not active", "ended", "over", "finished", "not found", "no such")),
 )
 

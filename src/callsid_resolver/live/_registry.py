@@ -2,9 +2,9 @@
 
 A custom Twilio bridge learns the call SID from the Media Streams `start` event and the
 conversation id from `conversation_initiation_metadata`: registering the session records that
-mapping with the resolver for free (api-facts §11.2), and the `Sender` finds the session by either
-id. A session leaves the registry by itself when it closes. Listeners (the fleet's `RedisRouter`)
-hear of every call that arrives or leaves, so other workers can reach it.
+mapping with the resolver for free (docs/protocol.md §11.2), and the `Sender` finds the session
+by either id. A session leaves the registry by itself when it closes. Listeners (the fleet's
+`RedisRouter`) hear of every call that arrives or leaves, so other workers can reach it.
 """
 
 from __future__ import annotations

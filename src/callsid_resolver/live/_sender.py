@@ -1,31 +1,32 @@
 """`Sender`: hand data to a live call through the best channel there is, or say why not.
 
-Channels, tried in this order unless the caller names one (DESIGN "Sending into a live
-conversation"): our own `session` (the registry, then through the `RedisRouter` the session
-another worker holds), the `monitor` socket (contextual updates only:
-it has no user_message or tool-result command, api-facts §11), then the `mailbox` the call's tool
-drains. Each call (call SID, else conversation id) has one ordered lane: sends are written in the
-order they were made, and a burst is neither lost nor reordered. A lane holds at most
-`queue_size` messages waiting to be written; a send that finds it full waits for room up to
-`send_timeout` and then raises `SendTimeout` (the message was not sent). Writes are pipelined: the
-lane writes the next message while earlier ones wait for their confirmation.
+Channels, tried in this order unless the caller names one: our own `session` (the registry, then
+through the `RedisRouter` the session another worker holds), the `monitor` socket (contextual
+updates only: it has no user_message or tool-result command, docs/protocol.md §11), then the
+`mailbox` the call's tool drains. A call whose conversation is over (`done`, `failed`,
+`processing`) gets `ConversationOver` from every channel, the mailbox included (a message left
+there would never be read), unless the caller names the mailbox. Each call (call SID, else
+conversation id) has one ordered lane: sends are written in the order they were made, and a burst
+is neither lost nor reordered. A lane holds at most `queue_size` messages waiting to be written; a
+send that finds it full waits for room up to `send_timeout` and then raises `SendTimeout` (the
+message was not sent). Writes are pipelined: the lane writes the next message while earlier ones
+wait for their confirmation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import functools
-from dataclasses import dataclass, field
+import logging
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Self
 
 from .._core._callsid import validate_call_sid
 from .._exceptions import CallSidResolverError
-from ._errors import NotLive, SenderError, SendTimeout
+from ._callstate import CallFacts, describe
+from ._errors import CallMismatch, ConversationOver, InvalidSend, NotLive, SenderError, SendTimeout
 from ._protocol import (
     ClientEvent,
     ClientToolResult,
@@ -34,10 +35,23 @@ from ._protocol import (
     UserMessage,
     tool_result_text,
 )
+from ._records import (
+    CHANNELS,
+    Attempt,
+    Channel,
+    Job,
+    Lane,
+    Outcome,
+    Receipt,
+    Skip,
+    confirm,
+    settle,
+)
 from ._router import NoRoute
 from ._transport import Batch
 
 if TYPE_CHECKING:
+    from .._resolver import AsyncCallSidResolver
     from ._mailbox import Mailbox
     from ._monitor import MonitorChannel
     from ._registry import SessionRegistry
@@ -45,57 +59,21 @@ if TYPE_CHECKING:
 
 __all__ = ["CHANNELS", "Channel", "Receipt", "Sender"]
 
-Channel = Literal["session", "monitor", "mailbox"]
-CHANNELS: tuple[Channel, ...] = ("session", "monitor", "mailbox")
-Outcome = asyncio.Future["Receipt | BaseException"]
-Attempt: TypeAlias = "Receipt | tuple[Batch, Receipt] | BaseException"
 ROUTED_RUN = 256  # messages of one lane forwarded together at most
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """Which channel took a message. `confirmed` is True once the server (session, monitor) or
-    the store (mailbox) has it; False only for a session opened with `confirm=False`. Through a
-    router, the owning worker acknowledges once its own write is confirmed."""
-
-    channel: Channel
-    kind: str
-    call_sid: str | None
-    conversation_id: str | None
-    confirmed: bool = True
-    worker: str | None = None
-    """The worker that delivered it, when the session was reached through a `RedisRouter`."""
-
-
-class _Skip(Exception):
-    """A channel that cannot take this message, with the reason for `NotLive`."""
-
-
-@dataclass(eq=False)
-class _Job:
-    event: ClientEvent
-    call_sid: str | None
-    conversation_id: str | None
-    channel: Channel | None
-    done: Outcome
-    admitted: asyncio.Future[None] | None = None
-    cancelled: bool = False
-
-
-@dataclass(eq=False)
-class _Lane:
-    jobs: collections.deque[_Job] = field(default_factory=collections.deque)  # admitted
-    waiting: collections.deque[_Job] = field(default_factory=collections.deque)  # for room
-    task: asyncio.Task[None] | None = None
+logger = logging.getLogger("callsid_resolver.live")
 
 
 class Sender:
     """Delivers contextual updates, user messages and tool results to live calls.
 
-    Give it the channels you have: `registry` (sessions this process opened), `router` (sessions
-    other workers of the fleet opened, reached over Redis), `monitor` (calls ElevenLabs holds;
-    enterprise), `mailbox` (pulled by the agent's tool). Every send returns a `Receipt` or
-    raises: `NotLive` (with each channel's reason), `SendTimeout`, `RouteTimeout` (the worker
+    Give it the channels you have (at least one): `registry` (sessions this process opened),
+    `router` (sessions other workers of the fleet opened, reached over Redis), `monitor` (calls
+    ElevenLabs holds; Enterprise or the `realtime-monitoring` flag), `mailbox` (pulled by the
+    agent's tool). `resolver` (else the monitor's or the registry's) tells a call SID's
+    conversation and whether it is over; a status it reports live is checked again with a GET,
+    at most once per `status_ttl` seconds per conversation, before anything goes to a mailbox.
+    Every send returns a `Receipt` or raises a `SenderError`: `ConversationOver`, `NotLive`
+    (with each channel's reason), `CallMismatch`, `SendTimeout`, `RouteTimeout` (the worker
     holding the session did not acknowledge), or, when a socket dropped after the message was
     written, `SessionClosed`/`MonitorError` with `sent=True`.
     """
@@ -107,18 +85,28 @@ class Sender:
         monitor: MonitorChannel | None = None,
         mailbox: Mailbox | None = None,
         router: RedisRouter | None = None,
+        resolver: AsyncCallSidResolver | None = None,
         queue_size: int = 256,
         send_timeout: float = 10.0,
+        status_ttl: float = 2.0,
     ) -> None:
+        if registry is None and monitor is None and mailbox is None and router is None:
+            raise ValueError(
+                "a Sender needs at least one channel: registry=, router=, monitor= or mailbox="
+            )
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.registry = registry
         self.monitor = monitor
         self.mailbox = mailbox
         self.router = router
+        self.facts = CallFacts.of(
+            resolver, monitor, registry, status_ttl=status_ttl, max_entries=4 * queue_size
+        )
+        self.resolver = self.facts.resolver
         self.queue_size = queue_size
         self.send_timeout = send_timeout
-        self._lanes: dict[str, _Lane] = {}
+        self._lanes: dict[str, Lane] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -184,11 +172,11 @@ class Sender:
         if call_sid is not None:
             call_sid = validate_call_sid(call_sid)
         elif conversation_id is None:
-            raise ValueError("give call_sid or conversation_id")
+            raise InvalidSend("give call_sid or conversation_id")
         if channel is not None and channel not in CHANNELS:
-            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+            raise InvalidSend(f"channel must be one of {', '.join(CHANNELS)}")
         done: Outcome = asyncio.get_running_loop().create_future()
-        job = _Job(event, call_sid, conversation_id, channel, done)
+        job = Job(event, call_sid, conversation_id, channel, done)
         await self._enqueue(job, call_sid or f"conversation:{conversation_id}")
         try:
             outcome = await asyncio.shield(done)
@@ -200,10 +188,10 @@ class Sender:
         return outcome
 
     # -- ordering and backpressure ---------------------------------------------------------
-    async def _enqueue(self, job: _Job, key: str) -> None:
+    async def _enqueue(self, job: Job, key: str) -> None:
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = _Lane()
+            lane = self._lanes[key] = Lane()
             lane.task = asyncio.create_task(self._run(key, lane), name="callsid-live-lane")
         if not lane.waiting and len(lane.jobs) < self.queue_size:
             lane.jobs.append(job)  # no await since the lane lookup: order is call order
@@ -227,7 +215,7 @@ class Sender:
                 target, timeout=self.send_timeout, queue_size=self.queue_size
             ) from None
 
-    async def _run(self, key: str, lane: _Lane) -> None:
+    async def _run(self, key: str, lane: Lane) -> None:
         try:
             while lane.jobs:
                 job = lane.jobs.popleft()
@@ -255,23 +243,23 @@ class Sender:
             if self._lanes.get(key) is lane:
                 del self._lanes[key]
             for job in (*lane.jobs, *lane.waiting):
-                _settle(job.done, SenderError("the sender was closed before this was sent"))
+                settle(job.done, SenderError("the sender was closed before this was sent"))
 
-    def _admit(self, lane: _Lane) -> None:
+    def _admit(self, lane: Lane) -> None:
         while lane.waiting and len(lane.jobs) < self.queue_size:
             admitted = lane.waiting.popleft()
             lane.jobs.append(admitted)
             assert admitted.admitted is not None
             admitted.admitted.set_result(None)
 
-    def _goes_to_another_worker(self, job: _Job) -> bool:
+    def _goes_to_another_worker(self, job: Job) -> bool:
         if self.router is None or job.channel not in (None, "session"):
             return False
         if self.registry is None:
             return True
         return self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id) is None
 
-    async def _dispatch_routed(self, run: list[_Job]) -> None:
+    async def _dispatch_routed(self, run: list[Job]) -> None:
         assert self.router is not None
         router = self.router
         # Tasks start in creation order, so the forwards reach the router in lane order.
@@ -282,65 +270,92 @@ class Sender:
             await self._dispatch(job, session_attempt=attempt)
 
     # -- channels ------------------------------------------------------------------------------
-    async def _dispatch(self, job: _Job, session_attempt: Attempt | None = None) -> None:
+    async def _dispatch(self, job: Job, session_attempt: Attempt | None = None) -> None:
         """Try the channels in order; never raises (the outcome goes to the job's future).
 
-        `session_attempt` is the session channel's outcome when it was tried already.
+        `session_attempt` is the session channel's outcome when it was tried already. A channel
+        that fails for any reason is a reason in `NotLive` and the next one is tried; only a
+        conversation known to be over stops the walk.
         """
         reasons: dict[str, str] = {}
         errors: dict[str, BaseException] = {}
+        try:
+            await self.facts.check(job.call_sid, job.conversation_id)
+        except CallMismatch as exc:
+            settle(job.done, exc)
+            return
         for channel in (job.channel,) if job.channel else CHANNELS:
             outcome: Attempt
             if channel == "session" and session_attempt is not None:
                 outcome = session_attempt
             else:
                 try:
-                    outcome = await self._try(channel, job)
+                    outcome = await self._try(channel, job, reasons)
                 except Exception as exc:
                     outcome = exc
-            if isinstance(outcome, _Skip):
+            if isinstance(outcome, ConversationOver):
+                settle(job.done, outcome)
+                return
+            if isinstance(outcome, Skip):
                 reasons[channel] = str(outcome)
                 continue
-            if isinstance(outcome, (CallSidResolverError, ValueError)):
-                reasons[channel] = f"{type(outcome).__name__}: {outcome}"
+            if isinstance(outcome, BaseException):
+                reasons[channel] = describe(outcome)
                 errors[channel] = outcome
+                if not isinstance(outcome, CallSidResolverError):
+                    logger.debug("%s channel failed", channel, exc_info=outcome)
                 continue
-            if isinstance(outcome, (Receipt, BaseException)):  # an exception here: a bug, or
-                _settle(job.done, outcome)  # an unexpected backend error; the caller sees it
+            if isinstance(outcome, Receipt):
+                settle(job.done, outcome)
             else:
                 batch, receipt = outcome
-                batch.add_done_callback(functools.partial(_confirm, job.done, receipt))
+                batch.add_done_callback(functools.partial(confirm, job.done, receipt))
+            return
+        over = None
+        if job.channel != "mailbox":
+            over = await self.facts.over(job.call_sid, job.conversation_id)
+        if over is not None:
+            settle(job.done, over)
             return
         target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
-        _settle(job.done, NotLive(job.event.type, target, reasons, errors))
+        settle(job.done, NotLive(job.event.type, target, reasons, errors))
 
-    async def _try(self, channel: Channel, job: _Job) -> Receipt | tuple[Batch, Receipt]:
+    async def _try(
+        self, channel: Channel, job: Job, skipped: dict[str, str]
+    ) -> Receipt | tuple[Batch, Receipt]:
         if channel == "session":
-            return await self._via_session(job)
+            return await self._via_session(job, skipped)
         if channel == "monitor":
-            return await self._via_monitor(job)
-        return await self._via_mailbox(job)
+            return await self._via_monitor(job, skipped)
+        return await self._via_mailbox(job, skipped)
 
-    async def _via_session(self, job: _Job) -> Receipt | tuple[Batch, Receipt]:
+    async def _via_session(
+        self, job: Job, skipped: dict[str, str]
+    ) -> Receipt | tuple[Batch, Receipt]:
         # A session on another worker never gets here: `_run` sends those through the router.
         if self.registry is None:
-            raise _Skip("no session registry configured")
+            raise Skip("no session registry configured")
         session = self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id)
         if session is None:
-            raise _Skip("no open session for this call in this process")
+            raise Skip("no open session for this call in this process")
         batch = await session._write(job.event)
         receipt = Receipt(
-            "session", job.event.type, job.call_sid, session.conversation_id, batch is not None
+            "session",
+            job.event.type,
+            job.call_sid,
+            session.conversation_id,
+            batch is not None,
+            skipped=dict(skipped),
         )
         return receipt if batch is None else (batch, receipt)
 
-    async def _via_router(self, job: _Job, router: RedisRouter) -> tuple[Batch, Receipt]:
+    async def _via_router(self, job: Job, router: RedisRouter) -> tuple[Batch, Receipt]:
         try:
             routed = await router.forward(
                 job.event, call_sid=job.call_sid, conversation_id=job.conversation_id
             )
         except NoRoute as exc:
-            raise _Skip(f"no open session for this call in this process, and {exc}") from None
+            raise Skip(f"no open session for this call in this process, and {exc}") from None
         receipt = Receipt(
             "session",
             job.event.type,
@@ -350,32 +365,37 @@ class Sender:
         )
         return routed.ack, receipt
 
-    async def _via_monitor(self, job: _Job) -> tuple[Batch, Receipt]:
+    async def _via_monitor(self, job: Job, skipped: dict[str, str]) -> tuple[Batch, Receipt]:
         if not isinstance(job.event, ContextualUpdate):
-            raise _Skip(
+            raise Skip(
                 f"the monitor socket takes contextual updates only, not {job.event.type} "
                 "(no such monitor command)"
             )
         if self.monitor is None:
-            raise _Skip("no monitor channel configured")
+            raise Skip("no monitor channel configured")
         cid = await self.monitor.conversation_id_for(
             call_sid=job.call_sid, conversation_id=job.conversation_id
         )
-        batch = await self.monitor._write(cid, MonitorCommand.contextual_update(job.event.text))
-        return batch, Receipt("monitor", job.event.type, job.call_sid, cid)
+        batch = await self.monitor.write(cid, MonitorCommand.contextual_update(job.event.text))
+        return batch, Receipt("monitor", job.event.type, job.call_sid, cid, skipped=dict(skipped))
 
-    async def _via_mailbox(self, job: _Job) -> Receipt:
+    async def _via_mailbox(self, job: Job, skipped: dict[str, str]) -> Receipt:
         if isinstance(job.event, ClientToolResult):
-            raise _Skip("a client tool result can only answer on the session that got the call")
+            raise Skip("a client tool result can only answer on the session that got the call")
         if self.mailbox is None:
-            raise _Skip("no mailbox configured")
+            raise Skip("no mailbox configured")
         sid = job.call_sid
         if sid is None and self.registry is not None and job.conversation_id is not None:
             sid = self.registry.call_sid_of(job.conversation_id)
         if sid is None:
-            raise _Skip("the mailbox is keyed by call SID and none was given")
+            raise Skip("the mailbox is keyed by call SID and none was given")
+        if job.channel != "mailbox":  # named explicitly, the caller takes the risk
+            over = await self.facts.over(job.call_sid, job.conversation_id)
+            if over is not None:
+                raise over
         await self.mailbox.post(sid, job.event.model_dump(mode="json", exclude_none=True))
-        return Receipt("mailbox", job.event.type, sid, job.conversation_id)
+        cid = job.conversation_id or (await self.facts.conversation_of(sid))[0]
+        return Receipt("mailbox", job.event.type, sid, cid, skipped=dict(skipped))
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def aclose(self) -> None:
@@ -396,18 +416,3 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _settle(done: Outcome, outcome: Receipt | BaseException) -> None:
-    # Outcomes are results, not exceptions set on the future: a caller that gave up never
-    # leaves an unretrieved exception behind.
-    if not done.done():
-        done.set_result(outcome)
-
-
-def _confirm(done: Outcome, receipt: Receipt, batch: Batch) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        failure = batch.result()
-        _settle(done, receipt if failure is None else failure())
-        return
-    _settle(done, SenderError("confirmation was cancelled"))

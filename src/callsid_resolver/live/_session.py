@@ -1,10 +1,11 @@
 """`ConversationSession`: one conversation on the Agents WebSocket, opened by this process.
 
 The protocol is in `_protocol` (sans-I/O); this module only runs the socket: one reader task
-answers pings (a `pong` with the ping's `event_id`, before anything else is handled), starts client
-tool handlers as tasks (so a slow handler never delays a pong), records `conversation_id` and
-buffers events for `events()`. Writes are confirmed in batches (see `_transport.Confirmer`): a
-send returns once the server received it, or raises; it is never lost in silence.
+answers pings (a `pong` with the ping's `event_id`, before anything else is handled), hands client
+tool calls to at most `max_tool_calls` handler tasks (so a slow handler never delays a pong, and a
+flood of calls never starts a flood of tasks), records `conversation_id` and buffers events for
+`events()`. Writes are confirmed in batches (see `_transport.Confirmer`): a send returns once the
+server received it, or raises; it is never lost in silence.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ._protocol import (
     redact_url,
     tool_result_text,
 )
-from ._transport import Batch, Confirmer, close_info, confirmed, open_socket
+from ._transport import INSTALL_HINT, Batch, Confirmer, close_info, confirmed, open_socket
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -65,8 +66,11 @@ class ConversationSession:
     With `client`, the socket opens through a signed URL (`client.get_signed_url`, private
     agents); with `public=True` (or only `base_url`), by `?agent_id=`; `url` takes a signed URL
     you fetched yourself. `tools` maps client tool names to handlers (sync or async, given the
-    call's parameters); a handler's return value becomes the `client_tool_result`, an exception an
-    error result. `confirm=False` returns from a send once it is written instead of once the server
+    call's parameters); a handler's return value becomes the `client_tool_result` (a string on
+    the wire, docs/protocol.md §8: structured values are sent JSON-encoded), an exception an
+    error result. At most `max_tool_calls` handlers run at once; further calls wait their turn,
+    and beyond `max_pending_tool_calls` waiting ones a call is answered at once with an error
+    result. `confirm=False` returns from a send once it is written instead of once the server
     has it (faster; a drop may then lose what was written just before it). At most `max_events`
     unread events are buffered; older ones are dropped (`events_dropped` counts them).
     """
@@ -86,6 +90,8 @@ class ConversationSession:
         open_timeout: float = 10.0,
         confirm: bool = True,
         max_events: int = 1000,
+        max_tool_calls: int = 8,
+        max_pending_tool_calls: int = 1000,
     ) -> None:
         if url is None and agent_id is None:
             raise ValueError("give agent_id (with client or base_url) or a signed url")
@@ -111,7 +117,12 @@ class ConversationSession:
         self._connection: ClientConnection | None = None
         self._confirmer: Confirmer | None = None
         self._reader: asyncio.Task[None] | None = None
+        if max_tool_calls < 1:
+            raise ValueError("max_tool_calls must be at least 1")
         self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._tool_queue: collections.deque[ClientToolCall] = collections.deque()
+        self._max_tool_calls = max_tool_calls
+        self._max_pending_tool_calls = max_pending_tool_calls
         self._close_callbacks: list[Callable[[ConversationSession], None]] = []
         self._closed = False
         self._close_done = False
@@ -140,7 +151,7 @@ class ConversationSession:
             raise _open_failure(exc, url) from None
         self._confirmer = Confirmer(self._connection, self._drop_error)
         try:
-            # The initiation data must be the first message (api-facts §8).
+            # The initiation data must be the first message (docs/protocol.md §8).
             await self._connection.send(self._initiation.to_json())
             self._reader = asyncio.create_task(self._read(), name="callsid-live-session")
             await asyncio.wait_for(self._started.wait(), self._open_timeout)
@@ -185,6 +196,7 @@ class ConversationSession:
         if pending is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pending), self._open_timeout)
+        self._tool_queue.clear()
         for task in list(self._tool_tasks):
             task.cancel()
         await asyncio.gather(*self._tool_tasks, return_exceptions=True)
@@ -203,7 +215,8 @@ class ConversationSession:
 
     @property
     def close_code(self) -> int | None:
-        """The close frame's code once closed (1000 normal, 1002, 1008, 1011: api-facts §8)."""
+        """The close frame's code once closed: 1000 normal, 1002, 1008, 1011 (docs/protocol.md
+        §8)."""
         return self._close_code
 
     def add_close_callback(self, callback: Callable[[ConversationSession], None]) -> None:
@@ -301,10 +314,9 @@ class ConversationSession:
                     # Unconfirmed on purpose: a pong needs no ack, and the reader must not wait.
                     await self._connection.send(Pong(event_id=event.event_id).to_json())
                 elif isinstance(event, ConversationInitiationMetadata):
-                    self.conversation_id, self.metadata = event.conversation_id, event
-                    self._started.set()
+                    self._on_metadata(event)
                 elif isinstance(event, ClientToolCall) and self._tools:
-                    self._start_tool(event)
+                    await self._queue_tool(event)
                 self._buffer(event)
         except ConnectionClosed:
             pass  # the close frame (if any) is read below
@@ -324,10 +336,42 @@ class ConversationSession:
         self._events.append(event)
         self._wakeup.set()
 
-    def _start_tool(self, call: ClientToolCall) -> None:
-        task = asyncio.create_task(self._run_tool(call), name=f"callsid-tool-{call.tool_name}")
-        self._tool_tasks.add(task)
-        task.add_done_callback(self._tool_tasks.discard)
+    def _on_metadata(self, event: ConversationInitiationMetadata) -> None:
+        # One socket is one conversation (docs/protocol.md §8): a second metadata naming another
+        # id must not silently re-point this session (and the registry entries keyed by it).
+        if self.conversation_id is not None and event.conversation_id != self.conversation_id:
+            logger.warning(
+                "conversation %s: ignored a second conversation_initiation_metadata naming %s",
+                self.conversation_id,
+                event.conversation_id,
+            )
+            return
+        self.conversation_id, self.metadata = event.conversation_id, event
+        self._started.set()
+
+    async def _queue_tool(self, call: ClientToolCall) -> None:
+        if len(self._tool_tasks) < self._max_tool_calls:
+            task = asyncio.create_task(self._tool_worker(call), name="callsid-live-tool")
+            self._tool_tasks.add(task)
+            task.add_done_callback(self._tool_tasks.discard)
+        elif len(self._tool_queue) < self._max_pending_tool_calls:
+            self._tool_queue.append(call)
+        else:
+            # Answered inline (unconfirmed, like a pong): the reader starts no task for it.
+            assert self._connection is not None
+            refusal = ClientToolResult(
+                tool_call_id=call.tool_call_id,
+                result=f"too many client tool calls pending ({self._max_pending_tool_calls})",
+                is_error=True,
+            )
+            await self._connection.send(refusal.to_json())
+
+    async def _tool_worker(self, call: ClientToolCall) -> None:
+        """Run calls until none waits: at most `max_tool_calls` of these exist at once."""
+        next_call: ClientToolCall | None = call
+        while next_call is not None:
+            await self._run_tool(next_call)
+            next_call = self._tool_queue.popleft() if self._tool_queue else None
 
     async def _run_tool(self, call: ClientToolCall) -> None:
         handler = self._tools.get(call.tool_name)
@@ -373,7 +417,12 @@ def _closed_text(code: int | None, reason: str) -> str:
 
 def _open_failure(exc: Exception, url: str) -> SessionOpenFailed:
     """websockets' error as ours; only the redacted URL may appear in the message."""
-    from websockets.exceptions import InvalidStatus, InvalidURI
+    try:
+        from websockets.exceptions import InvalidStatus, InvalidURI
+    except ImportError:
+        return SessionOpenFailed(INSTALL_HINT)
+    if isinstance(exc, ImportError):
+        return SessionOpenFailed(INSTALL_HINT)
 
     if isinstance(exc, InvalidStatus):
         return SessionOpenFailed("handshake refused", status_code=exc.response.status_code)

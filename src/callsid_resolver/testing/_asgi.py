@@ -16,7 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from ._emulator import Emulator
 from ._http import Dropped, Request
-from ._sockets import agent_socket, monitor_socket
+from ._monitor_socket import monitor_socket
+from ._sockets import agent_socket
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._transport import EmulatorTransport
 
 Json = dict[str, Any]
-MonitorRefusal = Literal["plan", "scope", "monitoring_disabled", "conversation_over"]
+MonitorRefusal = Literal["plan", "scope", "role", "monitoring_disabled", "conversation_over"]
 # Knobs a test in another process may set through `RemoteEmulator` (`/_emulator/settings`).
 SETTINGS = tuple(CHECKS)
 

@@ -77,7 +77,7 @@ def _profile(value: Any) -> Any:
     return profile_from_document(value, source="profile setting")
 
 
-_MONITOR_REFUSALS = (None, "plan", "scope", "monitoring_disabled", "conversation_over")
+_MONITOR_REFUSALS = (None, "plan", "scope", "role", "monitoring_disabled", "conversation_over")
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "latency": _number(0),
     "filter_mode": _choice(get_args(FilterMode)),

@@ -1,26 +1,25 @@
-"""The emulator's WebSockets: the agent socket and the monitoring socket (api-facts §8, §11).
+"""The emulator's agent socket (docs/protocol.md §8); the monitoring socket is `_monitor_socket`.
 
 Agent socket `/v1/convai/conversation`: a public agent by `agent_id`, a private one by signed URL
 (`conversation_signature`, refused once expired or altered; `require_signed_url` makes every agent
-private). Each connection starts a conversation, stored `in-progress` with the dynamic variables of
-the client's `conversation_initiation_client_data` (optional: when the first message is something
-else, or nothing comes within `initiation_timeout`, the conversation starts without them). The
-server answers `conversation_initiation_metadata`, pings every `ping_interval` seconds expecting a
-`pong` with the same `event_id` (`Session.missed_pongs`), answers `user_message` with an
-`agent_response` of `agent_reply`, and sends `client_tool_call` when a test asks
-(`Emulator.call_client_tool`). Every client event is recorded (`Emulator.session_events`); closing
-the socket ends the conversation (status `done`).
+private) or by a conversation token offered as the subprotocol `bearer.<token>` (the token is what
+`Emulator.sign(agent_id)` returns). The official JavaScript client always offers the subprotocol
+`convai` and fails when the server answers none, so `convai` is answered whenever offered
+(docs/protocol.md §12). Each connection starts a conversation, stored `in-progress` with the dynamic
+variables of the client's `conversation_initiation_client_data` (optional: when the first message is
+something else, or nothing comes within `initiation_timeout`, the conversation starts without them).
+The server answers `conversation_initiation_metadata`, pings every `ping_interval` seconds
+expecting a `pong` with the same `event_id` (`Session.missed_pongs`), answers `user_message` with an
+`agent_response` of `agent_reply` (unless a human took the conversation over on the monitor), and
+sends `client_tool_call` when a test asks (`Emulator.call_client_tool`). Every client event is
+recorded (`Emulator.session_events`); closing the socket ends the conversation (status `done`).
 
-Monitor socket `/v1/convai/conversations/{id}/monitor`: `xi-api-key` header required; replays the
-conversation's recent events (≈ the last 100, no pings), forwards new ones, and records commands
-(`Emulator.monitor_commands[id]`); `end_call` ends the conversation and both sockets.
+Under a profile with `strict_client_events` (the `observed` one) a `client_tool_result` whose
+`result` is not a string gets what the API gives an invalid message: an `error` event with
+`error_type: "invalid_message"` and close code 1008 (the AsyncAPI types `result` as a string,
+docs/protocol.md §8, §12).
 
-ASSUMPTIONS about refusals (the real behaviour is unconfirmed, api-facts open question 5), all
-here: a handshake without a valid key is refused with HTTP 403 (so is a bad signed URL on the agent
-socket). A monitor refusal for plan, key scope, monitoring disabled or conversation over
-(`monitor_refusal`; an unknown or finished conversation is always `conversation_over`) accepts the
-handshake and closes at once with code 1008 (policy violation, the API's code for auth and
-contract errors, api-facts §8) and reason `"<refusal>: <text>"`, so a client can tell them apart.
+ASSUMPTION (unconfirmed): a handshake the API refuses (bad signed URL or token) gets HTTP 403.
 """
 
 from __future__ import annotations
@@ -41,14 +40,8 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 POLICY_VIOLATION = 1008
-MONITOR_REASONS = {
-    "plan": "real-time monitoring requires an enterprise plan",
-    "scope": "the API key lacks the ElevenLabs Agents Write scope",
-    "monitoring_disabled": "monitoring is not enabled for this agent",
-    "conversation_over": "the conversation is not active",
-}
-LIVE = ("initiated", "in-progress")
-REPLAYED = 100
+MAIN_PROTOCOL = "convai"  # what `@elevenlabs/client` always offers (docs/protocol.md §12)
+BEARER = "bearer."
 
 
 class Session:
@@ -63,6 +56,8 @@ class Session:
         self.event_ids = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.monitors: list[Callable[[Json], Awaitable[None]]] = []
+        self.human_takeover = False  # set by the monitor's `enable_human_takeover`
+        self.subprotocol: str | None = None  # what the handshake answered
         self._socket: WebSocket | None = None
         self._lock = asyncio.Lock()
 
@@ -140,15 +135,19 @@ async def agent_socket(websocket: WebSocket) -> None:
     record = _count(emulator, websocket, "agent_ws")
     agent_id = websocket.query_params.get("agent_id", "")
     signature = websocket.query_params.get("conversation_signature")
-    refused = not agent_id or (signature is None and emulator.require_signed_url)
-    if signature is not None and agent_id:
-        refused = emulator.check_signature(agent_id, signature) is not None
+    offered = [str(p) for p in websocket.scope.get("subprotocols") or ()]
+    token = next((p[len(BEARER) :] for p in offered if p.startswith(BEARER)), None)
+    credential = signature if signature is not None else token
+    refused = not agent_id or (credential is None and emulator.require_signed_url)
+    if credential is not None and agent_id:
+        refused = emulator.check_signature(agent_id, credential) is not None
     if refused:
         record.status = 403
         await websocket.close(POLICY_VIOLATION)  # before accept: HTTP 403 on the handshake
         return
     record.status = 101
-    await websocket.accept()
+    subprotocol = MAIN_PROTOCOL if MAIN_PROTOCOL in offered else None
+    await websocket.accept(subprotocol=subprotocol)
     gone, first = await _first_message(websocket, emulator.initiation_timeout)
     if gone:
         return
@@ -156,10 +155,17 @@ async def agent_socket(websocket: WebSocket) -> None:
     if first is not None and first.get("type") == "conversation_initiation_client_data":
         initiation = first
     source = websocket.query_params.get("source", "unknown")
-    how = "public" if signature is None else "signed_url"
+    how = (
+        "public"
+        if credential is None
+        else "signed_url"
+        if signature is not None
+        else "authorization_header"
+    )
     session = start_session(emulator, agent_id, initiation, source, how)
     session.loop = asyncio.get_running_loop()
     session._socket = websocket
+    session.subprotocol = subprotocol
     if first is not None:
         session.record(first)
     meta = {
@@ -172,11 +178,12 @@ async def agent_socket(websocket: WebSocket) -> None:
     )
     pinger = asyncio.ensure_future(_ping(emulator, session))
     try:
+        going = True
         if first is not None and not initiation:
-            await _on_client_event(emulator, session, first)
-        while (message := await _receive(websocket)) is not None:
+            going = await _on_client_event(emulator, session, first)
+        while going and (message := await _receive(websocket)) is not None:
             session.record(message)
-            await _on_client_event(emulator, session, message)
+            going = await _on_client_event(emulator, session, message)
     except WebSocketDisconnect:
         pass
     finally:
@@ -212,24 +219,55 @@ async def _receive(websocket: WebSocket) -> Json | None:
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict):
-        # The API's answer to a message it cannot read: close 1008 (api-facts §8, invalid_message).
+        # The API's answer to a message it cannot read: close 1008, `invalid_message`
+        # (docs/protocol.md §8).
         await websocket.close(POLICY_VIOLATION, "invalid_message")
         return None
     return parsed
 
 
-async def _on_client_event(emulator: Emulator, session: Session, message: Json) -> None:
-    conversation = emulator.conversation(session.conversation_id) or {}
+async def _on_client_event(emulator: Emulator, session: Session, message: Json) -> bool:
+    """Answer one client event; False once the conversation was closed over it."""
+    kind = message.get("type")
+    strict = emulator.profile.strict_client_events
+    if strict and kind == "client_tool_result" and not isinstance(message.get("result"), str):
+        await invalid_message(session, "client_tool_result.result must be a string")
+        return False
+    if kind == "user_message" and not session.human_takeover:
+        await answer(emulator, session, message.get("text"), emulator.agent_reply)
+    elif kind == "user_message":  # a human answers instead (monitor `send_human_message`)
+        add_turns(emulator, session.conversation_id, ("user", message.get("text")))
+    return True
+
+
+async def answer(emulator: Emulator, session: Session, said: Any, reply: str) -> None:
+    """The agent's (or the human operator's) `agent_response` to what the user `said`."""
+    turns: list[tuple[str, Any]] = [("user", said)] if said is not None else []
+    add_turns(emulator, session.conversation_id, *turns, ("agent", reply))
+    event = {"agent_response": reply, "event_id": next(session.event_ids)}
+    await session.send({"type": "agent_response", "agent_response_event": event})
+
+
+def add_turns(emulator: Emulator, conversation_id: str, *turns: tuple[str, Any]) -> None:
+    """Append turns to the stored transcript: the GET of a live conversation shows its turns so
+    far (text turns, docs/protocol.md §3)."""
+    conversation = emulator.conversation(conversation_id) or {}
     transcript = conversation.setdefault("transcript", [])
-    elapsed = max(0, int(emulator.clock()) - int(conversation["metadata"]["start_time_unix_secs"]))
-    if message.get("type") == "user_message":
-        # The GET of a live conversation shows its turns so far (text turns, api-facts §3).
-        user = {"role": "user", "message": message.get("text"), "source_medium": "text"}
-        transcript.append(user | {"time_in_call_secs": elapsed})
-        event = {"agent_response": emulator.agent_reply, "event_id": next(session.event_ids)}
-        await session.send({"type": "agent_response", "agent_response_event": event})
-        agent = {"role": "agent", "message": emulator.agent_reply}
-        transcript.append(agent | {"time_in_call_secs": elapsed})
+    started = int((conversation.get("metadata") or {}).get("start_time_unix_secs", 0))
+    elapsed = max(0, int(emulator.clock()) - started)
+    for role, text in turns:
+        turn: Json = {"role": role, "message": text, "time_in_call_secs": elapsed}
+        if role == "user":
+            turn["source_medium"] = "text"
+        transcript.append(turn)
+
+
+async def invalid_message(session: Session, message: str) -> None:
+    """What the API does with a message it cannot accept: an `error` event, then close 1008."""
+    error = {"code": POLICY_VIOLATION, "error_type": "invalid_message", "message": message}
+    with contextlib.suppress(Exception):
+        await session.send({"type": "error", "error_event": error})
+    await session.close(POLICY_VIOLATION, "invalid_message")
 
 
 async def _ping(emulator: Emulator, session: Session) -> None:
@@ -279,71 +317,3 @@ def start_session(
     )
     session = emulator.sessions[conversation_id] = Session(conversation_id)
     return session
-
-
-async def monitor_socket(websocket: WebSocket) -> None:
-    emulator = _emulator(websocket)
-    record = _count(emulator, websocket, "monitor_ws")
-    conversation_id = websocket.path_params["conversation_id"]
-    key = websocket.headers.get("xi-api-key")
-    if not key or (emulator.api_key is not None and key != emulator.api_key):
-        record.status = 403
-        await websocket.close(POLICY_VIOLATION)  # before accept: HTTP 403 on the handshake
-        return
-    record.status = 101
-    await websocket.accept()
-    conversation = emulator.conversation(conversation_id)
-    refusal = emulator.monitor_refusal
-    if refusal is None and (conversation is None or conversation["status"] not in LIVE):
-        refusal = "conversation_over"
-    if refusal is not None:
-        await websocket.close(POLICY_VIOLATION, f"{refusal}: {MONITOR_REASONS[refusal]}")
-        return
-    assert conversation is not None
-    session = emulator.sessions.get(conversation_id)
-    for event in _recent_events(conversation, session):
-        await websocket.send_text(json.dumps(event))
-    closed = asyncio.Event()
-
-    async def forward(event: Json) -> None:
-        if event["type"] == "_closed":
-            closed.set()
-            await websocket.close(1000, "conversation ended")
-        else:
-            await websocket.send_text(json.dumps(event))
-
-    if session is not None:
-        session.monitors.append(forward)
-    commands = emulator.monitor_commands.setdefault(conversation_id, [])
-    try:
-        while not closed.is_set() and (command := await _receive(websocket)) is not None:
-            commands.append(command)
-            if command.get("command_type") == "end_call":
-                if session is not None:
-                    await session.close(1000, "end_call")
-                emulator.end_session(conversation_id)
-                await websocket.close(1000, "call ended")
-                return
-    except (WebSocketDisconnect, RuntimeError):
-        pass  # the conversation closed this monitor while it was reading
-    finally:
-        if session is not None and forward in session.monitors:
-            session.monitors.remove(forward)
-
-
-def _recent_events(conversation: Json, session: Session | None) -> list[Json]:
-    """What a monitor gets on connect: the session's events, or for a call held by ElevenLabs
-    (no socket here) its stored transcript as `user_transcript`/`agent_response` events."""
-    if session is not None:
-        return [e for e in session.sent if e["type"] != "ping"][-REPLAYED:]
-    events: list[Json] = []
-    for n, turn in enumerate(conversation.get("transcript") or [], 1):
-        if not turn.get("message"):
-            continue
-        if turn.get("role") == "agent":
-            body: Json = {"agent_response": turn["message"], "event_id": n}
-            events.append({"type": "agent_response", "agent_response_event": body})
-        else:
-            body = {"user_transcript": turn["message"], "event_id": n}
-            events.append({"type": "user_transcript", "user_transcription_event": body})
-    return events[-REPLAYED:]
