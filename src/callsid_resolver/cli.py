@@ -343,10 +343,8 @@ def _resolve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    options: dict[str, Any] = {"json_lines": args.json, "out": sys.stdout}
-    if args.profile is not None:
-        options["profile"] = profile_argument(args.profile)
-    return run_demo(**options)
+    profile = profile_argument(args.profile or "documented")
+    return run_demo(json_lines=args.json, out=sys.stdout, profile=profile)
 
 
 def profile_argument(value: str) -> Any:
