@@ -273,7 +273,7 @@ def test_verbose_logs_each_request_without_a_signed_urls_token() -> None:
         process.stderr.close()
     assert re.search(r"GET /v1/convai/conversations\?page_size=2 -> 200 \(\d+\.\d ms\)", first)
     assert "tok123" not in second
-    assert "conversation_signature=SCRUBBED" in second
+    assert "conversation_signature=***" in second
 
 
 # -- the record command ------------------------------------------------------------------------

@@ -67,8 +67,8 @@ def _shown(scope: Any) -> str:
     query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     if not query:
         return str(scope["path"])
-    safe = [(k, "SCRUBBED" if k in _HIDDEN_PARAMS else v) for k, v in query]
-    return f"{scope['path']}?{urlencode(safe)}"
+    safe = [(k, "***" if k in _HIDDEN_PARAMS else v) for k, v in query]
+    return f"{scope['path']}?{urlencode(safe, safe='*')}"
 
 
 class EmulatorServer:
