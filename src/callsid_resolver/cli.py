@@ -10,19 +10,34 @@ adds the traceback of an unexpected error, for a bug report).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
-
-import httpx
+from typing import Any
 
 from .__version__ import __version__
+from ._cli_support import (
+    DOCTOR_EXIT_CODES,
+    EXIT_AUTH,
+    EXIT_CODES,
+    EXIT_FAILURE,
+    EXIT_MISSING_EXTRA,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    HelpFormatter,
+    Parser,
+    add_profile_argument,
+    base_url,
+    count_at_least,
+    filter_modes,
+    port_number,
+    request_counter,
+    seconds,
+    verbose_log,
+)
 from ._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, ElevenLabsClient
 from ._exceptions import (
     AuthenticationFailed,
@@ -34,25 +49,19 @@ from ._exceptions import (
 )
 from ._resolver import CallSidResolver
 
-EXIT_NOT_FOUND, EXIT_USAGE, EXIT_AUTH, EXIT_FAILURE, EXIT_MISSING_EXTRA = 1, 2, 3, 4, 5
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_FAILURE",
+    "EXIT_MISSING_EXTRA",
+    "EXIT_NOT_FOUND",
+    "EXIT_USAGE",
+    "UsageError",
+    "main",
+    "profile_argument",
+]
+
 TESTING_HINT = "this command needs the emulator: pip install 'callsid-resolver[testing]'"
 KEY_HINT = f"export {API_KEY_ENV}=... (the CLI reads the key from the environment only)"
-EXIT_CODES = """\
-exit codes:
-  0  success
-  1  no conversation carries the call SID
-  2  bad input or usage (the message says what to change)
-  3  missing or rejected API key
-  4  any other API or network failure
-  5  an optional dependency is missing (the message names the extra to install)
-"""
-DOCTOR_EXIT_CODES = """\
-exit codes:
-  0  the checks ran
-  1  a problem the library cannot work around
-  2  bad input or usage, or no key in ELEVENLABS_API_KEY
-  4  an API or network failure stopped the checks
-"""
 _EXTRAS = ("starlette", "uvicorn", "websockets")
 
 
@@ -118,80 +127,23 @@ def _error_object(exc: Exception, code: int, kind: str, message: str) -> dict[st
     return error
 
 
-# -- argument types: each refuses bad input with a message that argparse turns into exit 2 --
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum, {minimum}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..60 seconds")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _count(0)(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(
-            f"{value} is not a TCP port (0..65535; 0 picks a free one)"
-        )
-    return value
-
-
-def base_url(text: str, *, source: str = "") -> str:
-    """`text` if it is an http(s) URL with a host, else a message naming `source`."""
-    try:
-        url = httpx.URL(text)
-    except httpx.InvalidURL:
-        url = httpx.URL()
-    if url.scheme not in ("http", "https") or not url.host:
-        named = f"{source} {text!r}" if source else repr(text)
-        raise argparse.ArgumentTypeError(
-            f"{named} is not a URL; give one like {DEFAULT_BASE_URL} "
-            "or http://127.0.0.1:8000 for the emulator"
-        )
-    return text
-
-
-# -- the parser ---------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line that says what to do, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def _parser() -> argparse.ArgumentParser:
     from .testing._recordings import list_recordings
 
-    common = _Parser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
         help="log each request (and the traceback of a bug)",
     )  # fmt: skip
-    kw: dict[str, Any] = {"epilog": EXIT_CODES, "formatter_class": _Formatter}
-    parser = _Parser(
+    kw: dict[str, Any] = {"epilog": EXIT_CODES, "formatter_class": HelpFormatter}
+    parser = Parser(
         prog="callsid-resolver",
         description="Resolve Twilio/SIP call SIDs to ElevenLabs Agents conversations.",
         parents=[common],
         **kw,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser(
         "resolve", help="resolve a call SID against the ElevenLabs API", parents=[common], **kw
@@ -200,10 +152,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--agent-id", help="narrow the search to this agent")
     p.add_argument("--phone-number-id", help="narrow the search to this agent phone number")
     p.add_argument(
-        "--since", type=_count(0), metavar="UNIX", help="calls started at or after this time"
+        "--since",
+        type=count_at_least(0),
+        metavar="UNIX",
+        help="calls started at or after this time",
     )
     p.add_argument(
-        "--max-scan", type=_count(0), default=1000, metavar="N",
+        "--max-scan", type=count_at_least(0), default=1000, metavar="N",
         help="how many listed conversations a fallback scan may walk through (default 1000)",
     )  # fmt: skip
     p.add_argument(
@@ -223,32 +178,32 @@ def _parser() -> argparse.ArgumentParser:
         **kw,
     )
     p.add_argument("--json", action="store_true", help="print each step as a JSON line")
-    _profile_argument(p)
+    add_profile_argument(p)
     p.set_defaults(run=_demo)
 
     p = sub.add_parser(
         "emulator", help="serve the ElevenLabs emulator on loopback", parents=[common], **kw
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default loopback)")
-    p.add_argument("--port", type=_port, default=8000, help="TCP port; 0 picks a free one")
+    p.add_argument("--port", type=port_number, default=8000, help="TCP port; 0 picks a free one")
     p.add_argument(
         "--recording", default="default", metavar="NAME|FILE",
         help=f"a bundled recording ({', '.join(list_recordings())}), a file written by "
         "'callsid-resolver record', or none (default: default)",
     )  # fmt: skip
     p.add_argument(
-        "--synthetic", type=_count(0), default=0, metavar="N", help="add N generated calls"
+        "--synthetic", type=count_at_least(0), default=0, metavar="N", help="add N generated calls"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the generated calls")
     p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
     p.add_argument(
-        "--latency", type=_seconds, default=0.0, metavar="SECONDS", help="delay every request"
+        "--latency", type=seconds, default=0.0, metavar="SECONDS", help="delay every request"
     )
     p.add_argument(
-        "--filter-mode", choices=_filter_modes(),
+        "--filter-mode", choices=filter_modes(),
         help="how the list endpoint treats dynamic_variable_filter (default: the profile's)",
     )  # fmt: skip
-    _profile_argument(p)
+    add_profile_argument(p)
     p.set_defaults(run=_emulator)
 
     p = sub.add_parser(
@@ -258,7 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT.json", help="the recording file to write")
     p.add_argument("--agent-id", help="record only this agent's conversations")
     p.add_argument(
-        "--limit", type=_count(1), default=50, metavar="N",
+        "--limit", type=count_at_least(1), default=50, metavar="N",
         help="record the N most recent conversations (default 50)",
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite OUT.json if it exists")
@@ -271,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "doctor", help="check what your ElevenLabs workspace does (read-only)", parents=[common],
-        epilog=DOCTOR_EXIT_CODES, formatter_class=_Formatter,
+        epilog=DOCTOR_EXIT_CODES, formatter_class=HelpFormatter,
     )  # fmt: skip
     doctor.add_arguments(p)
     p.set_defaults(run=doctor.run)
@@ -287,31 +242,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Formatter(argparse.HelpFormatter):
-    """Keeps the exit-code epilog's line breaks; wraps descriptions as usual."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("exit codes:"):
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
-
-
-def _filter_modes() -> list[str]:
-    from typing import get_args
-
-    from .testing._profile import FilterMode
-
-    return list(get_args(FilterMode))
-
-
-def _profile_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--profile", metavar="NAME|FILE",
-        help="what the emulator imitates: documented (the API's docs, default), observed (what "
-        "real workspaces were seen doing), or a profile file written by 'doctor --json'",
-    )  # fmt: skip
-
-
 # -- the commands -------------------------------------------------------------------------------
 def _resolve(args: argparse.Namespace) -> int:
     env_url = os.environ.get(BASE_URL_ENV)
@@ -321,9 +251,9 @@ def _resolve(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as exc:
             raise UsageError(str(exc)) from None
     with (
-        _verbose(args.verbose),
+        verbose_log(args.verbose),
         ElevenLabsClient(base_url=args.base_url) as client,
-        _progress(sys.stderr, enabled=not args.verbose),
+        request_counter(sys.stderr, enabled=not args.verbose),
     ):
         resolver = CallSidResolver(client, max_scan=args.max_scan)
         result = resolver.resolve(
@@ -361,7 +291,7 @@ def _emulator(args: argparse.Namespace) -> int:
     from ._emulator_cli import build_emulator, serve
 
     emulator = build_emulator(args)
-    with _verbose(args.verbose, logger="callsid_resolver.emulator"):
+    with verbose_log(args.verbose, logger="callsid_resolver.emulator"):
         return serve(emulator, args, out=sys.stderr)
 
 
@@ -400,54 +330,3 @@ def _record(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-# -- logging ------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _verbose(enabled: bool, *, logger: str = "callsid_resolver") -> Iterator[None]:
-    """At `-v`, the library's debug log (each request, its status and timing) on stderr."""
-    if not enabled:
-        yield
-        return
-    target = logging.getLogger(logger)
-    handler, level = logging.StreamHandler(sys.stderr), target.level
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    target.addHandler(handler)
-    target.setLevel(logging.DEBUG)
-    try:
-        yield
-    finally:
-        target.removeHandler(handler)
-        target.setLevel(level)
-
-
-class _ProgressLine(logging.Handler):
-    """One self-overwriting stderr line counting requests, for scans that take a while."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__(logging.DEBUG)
-        self.stream = stream
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-        self.stream.write(f"\r{self.count} request(s)…")
-        self.stream.flush()
-
-
-@contextlib.contextmanager
-def _progress(stream: TextIO, *, enabled: bool = True) -> Iterator[None]:
-    """Counts requests on one stderr line while a lookup runs, when stderr is a terminal."""
-    if not enabled or not stream.isatty():
-        yield
-        return
-    logger = logging.getLogger("callsid_resolver")
-    handler, level = _ProgressLine(stream), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        stream.write("\r\033[K")
