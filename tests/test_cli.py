@@ -91,10 +91,11 @@ def test_a_busy_port_says_which_flag_to_change(busy_port: int) -> None:
     )
 
 
-def test_a_bad_environment_base_url_is_bad_input() -> None:
-    done = cli("resolve", LIVE_CALL, env={"ELEVENLABS_API_KEY": "k", "ELEVENLABS_BASE_URL": "x"})
+@pytest.mark.parametrize("command", [["resolve", LIVE_CALL], ["record", "out.json"]])
+def test_a_bad_environment_base_url_is_bad_input(command: list[str]) -> None:
+    done = cli(*command, env={"ELEVENLABS_API_KEY": "k", "ELEVENLABS_BASE_URL": "x"})
     assert done.returncode == EXIT_USAGE
-    assert "$ELEVENLABS_BASE_URL 'x' is not a URL" in done.stderr
+    assert done.stderr.startswith("error: $ELEVENLABS_BASE_URL 'x' is not a URL")
 
 
 def test_version() -> None:

@@ -243,16 +243,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # -- the commands -------------------------------------------------------------------------------
+def _api_url(args: argparse.Namespace) -> str:
+    """`--base-url`, else `$ELEVENLABS_BASE_URL`, else the public host; a bad one is exit 2."""
+    if args.base_url is not None:
+        return str(args.base_url)  # checked by argparse
+    url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    try:
+        return base_url(url, source=f"${BASE_URL_ENV}")
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _resolve(args: argparse.Namespace) -> int:
-    env_url = os.environ.get(BASE_URL_ENV)
-    if args.base_url is None and env_url:
-        try:
-            base_url(env_url, source=f"${BASE_URL_ENV}")
-        except argparse.ArgumentTypeError as exc:
-            raise UsageError(str(exc)) from None
+    url = _api_url(args)
     with (
         verbose_log(args.verbose),
-        ElevenLabsClient(base_url=args.base_url) as client,
+        ElevenLabsClient(base_url=url) as client,
         request_counter(sys.stderr, enabled=not args.verbose),
     ):
         resolver = CallSidResolver(client, max_scan=args.max_scan)
@@ -306,8 +312,7 @@ def _record(args: argparse.Namespace) -> int:
     key = os.environ.get(API_KEY_ENV)
     if not key:
         raise MissingApiKey(API_KEY_ENV)
-    url = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    base_url(url, source=f"${BASE_URL_ENV}" if args.base_url is None else "--base-url")
+    url = _api_url(args)
     tty, count = sys.stderr.isatty(), 0
 
     def progress(done: int, limit: int) -> None:
