@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from callsid_resolver import CallSidResolver, ElevenLabsClient
@@ -41,3 +42,36 @@ def test_a_primed_sip_call_resolves_for_free_while_it_is_live() -> None:
         0,
     )
     assert emulator.total_requests == 0
+
+
+@pytest.mark.parametrize("profile", ["documented", "observed"])
+def test_a_sip_outbound_call_on_the_emulator_is_primed_then_found_after_it_ends(
+    profile: str,
+) -> None:
+    emulator = Emulator(profile=profile)
+    call = {
+        "agent_id": "agent_x",
+        "agent_phone_number_id": "phnum_sip",
+        "to_number": "+15550100999",
+    }
+    api = "https://api.elevenlabs.io"
+    with (
+        ElevenLabsClient("k", transport=emulator.transport()) as client,
+        httpx.Client(transport=emulator.transport(), base_url=api) as http,
+    ):
+        placed = http.post(
+            "/v1/convai/sip-trunk/outbound-call", json=call, headers={"xi-api-key": "k"}
+        )
+        response = placed.json()
+        assert set(response) == {"success", "message", "conversation_id", "sip_call_id"}
+        call_id = response["sip_call_id"]
+        primed = CallSidResolver(client)
+        assert prime_from_outbound_call(primed, response, agent_id="agent_x")
+        assert primed.resolve(call_id, in_progress=True).source == "primed"
+        emulator.end_session(response["conversation_id"])
+        cold = CallSidResolver(client).resolve(call_id)  # another process, nothing primed
+    assert (cold.conversation_id, cold.matched_by) == (
+        response["conversation_id"],
+        "phone_call.call_id",
+    )
+    assert emulator.count("sip_outbound_call") == 1

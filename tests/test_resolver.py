@@ -447,6 +447,23 @@ def test_a_call_id_the_filter_may_not_express_is_looked_for_among_sip_calls(
     assert api.counts == {"list": 1, "get": 1}  # the 30 Twilio calls were never read
 
 
+def test_in_progress_narrows_the_call_id_walk_to_live_calls(make: Any, api: FakeApi) -> None:
+    call_id = "a84b4c76e66710@[2001:db8::1]"
+    history(api, 30)
+    conv = sip_conversation(777, call_id)
+    conv["status"] = "in-progress"
+    api.add(conv)
+    resolver = make()
+    if observed(api):  # a live call shows no id: nothing can find it until it ends
+        with pytest.raises(ConversationNotFound, match="The call is live"):
+            resolver.resolve(call_id, in_progress=True)
+    else:
+        assert resolver.resolve(call_id, in_progress=True).source == "filter"
+    walk = api.requests[0].url.params
+    assert walk["dynamic_variable_filter"] == "system__call_id:neq:"
+    assert walk.get_list("exclude_statuses") == ["processing", "done", "failed"]
+
+
 def test_a_call_id_with_a_colon_falls_back_to_the_scan(make: Any, api: FakeApi) -> None:
     call_id = "a84b4c76e66710@[2001:db8::1]"
     history(api, 30)

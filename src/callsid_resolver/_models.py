@@ -54,7 +54,8 @@ class ConversationSummary(_ApiModel):
     call_successful: str | None = None
     agent_name: str | None = None
     conversation_initiation_source: str | None = Field(
-        default=None, description="twilio | sip_trunk | widget | js_sdk | ... (see api-facts §2)"
+        default=None,
+        description="twilio | sip_trunk | widget | js_sdk | ... (see docs/protocol.md §2)",
     )
     direction: str | None = Field(default=None, description="inbound | outbound; null for web")
     termination_reason: str | None = None

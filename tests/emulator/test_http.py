@@ -1,4 +1,4 @@
-"""The HTTP endpoints answer as api-facts.md says: auth, list, get, signed URL, outbound call."""
+"""The HTTP endpoints answer as docs/protocol.md says: auth, list, get, signed URL, outbound."""
 
 from __future__ import annotations
 

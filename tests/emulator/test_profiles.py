@@ -100,18 +100,19 @@ def test_a_file_that_is_not_a_profile_is_refused(tmp_path: Path) -> None:
 
 
 # -- live calls -------------------------------------------------------------------------------
-def test_a_live_call_hides_its_ids_until_it_ends(observed: httpx.Client) -> None:
-    live = get(observed, LIVE_ID)
-    assert "phone_call" not in live["metadata"]
-    assert variables(live) == {}
-    assert live["transcript"] == []
-    assert get(observed, DONE_ID)["metadata"]["phone_call"]["call_sid"] == DONE_SID
-    emulator = observed._transport.emulator  # type: ignore[attr-defined]
-    emulator.end_session(LIVE_ID)
-    ended = get(observed, LIVE_ID)
-    assert ended["metadata"]["phone_call"]["call_sid"] == LIVE_SID
-    assert variables(ended)["system__call_sid"] == LIVE_SID
-    assert ended["transcript"]
+def test_a_live_call_hides_its_ids_until_it_ends() -> None:
+    emulator = Emulator(recording="default", profile="observed")
+    with client(emulator) as observed:
+        live = get(observed, LIVE_ID)
+        assert "phone_call" not in live["metadata"]
+        assert variables(live) == {}
+        assert live["transcript"] == []
+        assert get(observed, DONE_ID)["metadata"]["phone_call"]["call_sid"] == DONE_SID
+        emulator.end_session(LIVE_ID)
+        ended = get(observed, LIVE_ID)
+        assert ended["metadata"]["phone_call"]["call_sid"] == LIVE_SID
+        assert variables(ended)["system__call_sid"] == LIVE_SID
+        assert ended["transcript"]
 
 
 def test_the_documented_live_call_shows_everything() -> None:

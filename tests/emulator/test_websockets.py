@@ -270,7 +270,9 @@ async def test_monitor_of_a_call_held_by_elevenlabs_replays_its_transcript(
     assert emu.conversation(LIVE_ID)["status"] == "done"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("refusal", ["plan", "scope", "monitoring_disabled", "conversation_over"])
+@pytest.mark.parametrize(
+    "refusal", ["plan", "scope", "role", "monitoring_disabled", "conversation_over"]
+)
 async def test_monitor_refusals_close_1008_with_the_reason(
     emu: Emulator, server: EmulatorServer, refusal: Any
 ) -> None:

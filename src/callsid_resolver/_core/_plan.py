@@ -3,7 +3,7 @@
 `resolve_plan` yields operations (`ReadCache`, `WriteCache`, `ListPage`, `Fetch`) and is sent each
 one's outcome as `(value, http_requests)`; an `ApiError` from a list call is thrown into it. The
 sync and async resolvers are small drivers of this one generator, so the strategy cannot drift
-between them. Cheapest first (DESIGN.md "Resolution, cheapest first"):
+between them. Cheapest first (docs/resolution.md):
 
 1. cache (0 requests);
 2. server-side filter `dynamic_variable_filter=system__call_sid:eq:<sid>`, then the same on
@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 LIVE_EXCLUDES = ("processing", "done", "failed")
-# Sources whose conversations never hold an ElevenLabs phone-call record (api-facts §2): chat
+# Sources whose conversations never hold an ElevenLabs phone-call record (docs/protocol.md §2): chat
 # widgets, SDK sessions and messaging integrations. Unknown or missing sources are still checked.
 NON_TELEPHONY_SOURCES = frozenset(
     {
@@ -198,7 +198,8 @@ class _Search:
         have a Call-ID at all (`system__call_id:neq:`, docs/protocol.md §2), usually a small
         share of the history. Every hit is verified, and a miss proves nothing (the id may be
         in no variable), so the scan still follows; it skips what was read here."""
-        query = self._query(dynamic_variable_filter=f"{CALL_ID}:neq:")
+        live_only = LIVE_EXCLUDES if self.hints.in_progress else None  # never the history
+        query = self._query(dynamic_variable_filter=f"{CALL_ID}:neq:", exclude_statuses=live_only)
         try:
             return (yield from self._walk("filter", query))
         except BadRequest:

@@ -64,7 +64,8 @@ class RequestRecord:
 class RequestLog(Sequence[RequestRecord]):
     """Every request that reached the emulator, including the ones answered 429/5xx or dropped.
 
-    Endpoints: `list`, `get`, `signed_url`, `outbound_call`, `agent_ws`, `monitor_ws`, `other`.
+    Endpoints: `list`, `get`, `signed_url`, `outbound_call`, `sip_outbound_call`, `agent_ws`,
+    `monitor_ws`, `other`.
     """
 
     _records: list[RequestRecord] = field(default_factory=list)
@@ -140,7 +141,7 @@ class Emulator:
         self.retry_after: str | None = "1"
         self.fail_every: int | None = None
         self.fail_status = 503
-        self.signed_url_ttl = 15 * 60.0  # api-facts §5: 15 minutes to start the conversation
+        self.signed_url_ttl = 15 * 60.0  # docs/protocol.md §5: 15 minutes to start the conversation
         self.clock: Callable[[], float] = time.time
         self.signing_key = secrets.token_bytes(32)
         self.requests = RequestLog()

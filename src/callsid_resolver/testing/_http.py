@@ -2,7 +2,7 @@
 
 `handle(emulator, request)` answers one request with a `Reply`, or raises `Dropped` when a fault
 says to hang up; the in-process transport and the ASGI app only translate. Behaviour copies
-`shared/api-facts.md` (paths, parameters, error bodies). Every unconfirmed choice of the emulator's
+docs/protocol.md (paths, parameters, error bodies). Every unconfirmed choice of the emulator's
 HTTP side is in this module's constants, marked as such.
 
 Order of checks, as on a real deployment: route (unknown path 404 before auth, like FastAPI), then
@@ -12,7 +12,6 @@ scripted faults and rate limits (a proxy answers before the app), then the key, 
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import hmac
 import json
@@ -22,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import _settings
-from ._listing import QueryError, invalid, list_page
+from ._listing import QueryError, list_page
+from ._outbound import outbound
 from ._settings import SettingError
 from ._view import shown
 
@@ -34,9 +34,11 @@ Json = dict[str, Any]
 LIST = "/v1/convai/conversations"
 SIGNED_URL = "/v1/convai/conversation/get-signed-url"
 OUTBOUND = "/v1/convai/twilio/outbound-call"
+SIP_OUTBOUND = "/v1/convai/sip-trunk/outbound-call"
 CONTROL = "/_emulator/"
 # Endpoint name, allowed method.
-ROUTES = {"list": "GET", "get": "GET", "signed_url": "GET", "outbound_call": "POST"}
+ROUTES = {"list": "GET", "get": "GET", "signed_url": "GET", "outbound_call": "POST",
+          "sip_outbound_call": "POST"}  # fmt: skip
 
 # Error bodies, (type, code, message) in the profile's shape (`error_body`): legacy
 # `{"detail": {"status": code, "message"}}` or typed `{"detail": {"type", "code", "message",
@@ -111,6 +113,8 @@ def endpoint_of(path: str) -> str:
         return "signed_url"
     if path == OUTBOUND:
         return "outbound_call"
+    if path == SIP_OUTBOUND:
+        return "sip_outbound_call"
     return "other"
 
 
@@ -195,7 +199,7 @@ def _answer(emulator: Emulator, request: Request, endpoint: str, errors: _Errors
             return _json(200, shown(conversation, profile))
         if endpoint == "signed_url":
             return _json(200, _signed_url(emulator, dict(request.params), request.ws_base))
-        return _json(200, _outbound(emulator, request.body))
+        return _json(200, outbound(emulator, request.body, sip=endpoint == "sip_outbound_call"))
     except QueryError as error:
         return errors.validation(error.items)
 
@@ -269,69 +273,6 @@ def check_signature(emulator: Emulator, agent_id: str, token: str) -> str | None
     if claims["agent_id"] != agent_id:
         return "signature is for another agent"
     return "signature expired" if claims["exp"] < emulator.clock() else None
-
-
-# -- outbound calls ------------------------------------------------------------------------
-def _outbound(emulator: Emulator, body: bytes) -> Json:
-    try:
-        request = json.loads(body or b"{}")
-    except ValueError:
-        message = "JSON decode error"
-        raise QueryError({"type": "json_invalid", "loc": ["body", 0], "msg": message}) from None
-    if not isinstance(request, dict):
-        raise QueryError(invalid("body", "model_attributes_type", "Input should be an object", 0))
-    missing = [n for n in ("agent_id", "agent_phone_number_id", "to_number") if not request.get(n)]
-    if missing:
-        raise QueryError(*(_missing("body", name) for name in missing))
-    call_sid, conversation_id = emulator.new_call_ids()
-    emulator.add_conversation(new_call(request, call_sid, conversation_id, int(emulator.clock())))
-    # `callSid` is camelCase on the wire (api-facts §6), unlike every other key.
-    return {
-        "success": True,
-        "message": "Success",
-        "conversation_id": conversation_id,
-        "callSid": call_sid,
-    }
-
-
-def new_call(request: Json, call_sid: str, conversation_id: str, now: int) -> Json:
-    """The conversation an outbound call creates: `initiated`, with its phone record and the
-    system variables a real call carries (api-facts §7)."""
-    client_data = copy.deepcopy(request.get("conversation_initiation_client_data") or {})
-    variables = client_data.setdefault("dynamic_variables", {})
-    agent_number = "+15550100100"
-    variables |= {
-        "system__call_sid": call_sid,
-        "system__conversation_id": conversation_id,
-        "system__agent_id": request["agent_id"],
-        "system__caller_id": agent_number,
-        "system__called_number": request["to_number"],
-    }
-    return {
-        "agent_id": request["agent_id"],
-        "conversation_id": conversation_id,
-        "status": "initiated",
-        "metadata": {
-            "start_time_unix_secs": now,
-            "call_duration_secs": 0,
-            "conversation_initiation_source": "twilio",
-            "phone_call": {
-                "type": "twilio",
-                "direction": "outbound",
-                "phone_number_id": request["agent_phone_number_id"],
-                "agent_number": agent_number,
-                "external_number": request["to_number"],
-                "stream_sid": "MZ" + call_sid[2:],
-                "call_sid": call_sid,
-            },
-        },
-        "conversation_initiation_client_data": client_data,
-        "has_audio": False,
-        "has_user_audio": False,
-        "has_response_audio": False,
-        "has_auxiliary_audio": False,
-        "transcript": [],
-    }
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:

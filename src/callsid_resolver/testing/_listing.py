@@ -1,7 +1,7 @@
 """`GET /v1/convai/conversations`: query validation, filters, sort and cursor pages.
 
-Follows api-facts §2. Query errors are answered the way the API (FastAPI on pydantic v2) does:
-422 with `{"detail": [{"type", "loc": ["query", name], "msg", "input", "ctx"?}]}`.
+Follows docs/protocol.md §2. Query errors are answered the way the API (FastAPI on pydantic v2)
+does: 422 with `{"detail": [{"type", "loc": ["query", name], "msg", "input", "ctx"?}]}`.
 
 The cursor is opaque to clients. Here it is the listing key of the last row served (start time and
 conversation id), the sort direction, and a checksum: a page after a cursor starts right after that
@@ -72,7 +72,7 @@ def list_page(
     if lookup is not None:
         rows = store.with_call_id(lookup)
         keys = [sort_key(c) for c in rows]
-    # Start-time bounds (inclusive: the API does not say, api-facts §2) narrow by bisection.
+    # Start-time bounds (inclusive: the API does not say, docs/protocol.md §2) narrow by bisection.
     lo = 0 if before is None else bisect_left(keys, (-before, ""))
     hi = len(keys) if after is None else bisect_left(keys, (-after + 1, ""))
     cursor = one.get("cursor")
@@ -199,7 +199,7 @@ def _call_id_lookup(many: dict[str, list[str]], filter_mode: str) -> str | None:
 
 
 def variable_text(value: Any) -> str:
-    """A variable as the filter compares it: as a string, unset as empty (api-facts §2)."""
+    """A variable as the filter compares it: as a string, unset as empty (docs/protocol.md §2)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -255,8 +255,8 @@ def summary(conversation: Json, include_summary: bool = False) -> Json:
     transcript = conversation.get("transcript") or []
     analysis = conversation.get("analysis") or {}
     if conversation["status"] in ("initiated", "in-progress"):
-        # Observed on the real API (api-facts §2): a live call is listed with zero counts even
-        # when its GET already shows turns; the row is filled in when the call is processed.
+        # Observed on the real API (docs/protocol.md §2): a live call is listed with zero counts
+        # even when its GET already shows turns; the row is filled in when it is processed.
         transcript = []
         conversation = {k: v for k, v in conversation.items() if not k.endswith("message_count")}
     row: Json = {
