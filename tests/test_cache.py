@@ -39,6 +39,13 @@ class CacheContract:
         cache.delete("never-set")
         assert cache.get_many(["a"]) == [None]
 
+    def test_only_if_absent_never_replaces_an_entry(self) -> None:
+        cache = self.make()
+        cache.set_many({"kept": HIT})
+        cache.set_many({"kept": MISS, "new": MISS}, 30, only_if_absent=True)
+        expected = [HIT, MISS] if self.remembers else [None, None]
+        assert cache.get_many(["kept", "new"]) == expected
+
 
 class TestMemoryCache(CacheContract):
     def make(self) -> ResolutionCache:

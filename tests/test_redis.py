@@ -97,8 +97,11 @@ class _Prefixed:
     def get_many(self, keys: Any) -> Any:
         return self.cache.get_many([f"{self.ns}:{k}" for k in keys])
 
-    def set_many(self, items: Any, ttl: float | None = None) -> None:
-        self.cache.set_many({f"{self.ns}:{k}": v for k, v in items.items()}, ttl)
+    def set_many(
+        self, items: Any, ttl: float | None = None, *, only_if_absent: bool = False
+    ) -> None:
+        prefixed = {f"{self.ns}:{k}": v for k, v in items.items()}
+        self.cache.set_many(prefixed, ttl, only_if_absent=only_if_absent)
 
     def delete(self, key: str) -> None:
         self.cache.delete(f"{self.ns}:{key}")

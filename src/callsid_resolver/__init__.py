@@ -19,7 +19,13 @@ from ._cache import (
     ResolutionCache,
     SharedFlight,
 )
-from ._client import DEFAULT_BASE_URL, AsyncElevenLabsClient, ElevenLabsClient, ListFilters
+from ._client import (
+    DEFAULT_BASE_URL,
+    AsyncElevenLabsClient,
+    ElevenLabsClient,
+    ListFilters,
+    validate_api_key,
+)
 from ._core._api import ListQuery
 from ._core._callsid import is_twilio_call_sid, validate_call_sid
 from ._core._retry import RetryPolicy
@@ -27,14 +33,19 @@ from ._exceptions import (
     ApiError,
     AuthenticationFailed,
     BadRequest,
+    CacheUnavailable,
     CallSidResolverError,
     ConversationNotFound,
     DeadlineExceeded,
+    InvalidApiKey,
     InvalidCallSid,
+    InvalidConversationId,
+    InvalidHint,
     MissingApiKey,
     NotFound,
     PermissionDenied,
     RateLimited,
+    ResponseTooLarge,
     SearchSummary,
     ServerError,
     TransportError,
@@ -53,7 +64,7 @@ from ._models import (
     SignedUrl,
     TranscriptEntry,
 )
-from ._priming import CallRef, InvalidConversationId
+from ._priming import CallRef
 from ._redis import AsyncRedisCache, AsyncTieredCache, RedisCache, TieredCache
 from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
 from .live import (
@@ -115,6 +126,7 @@ __all__ = [
     "AuthenticationFailed",
     "BadRequest",
     "CacheKeys",
+    "CacheUnavailable",
     "CachedMapping",
     "CallIdField",
     "CallInitiationFailure",
@@ -132,8 +144,10 @@ __all__ = [
     "DeadlineExceeded",
     "ElevenLabsClient",
     "FailureMetadata",
+    "InvalidApiKey",
     "InvalidCallSid",
     "InvalidConversationId",
+    "InvalidHint",
     "InvalidSignature",
     "LearnedMapping",
     "ListFilters",
@@ -168,6 +182,7 @@ __all__ = [
     "ResolutionSource",
     "ResolveHints",
     "ResolverOptions",
+    "ResponseTooLarge",
     "RetryPolicy",
     "SearchSummary",
     "SendTimeout",
@@ -196,6 +211,7 @@ __all__ = [
     "parse_webhook",
     "prime_from_outbound_call",
     "prime_from_webhook",
+    "validate_api_key",
     "validate_call_sid",
     "verify_signature",
 ]

@@ -14,11 +14,12 @@ A mapping from a call SID to its conversation never changes, so positive entries
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import cachetools
 from pydantic import BaseModel, ConfigDict
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
 
 
 class CachedMapping(BaseModel):
@@ -65,7 +67,15 @@ class ResolutionCache(Protocol):
 
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]: ...
 
-    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None: ...
+    def set_many(
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
+        """Store `items` for `ttl` seconds; with `only_if_absent`, skip each key that holds a
+        live entry (the resolver writes its misses so, never over a mapping written meanwhile)."""
 
     def delete(self, key: str) -> None: ...
 
@@ -77,7 +87,11 @@ class AsyncResolutionCache(Protocol):
     async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]: ...
 
     async def set_many(
-        self, items: Mapping[str, CachedMapping], ttl: float | None = None
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
     ) -> None: ...
 
     async def delete(self, key: str) -> None: ...
@@ -161,11 +175,18 @@ class MemoryCache:
         with self._lock:
             return [entry[0] if (entry := self._data.get(key)) else None for key in keys]
 
-    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+    def set_many(
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
         lifetime = self.ttl if ttl is None else ttl
         with self._lock:
             for key, value in items.items():
-                self._data[key] = (value, lifetime)
+                if not (only_if_absent and key in self._data):  # `in` skips expired entries
+                    self._data[key] = (value, lifetime)
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -186,8 +207,55 @@ class NullCache:
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
         return [None] * len(keys)
 
-    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+    def set_many(
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
         return None
 
     def delete(self, key: str) -> None:
         return None
+
+
+class _BlockingCacheAdapter:
+    """Lets the async resolver use a blocking backend (fine for memory; avoid for network I/O)."""
+
+    def __init__(self, cache: ResolutionCache) -> None:
+        self.wrapped = cache
+        if isinstance(cache, SharedFlight):
+            self.claim, self.release = _awaitable(cache.claim), _awaitable(cache.release)
+
+    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        return self.wrapped.get_many(keys)
+
+    async def set_many(
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
+        if only_if_absent:
+            self.wrapped.set_many(items, ttl, only_if_absent=True)
+        else:
+            self.wrapped.set_many(items, ttl)
+
+    async def delete(self, key: str) -> None:
+        self.wrapped.delete(key)
+
+
+def _awaitable(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    async def call(*args: Any) -> T:
+        return function(*args)
+
+    return call
+
+
+def as_async_cache(cache: ResolutionCache | AsyncResolutionCache) -> AsyncResolutionCache:
+    """`cache` itself when it is async, else wrapped so that the async resolver can await it."""
+    if inspect.iscoroutinefunction(cache.get_many):
+        return cache  # type: ignore[return-value]
+    return _BlockingCacheAdapter(cache)  # type: ignore[arg-type]

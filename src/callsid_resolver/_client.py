@@ -21,10 +21,18 @@ from .__version__ import __version__
 from ._core import _api
 from ._core._api import ApiCall, ListQuery, ModelT, SortDirection
 from ._core._retry import RetryPolicy, RetryState
-from ._exceptions import DeadlineExceeded, MissingApiKey, TransportError
+from ._core._secrets import redact_password, scrub
+from ._exceptions import ApiError, DeadlineExceeded, InvalidApiKey, MissingApiKey, TransportError
 from ._models import Conversation, ConversationsPage, ConversationSummary, SignedUrl
+from ._watchdog import Watchdog
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncElevenLabsClient", "ElevenLabsClient", "ListFilters"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "AsyncElevenLabsClient",
+    "ElevenLabsClient",
+    "ListFilters",
+    "validate_api_key",
+]
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -33,6 +41,30 @@ API_KEY_ENV = "ELEVENLABS_API_KEY"
 BASE_URL_ENV = "ELEVENLABS_BASE_URL"
 
 logger = logging.getLogger("callsid_resolver")
+# Framing headers of the wire body; a body rebuilt from the bytes already decoded drops them.
+_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def validate_api_key(key: str) -> str:
+    """The key without surrounding whitespace, or `InvalidApiKey` saying what is wrong with it.
+
+    Keys are read from files and environment variables, so a trailing newline is common; a key
+    that still holds a control or non-ASCII character cannot be sent in an HTTP header, and the
+    error says where the character is, never what the key is.
+    """
+    if not isinstance(key, str):
+        raise InvalidApiKey(f"expected a string, got {type(key).__name__}")
+    stripped = key.strip()
+    if not stripped:
+        raise InvalidApiKey("it is blank")
+    for position, ch in enumerate(stripped):
+        if not " " <= ch <= "~":
+            kind = "a non-ASCII" if ord(ch) > 0x7E else "a control"
+            raise InvalidApiKey(
+                f"it holds {kind} character (U+{ord(ch):04X}) at position {position} of "
+                f"{len(stripped)}; keys are printable ASCII"
+            )
+    return stripped
 
 
 class ListFilters(TypedDict, total=False):
@@ -55,17 +87,24 @@ class _ClientBase:
     def __init__(
         self, api_key: str | None, base_url: str | None, timeout: httpx.Timeout, retry: RetryPolicy
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        if not key:
+        raw = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if raw is None or (api_key is None and not raw.strip()):
             raise MissingApiKey(API_KEY_ENV)
+        key = validate_api_key(raw)
         if base_url is None:
             base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        url = httpx.URL(base_url)
+        try:
+            url = httpx.URL(base_url)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            raise ValueError("base_url is not a valid URL") from None
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+            raise ValueError(f"base_url must be an http(s) URL, got {redact_password(url)!r}")
         self.base_url = str(url).rstrip("/")
         self.timeout = timeout
         self.retry = retry
+        # What no text shown to a user may hold, however it got there (a server's echo).
+        password = url.userinfo.partition(b":")[2].decode("ascii", "replace")
+        self._secrets = (key, url.password, password) if url.password else (key,)
         self._headers = {
             "xi-api-key": key,
             "accept": "application/json",
@@ -80,7 +119,7 @@ class _ClientBase:
 
     def __repr__(self) -> str:
         # The key stays out: reprs reach logs and tracebacks.
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
+        return f"{type(self).__name__}(base_url={redact_password(self.base_url)!r})"
 
     def _request(
         self, http: httpx.Client | httpx.AsyncClient, call: ApiCall[Any], state: RetryState
@@ -96,14 +135,41 @@ class _ClientBase:
             ),
         )
 
-    def _give_up(self, call: ApiCall[Any], state: RetryState, exc: Exception) -> TransportError:
+    def _give_up(
+        self, call: ApiCall[Any], state: RetryState, exc: Exception
+    ) -> tuple[TransportError, Exception]:
+        """The error to raise, and the cause to chain to it: a copy of `exc` without its request,
+        whose headers hold the API key, and with the secrets scrubbed from its text."""
         cls = DeadlineExceeded if state.out_of_time else TransportError
-        return cls(
-            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        text = scrub(str(exc), self._secrets)
+        error = cls(
+            f"{type(exc).__name__}: {text}" if text else type(exc).__name__,
             method=call.method,
             path=call.path,
             attempts=state.attempts,
         )
+        try:
+            cause: Exception = type(exc)(text)
+        except Exception:  # an exception class with another signature
+            cause = httpx.TransportError(text)
+        return error, cause
+
+    def _finish(
+        self, call: ApiCall[Any], request: httpx.Request, response: httpx.Response, body: bytes
+    ) -> httpx.Response:
+        """The response rebuilt around the body read so far (decoded, so without its framing)."""
+        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _FRAMING]
+        done = httpx.Response(response.status_code, headers=headers, content=body, request=request)
+        if response.is_success and len(body) > call.max_body:
+            raise call.too_large(done)
+        return done
+
+    def _decode(self, call: ApiCall[ModelT], response: httpx.Response, state: RetryState) -> ModelT:
+        try:
+            return call.decode(response, secrets=self._secrets)
+        except ApiError as exc:
+            exc.attempts = state.attempts  # so that a caller counting requests counts retries
+            raise
 
     @staticmethod
     def _log(call: ApiCall[Any], outcome: str, state: RetryState) -> None:
@@ -144,9 +210,11 @@ class ElevenLabsClient(_ClientBase):
         return self._call(_api.list_conversations(ListQuery(cursor=cursor, **filters)))[0]
 
     def iter_pages(self, **filters: Unpack[ListFilters]) -> Iterator[ConversationsPage]:
-        """Every page, following `next_cursor` until `has_more` is false."""
+        """Every page, following `next_cursor` until `has_more` is false, or until the server
+        sends a cursor it sent before (a loop, logged as a warning)."""
         query: ListQuery | None = ListQuery(**filters)
-        while query is not None:
+        seen: set[str | None] = set()
+        while query is not None and _new_cursor(query, seen):
             page = self._call(_api.list_conversations(query))[0]
             yield page
             query = query.next(page)
@@ -170,19 +238,49 @@ class ElevenLabsClient(_ClientBase):
         """Send with retries; return the decoded model and the number of HTTP requests sent."""
         state = self.retry.start(self._clock())
         while True:
+            fault: httpx.RequestError | None = None
             try:
-                response = self._http.send(self._request(self._http, call, state))
-            except httpx.TransportError as exc:
-                self._log(call, type(exc).__name__, state)
+                response = self._attempt(call, state)
+            except httpx.RequestError as exc:
+                fault = exc
+            if fault is not None:
+                # Raised outside the `except`, so the original (its request holds the key) is
+                # neither the cause nor the context of what the caller sees.
+                self._log(call, type(fault).__name__, state)
                 delay = state.after_fault(self._clock())
                 if delay is None:
-                    raise self._give_up(call, state, exc) from exc
+                    error, cause = self._give_up(call, state, fault)
+                    raise error from cause
             else:
                 self._log(call, str(response.status_code), state)
                 delay = state.after_response(response.status_code, response.headers, self._clock())
                 if delay is None:
-                    return call.decode(response), state.attempts
+                    return self._decode(call, response, state), state.attempts
             self._sleep(delay)
+
+    def _attempt(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:
+        """One request, its body read as a stream so that neither the deadline nor the body cap
+        can be overrun: httpx's timeouts bound each read, not the whole (docs/protocol.md §10)."""
+        request = self._request(self._http, call, state)
+        watchdog = Watchdog(state.deadline_at - self._clock())
+        request.extensions["trace"] = watchdog.trace
+        response: httpx.Response | None = None
+        try:
+            response = self._http.send(request, stream=True)
+            watchdog.watch(response)
+            limit = call.body_limit(response.status_code)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    break
+                if self._clock() >= state.deadline_at:
+                    raise httpx.ReadTimeout("total deadline reached while reading the body")
+        finally:
+            watchdog.cancel()  # first: a connection back in the pool must never be shut
+            if response is not None:
+                response.close()
+        return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     def close(self) -> None:
         if self._owns_http:
@@ -227,9 +325,10 @@ class AsyncElevenLabsClient(_ClientBase):
         return (await self._call(_api.list_conversations(ListQuery(cursor=cursor, **filters))))[0]
 
     async def iter_pages(self, **filters: Unpack[ListFilters]) -> AsyncIterator[ConversationsPage]:
-        """Every page, following `next_cursor` until `has_more` is false."""
+        """Every page; see `ElevenLabsClient.iter_pages`."""
         query: ListQuery | None = ListQuery(**filters)
-        while query is not None:
+        seen: set[str | None] = set()
+        while query is not None and _new_cursor(query, seen):
             page = (await self._call(_api.list_conversations(query)))[0]
             yield page
             query = query.next(page)
@@ -257,19 +356,46 @@ class AsyncElevenLabsClient(_ClientBase):
         """Send with retries; return the decoded model and the number of HTTP requests sent."""
         state = self.retry.start(self._clock())
         while True:
+            fault: httpx.RequestError | None = None
             try:
-                response = await self._http.send(self._request(self._http, call, state))
-            except httpx.TransportError as exc:
-                self._log(call, type(exc).__name__, state)
+                response = await self._attempt(call, state)
+            except httpx.RequestError as exc:
+                fault = exc
+            if fault is not None:
+                # Raised outside the `except`: see `ElevenLabsClient._call`.
+                self._log(call, type(fault).__name__, state)
                 delay = state.after_fault(self._clock())
                 if delay is None:
-                    raise self._give_up(call, state, exc) from exc
+                    error, cause = self._give_up(call, state, fault)
+                    raise error from cause
             else:
                 self._log(call, str(response.status_code), state)
                 delay = state.after_response(response.status_code, response.headers, self._clock())
                 if delay is None:
-                    return call.decode(response), state.attempts
+                    return self._decode(call, response, state), state.attempts
             await self._sleep(delay)
+
+    async def _attempt(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:
+        """One request, bounded as a whole by the time left (docs/protocol.md §10)."""
+        request = self._request(self._http, call, state)
+        left = max(state.deadline_at - self._clock(), 0.001)
+        try:
+            return await asyncio.wait_for(self._exchange(call, request), left)
+        except asyncio.TimeoutError:
+            raise httpx.ReadTimeout("total deadline reached during the request") from None
+
+    async def _exchange(self, call: ApiCall[Any], request: httpx.Request) -> httpx.Response:
+        response = await self._http.send(request, stream=True)
+        try:
+            limit = call.body_limit(response.status_code)
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    break
+        finally:
+            await response.aclose()
+        return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -285,3 +411,13 @@ class AsyncElevenLabsClient(_ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _new_cursor(query: ListQuery, seen: set[str | None]) -> bool:
+    """Whether `query`'s cursor is new to this walk (and remember it): a server cycling cursors
+    A→B→A would otherwise be followed forever (docs/protocol.md §2)."""
+    if query.cursor in seen:
+        logger.warning("the list endpoint sent a cursor it had sent before; stopping there")
+        return False
+    seen.add(query.cursor)
+    return True

@@ -3,7 +3,11 @@
 ```
 CallSidResolverError
 ├── InvalidCallSid                 bad input, raised before any I/O (also a ValueError)
+├── InvalidConversationId          not a conversation id (also a ValueError)
+├── InvalidHint                    a resolve hint of the wrong type or range (also a ValueError)
+├── InvalidApiKey                  a key that cannot be sent: control or non-ASCII characters
 ├── MissingApiKey                  no key given and ELEVENLABS_API_KEY unset
+├── CacheUnavailable               the cache backend failed where the caller must know
 ├── ConversationNotFound           no conversation carries this call SID (says what was searched)
 ├── SenderError                    a send into a live call failed (see `live`; NotLive, ...)
 ├── WebhookError                   a webhook that must not be trusted (see `webhooks`)
@@ -19,11 +23,14 @@ CallSidResolverError
     ├── RateLimited                429 (`.retry_after`, `.reason`: rate or concurrency)
     ├── ServerError                5xx
     └── UnexpectedResponse         2xx whose body is not the JSON the endpoint promises
+        └── ResponseTooLarge       a body over its endpoint's size cap
 ```
 
 Every error message is built from its fields, and none of them ever holds the API key, a signed
 URL's `conversation_signature` or a full phone number: URLs are reduced to their path before they
-reach an exception (see `_core._redact`).
+reach an exception, text a server echoed has the caller's secrets scrubbed, and phone numbers in
+call ids are masked (see `_core._secrets`). A `TransportError` chains a copy of the httpx error
+without its request, whose headers hold the key.
 """
 
 from __future__ import annotations
@@ -31,18 +38,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ._core._secrets import mask_phone_numbers
+
 __all__ = [
     "ApiError",
     "AuthenticationFailed",
     "BadRequest",
+    "CacheUnavailable",
     "CallSidResolverError",
     "ConversationNotFound",
     "DeadlineExceeded",
+    "InvalidApiKey",
     "InvalidCallSid",
+    "InvalidConversationId",
+    "InvalidHint",
     "MissingApiKey",
     "NotFound",
     "PermissionDenied",
     "RateLimited",
+    "ResponseTooLarge",
     "SearchSummary",
     "ServerError",
     "TransportError",
@@ -62,6 +76,41 @@ class InvalidCallSid(CallSidResolverError, ValueError):
         super().__init__(f"invalid call SID: {reason}")
 
 
+class InvalidConversationId(CallSidResolverError, ValueError):
+    """A conversation id that cannot be one: empty, too long, `.`/`..`, a slash, whitespace."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid conversation id: {reason}")
+
+
+class InvalidHint(CallSidResolverError, ValueError):
+    """A `resolve` hint of the wrong type or out of range; `parameter` names it."""
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        self.parameter = parameter
+        self.reason = reason
+        super().__init__(f"invalid {parameter}: {reason}")
+
+
+class InvalidApiKey(CallSidResolverError, ValueError):
+    """An API key that cannot be sent in a header. The message never shows the key."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid ElevenLabs API key: {reason}")
+
+
+class CacheUnavailable(CallSidResolverError):
+    """The cache backend failed (Redis down, out of memory, ...) where the caller must know, as
+    when `remember` could not store a mapping. Lookups never raise it: they go on without cache.
+    `operation` names what failed; the backend's own error is the `__cause__`."""
+
+    def __init__(self, operation: str, error: BaseException) -> None:
+        self.operation = operation
+        super().__init__(f"cache unavailable: {operation} failed ({type(error).__name__})")
+
+
 class MissingApiKey(CallSidResolverError):
     """No API key was given and the environment variable is not set."""
 
@@ -72,7 +121,16 @@ class MissingApiKey(CallSidResolverError):
 class SearchSummary:
     """What a failed resolution looked at, so a user can tell a miss from a too-narrow search."""
 
-    __slots__ = ("checked", "hidden_live", "pages", "requests", "steps", "window")
+    __slots__ = (
+        "checked",
+        "hidden_live",
+        "pages",
+        "requests",
+        "steps",
+        "truncated_by",
+        "unverified",
+        "window",
+    )
 
     def __init__(
         self,
@@ -83,6 +141,8 @@ class SearchSummary:
         requests: int,
         window: tuple[int | None, int | None],
         hidden_live: int = 0,
+        truncated_by: str | None = None,
+        unverified: int = 0,
     ) -> None:
         self.steps = steps
         self.pages = pages
@@ -91,11 +151,36 @@ class SearchSummary:
         self.window = window
         # Live conversations whose GET showed no call id at all: the call may be one of them.
         self.hidden_live = hidden_live
+        # Why a walk stopped before the end of the list: "max_scan" (the budget ran out) or
+        # "cursor_loop" (the server sent a cursor seen before); None when the list ended.
+        self.truncated_by = truncated_by
+        # Listed conversations whose GET failed (404 twice): neither matched nor ruled out.
+        self.unverified = unverified
+
+    @property
+    def truncated(self) -> bool:
+        """True when the search stopped before the end of the list (see `truncated_by`)."""
+        return self.truncated_by is not None
+
+    def notes(self) -> str:
+        """What left the search incomplete and how to reach further, or "" when nothing did."""
+        text = ""
+        if self.unverified:
+            text += f"; {self.unverified} listed conversation(s) could not be read (404)"
+        if self.truncated_by == "cursor_loop":
+            text += "; stopped: the server sent a list cursor it had sent before"
+        elif self.truncated_by is not None:
+            text += (
+                "; stopped at max_scan before the end of the list: narrow the search with "
+                "started_after/started_before, agent_id or phone_number_id, or raise max_scan"
+            )
+        return text
 
     def __repr__(self) -> str:
         return (
             f"SearchSummary(steps={self.steps!r}, pages={self.pages}, checked={self.checked}, "
-            f"requests={self.requests}, window={self.window!r}, hidden_live={self.hidden_live})"
+            f"requests={self.requests}, window={self.window!r}, hidden_live={self.hidden_live}, "
+            f"truncated_by={self.truncated_by!r}, unverified={self.unverified})"
         )
 
 
@@ -131,17 +216,20 @@ class ConversationNotFound(CallSidResolverError):
         super().__init__(self._message())
 
     def _message(self) -> str:
+        # A SIP call id may hold the caller's number (`+15551234567@10.0.0.1`).
+        sid = mask_phone_numbers(self.call_sid)
         if self.cached:
-            return f"no conversation for call SID {self.call_sid} (cached miss; not searched again)"
+            return f"no conversation for call SID {sid} (cached miss; not searched again)"
         s = self.searched
         if s is None:
-            return f"no conversation for call SID {self.call_sid}"
+            return f"no conversation for call SID {sid}"
         after, before = s.window
         window = f"start time in [{after or '-inf'}, {before or 'now'}]"
         text = (
-            f"no conversation for call SID {self.call_sid}: "
+            f"no conversation for call SID {sid}: "
             f"tried {', '.join(s.steps) or 'nothing'}; {s.pages} list page(s), "
             f"{s.checked} conversation(s) checked, {s.requests} request(s), {window}"
+            f"{s.notes()}"
         )
         if not self.live:
             return text
@@ -175,7 +263,10 @@ class ApiError(CallSidResolverError):
     string (https://elevenlabs.io/docs/eleven-api/resources/errors). `error_code` is its `code`,
     else the legacy `status`; `request_id`, which ElevenLabs support asks for, is the
     `request-id` header, else the body's `request_id`, else the `x-trace-id` header.
+    `attempts` is how many HTTP requests the call sent, retries included.
     """
+
+    attempts: int = 1
 
     def __init__(
         self,
@@ -291,6 +382,14 @@ class ServerError(ApiError):
 
 class UnexpectedResponse(ApiError):
     """A success status whose body is not the JSON this endpoint returns."""
+
+
+class ResponseTooLarge(UnexpectedResponse):
+    """A body larger than its endpoint's cap (`limit` bytes); reading stopped there."""
+
+    def __init__(self, *, limit: int, **kwargs: Any) -> None:
+        self.limit = limit
+        super().__init__(**kwargs)
 
 
 def error_class_for(status_code: int) -> type[ApiError]:

@@ -8,6 +8,7 @@ per class. Phone numbers are kept out of reprs, which end up in logs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -36,6 +37,14 @@ TERMINAL_STATUSES = frozenset({"processing", "done", "failed"})
 
 class _ApiModel(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Unknown fields are kept but never shown: a field ElevenLabs adds later (a
+        # `phone_call.to_number`) may hold a phone number, and reprs end up in logs.
+        known = type(self).model_fields
+        for name, value in super().__repr_args__():
+            if name in known:
+                yield name, value
 
 
 class ConversationSummary(_ApiModel):
@@ -70,7 +79,9 @@ class ConversationSummary(_ApiModel):
 class ConversationsPage(_ApiModel):
     """`GetConversationsPageResponseModel`: one page and the cursor to the next."""
 
-    conversations: list[ConversationSummary]
+    # fail_fast: a huge invalid body stops at its first bad row instead of collecting an error
+    # (with a copy of its input) per row.
+    conversations: list[ConversationSummary] = Field(fail_fast=True)
     next_cursor: str | None = None
     has_more: bool = False
 
@@ -149,7 +160,7 @@ class Conversation(_ApiModel):
     agent_name: str | None = None
     user_id: str | None = None
     conversation_initiation_client_data: ConversationInitiationClientData | None = None
-    transcript: list[TranscriptEntry] = Field(default_factory=list, repr=False)
+    transcript: list[TranscriptEntry] = Field(default_factory=list, repr=False, fail_fast=True)
 
     @property
     def call_sid(self) -> str | None:

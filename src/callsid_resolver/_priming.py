@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from ._cache import CachedMapping, CacheKeys
 from ._core._api import validate_conversation_id
 from ._core._callsid import is_twilio_call_sid, validate_call_sid
-from ._exceptions import CallSidResolverError
+from ._exceptions import InvalidConversationId
 
 __all__ = ["CallRef", "InvalidConversationId"]
 
@@ -31,14 +31,6 @@ MEMO_SIZE = 4096
 # Shorter than any sane cache TTL, so an entry evicted or forgotten meanwhile is written again
 # within this many seconds of the next tool call.
 MEMO_TTL = 300.0
-
-
-class InvalidConversationId(CallSidResolverError, ValueError):
-    """The conversation id given is not one ElevenLabs could have issued (raised before any I/O)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"invalid conversation id: {reason}")
 
 
 class CallRef(BaseModel):
@@ -69,10 +61,7 @@ def check_conversation_id(value: object) -> str:
         raise InvalidConversationId(f"{len(value)} characters, more than {MAX_CONVERSATION_ID}")
     if not value.isprintable():
         raise InvalidConversationId("contains a control character")
-    try:
-        return validate_conversation_id(value)
-    except ValueError:
-        raise InvalidConversationId("empty, padded with blanks, or holding a '/'") from None
+    return validate_conversation_id(value)  # InvalidConversationId saying what is wrong
 
 
 class ToolCallMemo:

@@ -76,11 +76,17 @@ class RedisCache:
             return []
         return [_decode(raw) for raw in self.client.mget(list(keys))]
 
-    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+    def set_many(
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
         px = _millis(self.ttl if ttl is None else ttl)
         with self.client.pipeline(transaction=False) as pipe:
             for key, value in items.items():
-                pipe.set(key, _encode(value), px=px)
+                pipe.set(key, _encode(value), px=px, nx=only_if_absent)
             pipe.execute()
 
     def delete(self, key: str) -> None:
@@ -111,11 +117,17 @@ class AsyncRedisCache:
             return []
         return [_decode(raw) for raw in await self.client.mget(list(keys))]
 
-    async def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+    async def set_many(
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
         px = _millis(self.ttl if ttl is None else ttl)
         async with self.client.pipeline(transaction=False) as pipe:
             for key, value in items.items():
-                pipe.set(key, _encode(value), px=px)
+                pipe.set(key, _encode(value), px=px, nx=only_if_absent)
             await pipe.execute()
 
     async def delete(self, key: str) -> None:
@@ -149,13 +161,25 @@ class TieredCache:
             self.front.set_many(keep)
         return merged
 
-    def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
-        self.back.set_many(items, ttl)
+    def set_many(
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
+        if only_if_absent:
+            # Only the shared cache can tell whether a key is absent fleet-wide; the front, which
+            # keeps no misses (see `_merge`), is left alone.
+            self.back.set_many(items, ttl, only_if_absent=True)
+            return
+        # Front first: with the shared cache down, this process still remembers.
         self.front.set_many(items, ttl)
+        self.back.set_many(items, ttl)
 
     def delete(self, key: str) -> None:
-        self.back.delete(key)
         self.front.delete(key)
+        self.back.delete(key)
 
 
 class AsyncTieredCache:
@@ -177,13 +201,22 @@ class AsyncTieredCache:
             self.front.set_many(keep)
         return merged
 
-    async def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
+    async def set_many(
+        self,
+        items: Mapping[str, CachedMapping],
+        ttl: float | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
+        if only_if_absent:  # see `TieredCache.set_many`
+            await self.back.set_many(items, ttl, only_if_absent=True)
+            return
+        self.front.set_many(items, ttl)  # first: see `TieredCache.set_many`
         await self.back.set_many(items, ttl)
-        self.front.set_many(items, ttl)
 
     async def delete(self, key: str) -> None:
-        await self.back.delete(key)
         self.front.delete(key)
+        await self.back.delete(key)
 
 
 def _merge(

@@ -7,11 +7,9 @@ share one upstream lookup), the cache's I/O, and fetching candidates with bounde
 from __future__ import annotations
 
 import asyncio
-import inspect
-import threading
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime
 from itertools import islice
 from typing import Any, TypedDict, TypeVar
@@ -25,25 +23,17 @@ from ._cache import (
     MemoryCache,
     ResolutionCache,
     SharedFlight,
+    as_async_cache,
 )
 from ._client import AsyncElevenLabsClient, ElevenLabsClient
 from ._core import _api
 from ._core._callsid import validate_call_sid
-from ._core._plan import (
-    ClaimFlight,
-    Fetch,
-    Hints,
-    ListPage,
-    Operation,
-    Pause,
-    Plan,
-    ReadCache,
-    ServerCapabilities,
-    Settings,
-    WriteCache,
-    resolve_plan,
-)
-from ._exceptions import ApiError, NotFound
+from ._core._hints import narrow_hints
+from ._core._ops import ClaimFlight, Fetch, ListPage, Operation, Pause, ReadCache, WriteCache
+from ._core._plan import Hints, Plan, ServerCapabilities, Settings, resolve_plan
+from ._exceptions import ApiError, CacheUnavailable, NotFound
+from ._flights import TaskFlights, ThreadFlights
+from ._lookups import Lookups, log_cache_fault, without_cache
 from ._models import Conversation, Resolution
 from ._priming import CallRef, ToolCallMemo
 
@@ -99,20 +89,25 @@ class _ResolverBase:
             **tuning,  # type: ignore[arg-type]
         )
         self.capabilities = ServerCapabilities()
+        self.cache_faults = 0
+        self._lookups = Lookups(self.settings.keys)
 
-    def _plan(self, call_sid: str, hints: ResolveHints) -> tuple[Hashable, Callable[[], Plan]]:
+    def _forgetting(self, sid: str) -> str:
+        self._lookups.forgetting(sid)
+        return self.settings.keys.sid(sid)
+
+    def _cache_fault(self, operation: str, exc: Exception) -> None:
+        self.cache_faults += 1
+        log_cache_fault(operation, exc)
+
+    def _plan(
+        self, call_sid: str, hints: ResolveHints
+    ) -> tuple[tuple[str, Hints], Callable[[], Plan]]:
         unknown = hints.keys() - ResolveHints.__annotations__.keys()
         if unknown:
             raise TypeError(f"unknown hint(s): {', '.join(sorted(unknown))}")
         sid = validate_call_sid(call_sid)
-        narrowed = Hints(
-            agent_id=hints.get("agent_id"),
-            phone_number_id=hints.get("phone_number_id"),
-            started_after=_unix(hints.get("started_after")),
-            started_before=_unix(hints.get("started_before")),
-            initiation_source=hints.get("initiation_source"),
-            in_progress=bool(hints.get("in_progress", False)),
-        )
+        narrowed = narrow_hints(hints)
         return (sid, narrowed), lambda: resolve_plan(
             sid, narrowed, self.capabilities, self.settings
         )
@@ -145,6 +140,10 @@ class CallSidResolver(_ResolverBase):
 
     `cache` defaults to a `MemoryCache`; pass a shared one (`RedisCache`, `TieredCache`) to share
     mappings and the single flight across processes. `options` are the `ResolverOptions`.
+
+    A failing cache (Redis down, out of memory) never fails a lookup: the resolver goes on without
+    it, logs a warning and counts the fault in `cache_faults`; only `remember` and `forget`, whose
+    whole point is the cache, raise `CacheUnavailable`.
     """
 
     def __init__(
@@ -157,7 +156,7 @@ class CallSidResolver(_ResolverBase):
         super().__init__(cache, options)
         self.client = client
         self.cache: ResolutionCache = cache if cache is not None else MemoryCache()
-        self._flights = _ThreadFlights()
+        self._flights = ThreadFlights()
 
     def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
         """The conversation of `call_sid`: a Twilio call SID (`system__call_sid`), or a SIP
@@ -169,11 +168,18 @@ class CallSidResolver(_ResolverBase):
         conversation shows the id.
         """
         key, plan = self._plan(call_sid, hints)
-        return self._flights.run(key, lambda: self._drive(plan()))
+        return self._flights.run(key, lambda: self._drive(plan(), key[0]))
 
     def remember(self, call_sid: str, conversation_id: str, *, agent_id: str | None = None) -> None:
-        """Record a mapping learned elsewhere (outbound-call response, webhook, own session)."""
-        self.cache.set_many(self._primed(call_sid, conversation_id, agent_id))
+        """Record a mapping learned elsewhere (outbound-call response, webhook, own session).
+
+        Raises `CacheUnavailable` when the cache could not store it.
+        """
+        entries = self._primed(call_sid, conversation_id, agent_id)
+        try:
+            self.cache.set_many(entries)
+        except Exception as exc:
+            raise CacheUnavailable("remember", exc) from exc
 
     def remember_tool_call(
         self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
@@ -198,12 +204,18 @@ class CallSidResolver(_ResolverBase):
         return ref
 
     def forget(self, call_sid: str) -> None:
-        self.cache.delete(self.settings.keys.sid(validate_call_sid(call_sid)))
+        """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
+        key = self._forgetting(validate_call_sid(call_sid))
+        try:
+            self.cache.delete(key)
+        except Exception as exc:
+            raise CacheUnavailable("forget", exc) from exc
 
-    def _drive(self, plan: Plan) -> Resolution:
+    def _drive(self, plan: Plan, sid: str) -> Resolution:
         outcome: Any = None
         error: ApiError | None = None
         claims: list[tuple[str, str]] = []
+        self._lookups.started(sid)
         try:
             while True:
                 try:
@@ -217,24 +229,38 @@ class CallSidResolver(_ResolverBase):
                 except ApiError as exc:
                     error = exc
         finally:
+            self._lookups.ended(sid)
             for key, token in claims:
-                self.cache.release(key, token)  # type: ignore[attr-defined]
+                try:
+                    self.cache.release(key, token)  # type: ignore[attr-defined]
+                except Exception as exc:  # the lock expires by itself
+                    self._cache_fault("release", exc)
 
     def _perform(self, op: Operation, claims: list[tuple[str, str]]) -> Any:
+        if isinstance(op, ClaimFlight | ReadCache | WriteCache):
+            try:
+                return self._perform_cache(op, claims)
+            except Exception as exc:
+                self._cache_fault(type(op).__name__, exc)
+                return without_cache(op)
+        if isinstance(op, Pause):
+            return time.sleep(op.seconds)
+        if isinstance(op, ListPage):
+            return self.client._call(_api.list_conversations(op.query))
+        return self._fetch(op)
+
+    def _perform_cache(self, op: ClaimFlight | ReadCache | WriteCache, claims: list[Any]) -> Any:
         if isinstance(op, ClaimFlight):
             token = self.cache.claim(op.key, op.ttl)  # type: ignore[attr-defined]
             if token is not None:
                 claims.append((op.key, token))
             return token is not None
-        if isinstance(op, Pause):
-            return time.sleep(op.seconds)
         if isinstance(op, ReadCache):
             return self.cache.get_many(op.keys)
-        if isinstance(op, WriteCache):
-            return self.cache.set_many(op.entries, op.ttl)
-        if isinstance(op, ListPage):
-            return self.client._call(_api.list_conversations(op.query))
-        return self._fetch(op)
+        entries = self._lookups.to_write(op.entries)
+        if op.only_if_absent:  # a backend without the keyword fails here: the miss goes unwritten
+            return self.cache.set_many(entries, op.ttl, only_if_absent=True)
+        return self.cache.set_many(entries, op.ttl)
 
     def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
         todo = iter(op.conversation_ids)
@@ -261,8 +287,8 @@ class CallSidResolver(_ResolverBase):
     def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
         try:
             return self.client._call(_api.get_conversation(conversation_id))
-        except NotFound:
-            return None, 1
+        except NotFound as exc:
+            return None, exc.attempts
 
 
 class AsyncCallSidResolver(_ResolverBase):
@@ -277,19 +303,23 @@ class AsyncCallSidResolver(_ResolverBase):
     ) -> None:
         super().__init__(cache, options)
         self.client = client
-        self.cache = _as_async(cache if cache is not None else MemoryCache())
-        self._flights = _TaskFlights()
+        self.cache = as_async_cache(cache if cache is not None else MemoryCache())
+        self._flights = TaskFlights()
 
     async def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
         """The conversation of `call_sid`; see `CallSidResolver.resolve`."""
         key, plan = self._plan(call_sid, hints)
-        return await self._flights.run(key, lambda: self._drive(plan()))
+        return await self._flights.run(key, lambda: self._drive(plan(), key[0]))
 
     async def remember(
         self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
     ) -> None:
-        """Record a mapping learned elsewhere (outbound-call response, webhook, own session)."""
-        await self.cache.set_many(self._primed(call_sid, conversation_id, agent_id))
+        """Record a mapping learned elsewhere; see `CallSidResolver.remember`."""
+        entries = self._primed(call_sid, conversation_id, agent_id)
+        try:
+            await self.cache.set_many(entries)
+        except Exception as exc:
+            raise CacheUnavailable("remember", exc) from exc
 
     async def remember_tool_call(
         self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
@@ -303,12 +333,18 @@ class AsyncCallSidResolver(_ResolverBase):
         return ref
 
     async def forget(self, call_sid: str) -> None:
-        await self.cache.delete(self.settings.keys.sid(validate_call_sid(call_sid)))
+        """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
+        key = self._forgetting(validate_call_sid(call_sid))
+        try:
+            await self.cache.delete(key)
+        except Exception as exc:
+            raise CacheUnavailable("forget", exc) from exc
 
-    async def _drive(self, plan: Plan) -> Resolution:
+    async def _drive(self, plan: Plan, sid: str) -> Resolution:
         outcome: Any = None
         error: ApiError | None = None
         claims: list[tuple[str, str]] = []
+        self._lookups.started(sid)
         try:
             while True:
                 try:
@@ -321,24 +357,40 @@ class AsyncCallSidResolver(_ResolverBase):
                 except ApiError as exc:
                     error = exc
         finally:
+            self._lookups.ended(sid)
             for key, token in claims:
-                await self.cache.release(key, token)  # type: ignore[attr-defined]
+                try:
+                    await self.cache.release(key, token)  # type: ignore[attr-defined]
+                except Exception as exc:  # the lock expires by itself
+                    self._cache_fault("release", exc)
 
     async def _perform(self, op: Operation, claims: list[tuple[str, str]]) -> Any:
+        if isinstance(op, ClaimFlight | ReadCache | WriteCache):
+            try:
+                return await self._perform_cache(op, claims)
+            except Exception as exc:
+                self._cache_fault(type(op).__name__, exc)
+                return without_cache(op)
+        if isinstance(op, Pause):
+            return await asyncio.sleep(op.seconds)
+        if isinstance(op, ListPage):
+            return await self.client._call(_api.list_conversations(op.query))
+        return await self._fetch(op)
+
+    async def _perform_cache(
+        self, op: ClaimFlight | ReadCache | WriteCache, claims: list[Any]
+    ) -> Any:
         if isinstance(op, ClaimFlight):
             token = await self.cache.claim(op.key, op.ttl)  # type: ignore[attr-defined]
             if token is not None:
                 claims.append((op.key, token))
             return token is not None
-        if isinstance(op, Pause):
-            return await asyncio.sleep(op.seconds)
         if isinstance(op, ReadCache):
             return await self.cache.get_many(op.keys)
-        if isinstance(op, WriteCache):
-            return await self.cache.set_many(op.entries, op.ttl)
-        if isinstance(op, ListPage):
-            return await self.client._call(_api.list_conversations(op.query))
-        return await self._fetch(op)
+        entries = self._lookups.to_write(op.entries)
+        if op.only_if_absent:  # see `CallSidResolver._perform_cache`
+            return await self.cache.set_many(entries, op.ttl, only_if_absent=True)
+        return await self.cache.set_many(entries, op.ttl)
 
     async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
         todo = iter(op.conversation_ids)
@@ -367,103 +419,5 @@ class AsyncCallSidResolver(_ResolverBase):
     async def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
         try:
             return await self.client._call(_api.get_conversation(conversation_id))
-        except NotFound:
-            return None, 1
-
-
-class _ThreadFlights:
-    """In-process single flight for threads: the first caller of a key runs, the others wait."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[Hashable, Future[Resolution]] = {}
-
-    def run(self, key: Hashable, work: Callable[[], Resolution]) -> Resolution:
-        with self._lock:
-            future = self._running.get(key)
-            leader = future is None
-            if future is None:
-                future = self._running[key] = Future()
-        if not leader:
-            return _shared(future.result())
-        try:
-            result = work()
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            with self._lock:
-                del self._running[key]
-
-
-class _TaskFlights:
-    """Single flight for asyncio: one task per key, awaited (shielded) by every caller, so a
-    cancelled caller never cancels the lookup the others are waiting for."""
-
-    def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Task[Resolution]] = {}
-
-    async def run(self, key: Hashable, work: Callable[[], Awaitable[Resolution]]) -> Resolution:
-        task = self._running.get(key)
-        leader = task is None
-        if task is None:
-            task = asyncio.ensure_future(work())
-            self._running[key] = task
-            task.add_done_callback(lambda t: self._finished(key, t))
-        result = await asyncio.shield(task)
-        return result if leader else _shared(result)
-
-    def _finished(self, key: Hashable, task: asyncio.Task[Resolution]) -> None:
-        if self._running.get(key) is task:
-            del self._running[key]
-        if not task.cancelled():
-            task.exception()  # retrieved, so an error nobody awaited is not reported as lost
-
-
-def _shared(result: Resolution) -> Resolution:
-    """A waiter's copy: it sent no request of its own."""
-    return result.model_copy(update={"requests": 0})
-
-
-class _BlockingCacheAdapter:
-    """Lets the async resolver use a blocking backend (fine for memory; avoid for network I/O)."""
-
-    def __init__(self, cache: ResolutionCache) -> None:
-        self.wrapped = cache
-        if isinstance(cache, SharedFlight):
-            self.claim, self.release = _awaitable(cache.claim), _awaitable(cache.release)
-
-    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
-        return self.wrapped.get_many(keys)
-
-    async def set_many(self, items: Mapping[str, CachedMapping], ttl: float | None = None) -> None:
-        self.wrapped.set_many(items, ttl)
-
-    async def delete(self, key: str) -> None:
-        self.wrapped.delete(key)
-
-
-def _awaitable(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    async def call(*args: Any) -> T:
-        return function(*args)
-
-    return call
-
-
-def _as_async(cache: ResolutionCache | AsyncResolutionCache) -> AsyncResolutionCache:
-    if inspect.iscoroutinefunction(cache.get_many):
-        return cache  # type: ignore[return-value]
-    return _BlockingCacheAdapter(cache)  # type: ignore[arg-type]
-
-
-def _unix(value: Instant) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("started_after/started_before must be timezone-aware datetimes")
-        return int(value.timestamp())
-    return int(value)
+        except NotFound as exc:
+            return None, exc.attempts

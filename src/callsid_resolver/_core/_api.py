@@ -10,13 +10,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from .._exceptions import ApiError, RateLimited, UnexpectedResponse, error_class_for
+from .._exceptions import (
+    ApiError,
+    InvalidConversationId,
+    RateLimited,
+    ResponseTooLarge,
+    UnexpectedResponse,
+    error_class_for,
+)
 from .._models import Conversation, ConversationsPage, SignedUrl
 from ._retry import retry_after
+from ._secrets import scrub_value
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -27,6 +36,15 @@ REQUEST_ID_HEADER = "request-id"
 # Third-party captures of error replies show no `request-id` header, and `x-trace-id` equal to
 # the typed body's `detail.request_id` (docs/protocol.md §12).
 TRACE_ID_HEADER = "x-trace-id"
+
+# Body caps per endpoint (docs/protocol.md §10): far above any real answer (a page is at most
+# 100 summaries; a conversation's transcript of a long call is a few MB), far below what would
+# exhaust memory while parsing. An error body is only read for its message.
+LIST_MAX_BODY = 8 * 1024 * 1024
+CONVERSATION_MAX_BODY = 32 * 1024 * 1024
+SIGNED_URL_MAX_BODY = 64 * 1024
+ERROR_MAX_BODY = 64 * 1024
+MAX_ID_LENGTH = 256
 
 SortDirection = Literal["asc", "desc"]
 
@@ -86,20 +104,32 @@ class ApiCall(Generic[ModelT]):
     path: str
     params: tuple[tuple[str, str], ...]
     model: type[ModelT]
+    max_body: int = LIST_MAX_BODY
 
-    def decode(self, response: httpx.Response) -> ModelT:
-        """The model, or the `ApiError` subclass that the status and body call for."""
+    def body_limit(self, status_code: int) -> int:
+        """How many bytes of a body with this status are worth reading."""
+        return self.max_body if 200 <= status_code < 300 else ERROR_MAX_BODY
+
+    def too_large(self, response: httpx.Response) -> ResponseTooLarge:
+        """The error for a success body over `max_body` (only its first bytes were read)."""
+        detail = f"response body larger than {self.max_body} bytes; not read further"
+        return self._error(response, ResponseTooLarge, detail, limit=self.max_body)  # type: ignore[return-value]
+
+    def decode(self, response: httpx.Response, *, secrets: Sequence[str] = ()) -> ModelT:
+        """The model, or the `ApiError` subclass that the status and body call for; `secrets`
+        are scrubbed from any text the server echoed."""
         if response.is_success:
             try:
                 return self.model.model_validate_json(response.content)
             except ValidationError as exc:
                 raise self._error(response, UnexpectedResponse, _summarise(exc)) from None
-        return self._raise_for_status(response)
+        return self._raise_for_status(response, tuple(secrets))
 
-    def _raise_for_status(self, response: httpx.Response) -> ModelT:
+    def _raise_for_status(self, response: httpx.Response, secrets: tuple[str, ...]) -> ModelT:
         cls = error_class_for(response.status_code)
         extra = {"retry_after": retry_after(response.headers)} if cls is RateLimited else {}
-        raise self._error(response, cls, _detail(response), **extra)
+        # A 401 detail or a proxy's 502 page may echo the key that was sent.
+        raise self._error(response, cls, scrub_value(_detail(response), secrets), **extra)
 
     def _error(
         self, response: httpx.Response, cls: type[ApiError], detail: Any, **extra: Any
@@ -116,19 +146,39 @@ class ApiCall(Generic[ModelT]):
 
 
 def list_conversations(query: ListQuery) -> ApiCall[ConversationsPage]:
-    return ApiCall("GET", LIST_PATH, tuple(query.params()), ConversationsPage)
+    return ApiCall("GET", LIST_PATH, tuple(query.params()), ConversationsPage, LIST_MAX_BODY)
 
 
-def validate_conversation_id(conversation_id: str) -> str:
-    """The id unchanged, or ValueError: it becomes a path segment, so no slash or blank."""
-    if not conversation_id or "/" in conversation_id or conversation_id.strip() != conversation_id:
-        raise ValueError(f"not a conversation id: {conversation_id!r}")
+def validate_conversation_id(conversation_id: object) -> str:
+    """The id unchanged, or `InvalidConversationId` saying what is wrong with it.
+
+    The id becomes a path segment: `.` and `..` would be resolved away by URL normalisation and a
+    slash would add a segment, so they are refused; other reserved characters are encoded
+    (`path_segment`). The message shows at most the first 40 characters of the id.
+    """
+    if not isinstance(conversation_id, str):
+        raise InvalidConversationId(f"expected a string, got {type(conversation_id).__name__}")
+    if not conversation_id:
+        raise InvalidConversationId("empty string")
+    if len(conversation_id) > MAX_ID_LENGTH:
+        raise InvalidConversationId(f"{len(conversation_id)} characters, more than {MAX_ID_LENGTH}")
+    if conversation_id in (".", ".."):
+        raise InvalidConversationId(f"{conversation_id!r} is a relative path segment")
+    for ch in conversation_id:
+        if ch in "/\\" or ch.isspace() or not ch.isprintable():
+            shown = conversation_id[:40] + ("..." if len(conversation_id) > 40 else "")
+            raise InvalidConversationId(f"{ch!r} in {shown!r}: no conversation id holds it")
     return conversation_id
 
 
+def path_segment(value: str) -> str:
+    """`value` percent-encoded as one path segment: `?`, `#`, `&`, `%`, `;` cannot escape it."""
+    return quote(value, safe="")
+
+
 def get_conversation(conversation_id: str) -> ApiCall[Conversation]:
-    path = f"{LIST_PATH}/{validate_conversation_id(conversation_id)}"
-    return ApiCall("GET", path, (), Conversation)
+    path = f"{LIST_PATH}/{path_segment(validate_conversation_id(conversation_id))}"
+    return ApiCall("GET", path, (), Conversation, CONVERSATION_MAX_BODY)
 
 
 def get_signed_url(agent_id: str, *, include_conversation_id: bool = False) -> ApiCall[SignedUrl]:
@@ -137,13 +187,13 @@ def get_signed_url(agent_id: str, *, include_conversation_id: bool = False) -> A
     params: tuple[tuple[str, str], ...] = (("agent_id", agent_id),)
     if include_conversation_id:
         params += (("include_conversation_id", "true"),)
-    return ApiCall("GET", SIGNED_URL_PATH, params, SignedUrl)
+    return ApiCall("GET", SIGNED_URL_PATH, params, SignedUrl, SIGNED_URL_MAX_BODY)
 
 
 def _detail(response: httpx.Response) -> Any:
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
         text = response.text.strip()
         return text[:500] or None
     return body.get("detail", body) if isinstance(body, dict) else body

@@ -1,5 +1,10 @@
 """What the resolution plan works with: the caller's hints, the tuning, what is learned about the
-server, and the I/O operations the plan yields to its drivers (`_core._plan`)."""
+server, and the I/O operations the plan yields to its drivers (`_core._plan`).
+
+The outcome sent back into the plan: a list of entries (None for a miss) for `ReadCache`, None for
+`WriteCache` and `Pause`, `(page, requests)` for `ListPage`, `(conversations, requests)` for
+`Fetch`, and True when the lock was taken for `ClaimFlight`.
+"""
 
 from __future__ import annotations
 
@@ -90,8 +95,12 @@ class ReadCache:
 
 @dataclass(frozen=True)
 class WriteCache:
+    """Store `entries`; with `only_if_absent`, only where the key holds nothing (`SET NX`), so
+    that a miss never replaces a mapping that `remember()` wrote during the lookup."""
+
     entries: dict[str, CachedMapping]
     ttl: float | None = None
+    only_if_absent: bool = False
 
 
 @dataclass(frozen=True)

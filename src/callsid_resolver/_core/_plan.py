@@ -71,6 +71,9 @@ __all__ = [
 ]
 
 LIVE_EXCLUDES = ("processing", "done", "failed")
+# What a listed page costs against `max_scan` at least: an empty page with `has_more` (returned
+# forever by a faulty server) must use up the budget too (docs/protocol.md §2).
+MIN_PAGE_COST = 10
 # Sources whose conversations never hold an ElevenLabs phone-call record (docs/protocol.md §2): chat
 # widgets, SDK sessions and messaging integrations. Unknown or missing sources are still checked.
 NON_TELEPHONY_SOURCES = frozenset(
@@ -103,6 +106,9 @@ class _Search:
         self.steps: list[str] = []
         self.filtered_empty: set[str] = set()  # variables whose filtered list came back empty
         self.hidden_live = 0  # live conversations that showed no call id
+        self.mismatched = 0  # conversations read that showed call ids, none of them ours
+        self.unverified = 0  # listed conversations whose GET failed twice (404)
+        self.truncated_by: str | None = None
 
     def run(self) -> Plan:
         cached: list[CachedMapping | None] = yield ReadCache((self.keys.sid(self.call_sid),))
@@ -134,11 +140,12 @@ class _Search:
                 return found
 
         # A miss is remembered only when it is final: not while the caller says the call is
-        # live, nor when live calls hid their ids, since the call may be one of them and must
-        # be found as soon as it ends.
-        if not (in_progress or self.hidden_live):
+        # live, nor when live calls hid their ids or listed ones could not be read (404), since
+        # the call may be one of them and must be found as soon as it shows.
+        if not (in_progress or self.hidden_live or self.unverified):
             miss = CachedMapping(call_sid=self.call_sid, conversation_id=None)
-            yield WriteCache({self.keys.sid(self.call_sid): miss}, self.settings.negative_ttl)
+            key, ttl = self.keys.sid(self.call_sid), self.settings.negative_ttl
+            yield WriteCache({key: miss}, ttl, only_if_absent=True)
         raise ConversationNotFound(self.call_sid, self._summary(), live=in_progress)
 
     def _trusted_miss(self) -> bool:
@@ -183,13 +190,13 @@ class _Search:
         if not page.conversations:
             self.filtered_empty.add(variable)
             return None
-        hidden_before = self.hidden_live
+        mismatched_before = self.mismatched
         found = yield from self._check(page.conversations, "filter")
         if found is not None:
             self.caps.learn(variable, FilterSupport.WORKS)
-        elif self.hidden_live - hidden_before < len(page.conversations):
-            # A listed conversation showed other ids: the server ignored the filter. (One that
-            # showed none, being live, proves nothing either way.)
+        elif self.mismatched > mismatched_before:
+            # A listed conversation was read and showed other ids: the server ignored the
+            # filter. One that showed none (live) or could not be read (404) proves nothing.
             self.caps.learn(variable, FilterSupport.IGNORED)
         return found
 
@@ -211,15 +218,24 @@ class _Search:
     ) -> Generator[Operation, Any, Resolution | None]:
         """List newest first and check each candidate page by page, within `max_scan`."""
         self.steps.append(step)
+        self.truncated_by = None  # the last walk says whether the search reached the end
         listed = 0
-        while query is not None and listed < self.settings.max_scan:
+        cursors: set[str | None] = set()
+        while query is not None:
+            if listed >= self.settings.max_scan:
+                self.truncated_by = "max_scan"
+                return None
+            cursors.add(query.cursor)
             page: ConversationsPage = yield from self._list(query)
-            listed += len(page.conversations)
+            listed += max(len(page.conversations), MIN_PAGE_COST)
             candidates = [s for s in page.conversations if self._worth_checking(s)]
             found = yield from self._check(candidates, step)
             if found is not None:
                 return found
             query = query.next(page)
+            if query is not None and query.cursor in cursors:
+                self.truncated_by = "cursor_loop"  # A→B→A: the walk would never end
+                return None
         return None
 
     def _check(
@@ -230,7 +246,6 @@ class _Search:
         ids = [i for i in statuses if i not in self.checked]
         if not ids:
             return None
-        self.checked.update(ids)
         known: list[CachedMapping | None] = yield ReadCache(
             tuple(self.keys.conversation(i) for i in ids)
         )
@@ -238,7 +253,11 @@ class _Search:
         for conversation_id, entry in zip(ids, known, strict=True):
             if entry is None:
                 unknown.append(conversation_id)
-            elif self._entry_matches(entry):
+                continue
+            self.checked.add(conversation_id)
+            shown = {entry.call_sid, *entry.call_ids} - {None}
+            self.mismatched += bool(shown) and self.call_sid not in shown
+            if self._entry_matches(entry):
                 found = entry.model_copy(update={"call_sid": self.call_sid})
                 return found.to_resolution(self.requests)
             elif entry.call_sid is None and entry.status in LIVE_STATUSES:
@@ -251,9 +270,7 @@ class _Search:
                     unknown.append(conversation_id)
         if not unknown:
             return None
-        conversations: list[Conversation]
-        conversations, spent = yield Fetch(tuple(unknown), self.call_sid, self.settings.concurrency)
-        self.requests += spent
+        conversations = yield from self._fetch(unknown)
         entries, hidden = self._entries(conversations)
         if entries:
             yield WriteCache(entries)
@@ -265,7 +282,27 @@ class _Search:
                 return Resolution.from_conversation(
                     conv, source=step, requests=self.requests, call_id=self.call_sid
                 )
+            read = conv.call_ids.values()
+            self.mismatched += bool(read) and self.call_sid not in read
         return None
+
+    def _fetch(self, ids: list[str]) -> Generator[Operation, Any, list[Conversation]]:
+        """GET `ids`; one that 404s (a conversation the list has just returned) is asked for once
+        more, then left unverified: not checked, so a later step may read it again."""
+        fetched: list[Conversation] = []
+        for _ in range(2):
+            conversations: list[Conversation]
+            conversations, spent = yield Fetch(tuple(ids), self.call_sid, self.settings.concurrency)
+            self.requests += spent
+            fetched += conversations
+            self.checked.update(c.conversation_id for c in conversations)
+            if any(c.matched_by(self.call_sid) is not None for c in conversations):
+                return fetched  # the reads not started were not needed
+            ids = [i for i in ids if i not in self.checked]
+            if not ids:
+                return fetched
+        self.unverified += len(ids)
+        return fetched
 
     def _entry_matches(self, entry: CachedMapping) -> bool:
         ids = (entry.call_sid, *entry.call_ids)
@@ -307,8 +344,8 @@ class _Search:
     def _list(self, query: ListQuery) -> Generator[Operation, Any, ConversationsPage]:
         try:
             page, spent = yield ListPage(query)
-        except BadRequest:
-            self.requests += 1
+        except BadRequest as exc:
+            self.requests += exc.attempts  # a 400 may follow retried 5xx answers
             raise
         self.requests += spent
         self.pages += 1
@@ -342,4 +379,6 @@ class _Search:
             requests=self.requests,
             window=(self.hints.started_after, self.hints.started_before),
             hidden_live=self.hidden_live,
+            truncated_by=self.truncated_by,
+            unverified=self.unverified,
         )

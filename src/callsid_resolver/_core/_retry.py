@@ -19,7 +19,8 @@ class RetryPolicy:
     Only idempotent faults are retried: 429, 5xx, and transport faults (connection refused or
     dropped, timeouts). A `Retry-After` (or `retry-after-ms`) header is honoured as given; a wait
     that would end past `deadline` seconds after the first attempt is not taken, and the last error
-    is raised instead. `max_attempts=1` disables retries.
+    is raised instead. The deadline also bounds an attempt in progress, however slowly the server
+    sends (`DeadlineExceeded`). `max_attempts=1` disables retries.
     """
 
     max_attempts: int = 4
@@ -47,6 +48,11 @@ class RetryState:
     out_of_time: bool = False
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
+    @property
+    def deadline_at(self) -> float:
+        """The clock reading past which no attempt may go on, in progress or not."""
+        return self.started + self.policy.deadline
+
     def attempt_timeout(self, timeout: httpx.Timeout, now: float) -> dict[str, float | None]:
         """The per-attempt timeout, shrunk so no attempt outlives the deadline."""
         self.attempts += 1
@@ -67,6 +73,9 @@ class RetryState:
         return self._wait(None, now)
 
     def _wait(self, server_wish: float | None, now: float) -> float | None:
+        if now >= self.deadline_at:
+            self.out_of_time = True  # the attempt itself was cut short by the deadline
+            return None
         if self.attempts >= self.policy.max_attempts:
             return None
         if server_wish is not None:
