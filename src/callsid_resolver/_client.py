@@ -158,6 +158,10 @@ class _ClientBase:
         self, call: ApiCall[Any], request: httpx.Request, response: httpx.Response, body: bytes
     ) -> httpx.Response:
         """The response rebuilt around the body read so far (decoded, so without its framing)."""
+        if len(body) <= call.body_limit(response.status_code):
+            # Read whole: an event hook that kept the streamed response (the doctor keeps every
+            # one) can still `.read()` it, as httpx's own cache of a read body.
+            response._content = body
         headers = [(k, v) for k, v in response.headers.multi_items() if k not in _FRAMING]
         done = httpx.Response(response.status_code, headers=headers, content=body, request=request)
         if response.is_success and len(body) > call.max_body:
