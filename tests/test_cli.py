@@ -352,3 +352,19 @@ def test_record_reports_progress_per_conversation(tmp_path: Path) -> None:
     assert "SCRUBBED0" not in text
     with pytest.raises(ValueError, match="limit must be at least 1"):
         record_conversations("https://api.elevenlabs.io", "k", tmp_path / "x.json", limit=0)
+
+
+def test_a_bug_is_one_line_and_v_adds_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import callsid_resolver.cli as cli_module
+
+    def broken(args: argparse.Namespace) -> int:
+        raise RuntimeError("something we did not foresee")
+
+    monkeypatch.setattr(cli_module, "_resolve", broken)
+    assert main(["resolve", LIVE_CALL]) == EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert err == "error: unexpected RuntimeError: something we did not foresee (rerun with -v)\n"
+    assert main(["-v", "resolve", LIVE_CALL]) == EXIT_FAILURE
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
