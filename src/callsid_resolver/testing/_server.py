@@ -102,10 +102,12 @@ class EmulatorServer:
 
     @property
     def base_url(self) -> str:
+        """The HTTP URL to give a client (`ElevenLabsClient(base_url=...)`)."""
         return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
+        """The WebSocket URL of the same server."""
         return f"ws://{self.host}:{self.port}"
 
     def start(self) -> Self:
