@@ -63,12 +63,12 @@ class TestMemoryCache(CacheContract):
         timer.now = 3600
         assert cache.get_many(["hit"]) == [None]
 
-    def test_least_recently_used_entries_go_first(self) -> None:
+    def test_the_entries_stored_first_go_first(self) -> None:
         cache = MemoryCache(maxsize=2)
         cache.set_many({"a": HIT, "b": HIT})
-        cache.get_many(["a"])
+        cache.get_many(["a"])  # reading does not keep an entry (FIFO, lock-free reads)
         cache.set_many({"c": HIT})
-        assert cache.get_many(["a", "b", "c"]) == [HIT, None, HIT]
+        assert cache.get_many(["a", "b", "c"]) == [None, HIT, HIT]
         assert len(cache) == 2
 
     def test_threads_share_it_safely(self) -> None:
