@@ -189,6 +189,27 @@ class TestMemoryCacheKeyFamilies:
         assert cache._adopt(self.keys) is sids  # adopting twice changes nothing
         assert len(cache) == 2
 
+    def test_any_key_form_that_holds_the_id_once_is_split_around_it(self) -> None:
+        class HashTagged(CacheKeys):  # a Redis Cluster hash tag around the id
+            def sid(self, call_sid: str) -> str:
+                return f"{self.namespace}:sid:{{{call_sid}}}"
+
+        class Twice(CacheKeys):
+            def sid(self, call_sid: str) -> str:
+                return f"{call_sid}:{call_sid}"
+
+        cache = MemoryCache()
+        sids = cache._adopt(HashTagged("t"))
+        assert sids is not None
+        cache.set_many({HashTagged("t").sid(self.sid): HIT})
+        assert list(sids) == [self.sid]
+        assert cache._adopt(Twice("t")) is None  # no warm path; the keys still work, whole
+        cache.set_many({Twice("t").sid(self.sid): MISS})
+        assert cache.get_many([Twice("t").sid(self.sid), HashTagged("t").sid(self.sid)]) == [
+            MISS,
+            HIT,
+        ]
+
     def test_overlapping_namespaces_give_each_key_one_place(self) -> None:
         cache = MemoryCache()
         first, nested = CacheKeys("a"), CacheKeys("a:v1:sid:b")
