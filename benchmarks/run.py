@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,14 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     # The goals first: they are the headline, and a run stopped early should still hold them.
     for area in AREAS:
         if area in only:
-            progress.guard(f"area {area}", lambda area=area: run_goals(progress, area, args))
+            progress.guard(f"area {area}", partial(run_goals, progress, area, args))
     if "resolution" in only:
         for size in args.sizes:
             depths = [d for d in args.depths if d <= size]
-            progress.guard(
-                f"resolution, {size:,} conversations",
-                lambda size=size, depths=depths: run_size(progress, size, depths, args),
-            )
+            name = f"resolution, {size:,} conversations"
+            progress.guard(name, partial(run_size, progress, size, depths, args))
     if "observed" in only:
         # Request counts of live-call and SIP Call-ID lookups under both emulator profiles.
         observed = progress.guard("observed", lambda: as_rows(measure_observed()))
@@ -231,7 +230,7 @@ def run_size(progress: Progress, size: int, depths: list[int], args: argparse.Na
         for depth in depths:
             progress.guard(
                 f"resolution, {size:,} conversations, depth {depth}",
-                lambda depth=depth: measure_depth(bench, depth, newest_first, walks, args),
+                partial(measure_depth, bench, depth, newest_first, walks, args),
             )
         progress.guard(
             f"resolution, {size:,} conversations, under load",
