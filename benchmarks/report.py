@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from .goals import goal_from_dict, markdown_table
+from .mcp import markdown as mcp_markdown
 from .sending import markdown as sending_markdown
 
 BASELINE = "baseline: SDK list+get walk"
@@ -69,7 +70,8 @@ def markdown(report: dict[str, Any]) -> str:
         "# Benchmark results",
         "",
         f"{s['date']}, {s['machine']}; emulator on loopback with {s['latency_s'] * 1000:g} ms per "
-        f"request; {s['repeats']} runs per scenario ({s['baseline_repeats']} for the slow ones)"
+        f"request; {s['repeats']} runs per scenario ({s['baseline_repeats']} for the slow ones, "
+        f"{s.get('deep_repeats', s['baseline_repeats'])} from depth 100 on)"
         + ("; quick mode (CI's smoke test, not a measurement)." if s.get("quick") else "."),
         "Requests are exact (counted by the emulator); times are wall-clock median and p95; "
         "ratios are against the baseline at the same depth in the same run.",
@@ -85,6 +87,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += observed_markdown(report["observed"])
     if report.get("sending"):
         lines += sending_markdown(report["sending"])
+    if report.get("mcp"):
+        lines += mcp_markdown(report["mcp"])
     per_mapping = report.get("extras", {}).get("bytes_per_cached_mapping")
     if per_mapping is not None:
         lines += [
