@@ -41,7 +41,7 @@ Reading the tables:
 - the SDK walk's cost is one request after another, so the walks deeper than 250 are estimated
   from the depth-250 walk of the same run (its time per request times the walk's exact request
   count, which is checked against every walk that runs); a measured walk at depth 2,000 took
-  111.7 s where the estimate says 112.0 s.
+  111.7 s where the estimate from the depth-250 walk said 112.1 s.
 - the generated histories hold no live call, so the live step (one list of `in-progress` calls)
   is pure overhead here; for the tool-during-a-call case it is the step that answers (see
   [Documented and observed API](#documented-and-observed-api)).
@@ -60,7 +60,7 @@ Reading the tables:
 def docs_page(report: dict[str, Any]) -> str:
     """docs/benchmarks.md: what is measured and how to read it, then the run's report."""
     body = markdown(report).removeprefix("# Benchmark results\n\n")
-    return DOCS_INTRO + "## The run\n\n" + body
+    return DOCS_INTRO + body
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -110,7 +110,7 @@ def goals_markdown(report: dict[str, Any]) -> list[str]:
     lines = ["## Goals (issue #16)", ""]
     if goals:
         lines += [markdown_table(goals), ""]
-    lines += [f"{g.area}, {g.name}: {g.notes}" for g in goals if g.notes]
+    lines += [f"- {g.area}, {g.name}: {g.notes}" for g in goals if g.notes]
     if any(g.notes for g in goals):
         lines.append("")
     if absent:
