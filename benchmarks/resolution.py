@@ -139,11 +139,16 @@ def call_sid(conversation: dict[str, Any]) -> str:
 
 
 def call_at_depth(newest_first: list[dict[str, Any]], depth: int) -> dict[str, Any]:
-    """The phone call at (or, past web chats, just after) position `depth`, 1 = newest."""
+    """The Twilio call at (or, past web chats and SIP calls, just after) position `depth`,
+    1 = newest. A SIP trunk call carries its id in `system__call_id`, not `system__call_sid`
+    (docs/protocol.md §7, §12), so under the observed profile the filter by call SID misses it
+    and the lookup scans (225 requests at depth 250): the bound of 2 requests is a Twilio
+    call's, and the SIP Call-ID rows of "Documented and observed API" measure the SIP case."""
     for conv in newest_first[depth - 1 :]:
-        if (conv["metadata"].get("phone_call") or {}).get("call_sid"):
+        phone = conv["metadata"].get("phone_call") or {}
+        if phone.get("call_sid") and phone.get("type") == "twilio":
             return conv
-    raise LookupError(f"no phone call at depth {depth} or after")
+    raise LookupError(f"no Twilio call at depth {depth} or after")
 
 
 def _redis_cache() -> Any:

@@ -113,7 +113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--deep-repeats", type=int, default=1, help="runs of the slow ones from depth 100 on"
     )
-    p.add_argument("--messages", type=int, default=5_000, help="per sending path")
+    # 2,000 sends per path hold a median and p95 as steady as 5,000 did, in half a minute less.
+    p.add_argument("--messages", type=int, default=2_000, help="per sending path")
     p.add_argument("--distinct", type=int, default=1_000, help="cold SIDs looked up at once")
     p.add_argument("--mappings", type=int, default=100_000, help="for the memory measure")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
