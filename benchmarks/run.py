@@ -17,10 +17,14 @@ counts hold, never wall times.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
+import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .goals import Goal, run_area
+from .goals import Goal, goal_from_dict, run_area
 from .mcp import measure_mcp
 from .observed import as_rows, measure_observed
 from .report import docs_page, markdown, svg_plot
@@ -118,10 +122,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--messages", type=int, default=2_000, help="per sending path")
     p.add_argument("--distinct", type=int, default=1_000, help="cold SIDs looked up at once")
     p.add_argument("--mappings", type=int, default=100_000, help="for the memory measure")
+    p.add_argument(
+        "--area-timeout",
+        type=float,
+        help="seconds an area may run, in a process of its own (0: in this process); "
+        "default 480, 120 with --quick",
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument("--docs", type=Path, help="also write the docs page (docs/benchmarks.md)")
     p.add_argument("--render", type=Path, help="only render a saved latest.json again")
     args = p.parse_args(argv)
+    if args.area_timeout is None:
+        args.area_timeout = 120.0 if args.quick else 480.0
     if args.quick:
         args.sizes, args.depths, args.latency = [1_000], [1, 50, 250], 0.002
         args.repeats, args.baseline_repeats, args.messages = 2, 1, 300
@@ -137,6 +149,7 @@ def new_report(args: argparse.Namespace) -> dict[str, Any]:
             "repeats": args.repeats,
             "baseline_repeats": args.baseline_repeats,
             "walk_depth": args.walk_depth,
+            "area_timeout_s": args.area_timeout,
             "machine": f"{platform.machine()}, {platform.python_implementation()} "
             f"{platform.python_version()}, {platform.system()}",
             "date": time.strftime("%Y-%m-%d"),
@@ -198,7 +211,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def run_goals(progress: Progress, area: str, args: argparse.Namespace) -> None:
-    name = f"{__package__}.{area}"
+    name = area_module(area)
     if name not in sys.modules and importlib.util.find_spec(name) is None:
         if args.only and area in args.only:
             raise LookupError(f"--only {area}: there is no benchmarks/{area}.py")
@@ -206,12 +219,66 @@ def run_goals(progress: Progress, area: str, args: argparse.Namespace) -> None:
         return
 
     def measure(quick: bool) -> list[Goal]:
+        if args.area_timeout:
+            return measure_apart(name, quick, args.area_timeout)
         # Imported here so that an area that fails to import is a failed goal, like one that
         # fails to measure.
         found: list[Goal] = importlib.import_module(name).measure(quick)
         return found
 
     progress.report["goals"] += [g.as_dict() for g in run_area(area, measure, args.quick)]
+
+
+def area_module(area: str) -> str:
+    return f"{__package__}.{area}"
+
+
+CHILD = """
+import dataclasses, importlib, json, sys
+goals = importlib.import_module(sys.argv[1]).measure(sys.argv[2] == "quick")
+print("\\n" + MARK + json.dumps([dataclasses.asdict(g) for g in goals]), flush=True)
+"""
+MARK = "goals of the area: "
+
+
+def measure_apart(name: str, quick: bool, timeout: float) -> list[Goal]:
+    """An area's `measure` in a process of its own, ended (with the emulators it started) when
+    it runs past `timeout`: a hung or oversized area costs its goals, not the run's other
+    goals. Its own process also keeps one area's memory (a million mappings) and threads out
+    of the next one's measurements."""
+    root = str(Path(__file__).resolve().parent.parent)
+    paths = [root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(paths)}
+    # Our own interpreter and a module name of our own list: nothing untrusted on the line.
+    child = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", f"MARK = {MARK!r}\n{CHILD}", name, "quick" if quick else "full"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own group: a timeout ends its emulator processes too
+    )
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _end_group(child)
+        raise TimeoutError(f"{name} ran past {timeout:g} s (--area-timeout)") from None
+    found = [line for line in out.splitlines() if line.startswith(MARK)]
+    if child.returncode or not found:
+        last = (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+        raise RuntimeError(f"{name}: {last}")
+    return [goal_from_dict(g) for g in json.loads(found[-1].removeprefix(MARK))]
+
+
+def _end_group(child: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGTERM)
+    try:
+        child.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
 
 
 def problems(report: dict[str, Any]) -> list[str]:

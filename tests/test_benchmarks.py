@@ -7,7 +7,9 @@ Fast: fake area modules stand in for `benchmarks/<area>.py`; no emulator process
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,20 @@ from benchmarks.report import docs_page, markdown, svg_plot
 from benchmarks.scenarios import Bench, Result, estimated_walk, walk_requests
 
 from callsid_resolver.testing import Emulator, newest_first, synthetic_conversations
+
+IN_PROCESS = ["--area-timeout", "0"]  # the fake areas live in this process's sys.modules
+SLOW_AREA = """
+import os, subprocess, sys, time
+from benchmarks.goals import Goal
+
+def measure(quick):
+    if quick:
+        return [Goal("apart", "in a process of its own", float(os.getpid()), 1.0, "pid", 1.0)]
+    emulator = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with open(os.environ["PID_FILE"], "w") as f:
+        f.write(str(emulator.pid))
+    time.sleep(120)
+"""
 
 
 def fake_area(monkeypatch: pytest.MonkeyPatch, name: str, measure: Any) -> None:
@@ -61,7 +77,7 @@ def test_a_failing_area_is_recorded_and_the_run_goes_on(
     areas: list[tuple[str, bool]], tmp_path: Path
 ) -> None:
     only = ["--only", "fast", "--only", "broken", "--only", "slow"]
-    code = run.main([*only, "--quick", "--out", str(tmp_path)])
+    code = run.main([*IN_PROCESS, *only, "--quick", "--out", str(tmp_path)])
 
     assert code == 1  # a failed measurement fails the run, after everything else ran
     assert areas == [("fast", True), ("broken", True), ("slow", True)]
@@ -81,13 +97,13 @@ def test_a_failing_area_is_recorded_and_the_run_goes_on(
 def test_a_short_goal_is_a_finding_not_a_failure(
     areas: list[tuple[str, bool]], tmp_path: Path
 ) -> None:
-    assert run.main(["--only", "fast", "--only", "slow", "--out", str(tmp_path)]) == 0
+    assert run.main([*IN_PROCESS, "--only", "fast", "--only", "slow", "--out", str(tmp_path)]) == 0
     assert [g["verdict"] for g in saved(tmp_path)["goals"]] == ["met", "short"]
     assert areas == [("fast", False), ("slow", False)]  # the full run: quick=False
 
 
 def test_only_runs_what_it_names(areas: list[tuple[str, bool]], tmp_path: Path) -> None:
-    assert run.main(["--only", "slow", "--quick", "--out", str(tmp_path)]) == 0
+    assert run.main([*IN_PROCESS, "--only", "slow", "--quick", "--out", str(tmp_path)]) == 0
 
     assert areas == [("slow", True)]
     report = saved(tmp_path)
@@ -103,7 +119,7 @@ def test_only_an_area_without_a_module_is_a_failure(
     areas: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(run, "AREAS", ("fast", "nowhere"))
-    assert run.main(["--only", "nowhere", "--out", str(tmp_path)]) == 1
+    assert run.main([*IN_PROCESS, "--only", "nowhere", "--out", str(tmp_path)]) == 1
     assert "no benchmarks/nowhere.py" in saved(tmp_path)["failures"][0]["error"]
 
 
@@ -120,7 +136,7 @@ def test_an_area_without_measure_is_a_failed_goal(
 ) -> None:
     fake_area(monkeypatch, "unfinished", None)
     monkeypatch.setattr(run, "AREAS", ("unfinished",))
-    assert run.main(["--only", "unfinished", "--out", str(tmp_path)]) == 1
+    assert run.main([*IN_PROCESS, "--only", "unfinished", "--out", str(tmp_path)]) == 1
     (goal,) = saved(tmp_path)["goals"]
     assert goal["verdict"] == "failed"
     assert "AttributeError" in goal["failed"]
@@ -139,7 +155,19 @@ def test_a_killed_run_leaves_what_it_measured(
     fake_area(monkeypatch, "killed", killed)
     monkeypatch.setattr(run, "AREAS", ("fast", "killed", "slow"))
     with pytest.raises(KeyboardInterrupt):
-        run.main(["--only", "fast", "--only", "killed", "--only", "slow", "--out", str(tmp_path)])
+        run.main(
+            [
+                *IN_PROCESS,
+                "--only",
+                "fast",
+                "--only",
+                "killed",
+                "--only",
+                "slow",
+                "--out",
+                str(tmp_path),
+            ]
+        )
 
     assert seen_on_disk == [["fast"]]
     report = saved(tmp_path)
@@ -154,11 +182,21 @@ def test_a_killed_run_leaves_what_it_measured(
 def test_render_rebuilds_the_pages_and_the_docs_from_a_saved_report(
     areas: list[tuple[str, bool]], tmp_path: Path
 ) -> None:
-    run.main(["--only", "fast", "--only", "slow", "--out", str(tmp_path / "a")])
+    run.main([*IN_PROCESS, "--only", "fast", "--only", "slow", "--out", str(tmp_path / "a")])
     docs = tmp_path / "docs" / "benchmarks.md"
     saved_json = tmp_path / "a" / "latest.json"
     assert (
-        run.main(["--render", str(saved_json), "--out", str(tmp_path / "b"), "--docs", str(docs)])
+        run.main(
+            [
+                *IN_PROCESS,
+                "--render",
+                str(saved_json),
+                "--out",
+                str(tmp_path / "b"),
+                "--docs",
+                str(docs),
+            ]
+        )
         == 0
     )
 
@@ -255,3 +293,46 @@ def test_run_area_turns_an_exception_into_a_failed_goal_with_a_bounded_error() -
     assert goal.verdict == "failed"
     assert goal.ratio == 0.0
     assert len(goal.failed or "") <= 300
+
+
+@pytest.fixture
+def apart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A real module (`measure` must run in another process), found via PYTHONPATH."""
+    (tmp_path / "slow_area.py").write_text(SLOW_AREA)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PID_FILE", str(tmp_path / "pid"))
+    monkeypatch.setattr(run, "AREAS", ("apart",))
+    monkeypatch.setattr(run, "area_module", lambda area: "slow_area")
+    monkeypatch.syspath_prepend(str(tmp_path))  # for find_spec in this process
+    return tmp_path
+
+
+def test_an_area_runs_in_a_process_of_its_own(apart: Path) -> None:
+    assert run.main(["--only", "apart", "--quick", "--out", str(apart / "out")]) == 0
+    (goal,) = saved(apart / "out")["goals"]
+    assert goal["verdict"] == "met"
+    assert goal["measured"] not in (0.0, float(os.getpid()))
+
+
+def test_an_area_past_its_time_ends_with_its_processes_and_the_run_goes_on(apart: Path) -> None:
+    started = time.monotonic()
+    code = run.main(["--only", "apart", "--area-timeout", "3", "--out", str(apart / "out")])
+    assert time.monotonic() - started < 60
+    assert code == 1
+    (goal,) = saved(apart / "out")["goals"]
+    assert goal["verdict"] == "failed"
+    assert "ran past 3 s" in goal["failed"]
+    emulator = int((apart / "pid").read_text())
+    for _ in range(50):  # the emulator the area started went with it
+        if not Path(f"/proc/{emulator}").exists() or "Z" in _state(emulator):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"process {emulator} outlived its area")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "Z"
