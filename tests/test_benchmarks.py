@@ -336,3 +336,24 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_the_quickest_areas_run_first_and_the_goals_show_in_the_issues_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+
+    def area(name: str) -> Any:
+        def measure(quick: bool) -> list[Goal]:
+            ran.append(name)
+            return [Goal(name, "a goal", 2.0, 1.0, "x", 1.0)]
+
+        return measure
+
+    for name in ("cold", "fleet"):
+        fake_area(monkeypatch, name, area(name))
+    monkeypatch.setattr(run, "AREAS", ("cold", "fleet"))
+    only = ["--only", "cold", "--only", "fleet"]
+    assert run.main([*IN_PROCESS, *only, "--quick", "--out", str(tmp_path)]) == 0
+    assert ran == ["fleet", "cold"]
+    assert [g["area"] for g in saved(tmp_path)["goals"]] == ["cold", "fleet"]
