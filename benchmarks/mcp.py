@@ -110,7 +110,7 @@ def requests_per_call(base_url: str, namespace: str, sids: list[str], remote: An
         for sid in sids:
             resolver.resolve(sid)
     client.close()
-    return (remote.total_requests - before) / len(sids)
+    return float(remote.total_requests - before) / len(sids)
 
 
 def cleanup(*namespaces: str) -> None:
