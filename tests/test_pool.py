@@ -22,11 +22,14 @@ from callsid_resolver import (
     AsyncCallSidResolver,
     AsyncElevenLabsClient,
     CallSidResolver,
+    DeadlineExceeded,
     ElevenLabsClient,
     MemoryCache,
     RetryPolicy,
 )
 from callsid_resolver.testing import Emulator, EmulatorServer, synthetic_conversations
+
+from .faults.core.servers import Connection, FaultServer
 
 KEY = "sk_pool_test"
 LOOKUPS = 300
@@ -151,3 +154,41 @@ def test_the_bound_defaults_to_the_pool_and_only_to_a_pool_we_build() -> None:
         ElevenLabsClient(KEY, max_in_flight=0)
     with pytest.raises(ValueError, match="backend"):
         AsyncElevenLabsClient(KEY, backend="curl")  # type: ignore[arg-type]
+
+
+def _stall(conn: Connection) -> None:
+    conn.stop.wait(30)
+
+
+async def test_async_wait_for_a_slot_ends_at_the_deadline() -> None:
+    with FaultServer(_stall) as server:
+        async with AsyncElevenLabsClient(
+            KEY, base_url=server.url, max_in_flight=1, retry=RetryPolicy(deadline=0.5)
+        ) as client:
+            results = await asyncio.gather(
+                client.get_conversation("conv_a"),
+                client.get_conversation("conv_b"),
+                return_exceptions=True,
+            )
+        assert len(server.targets) == 1  # the second call never got a slot
+    assert all(isinstance(r, DeadlineExceeded) for r in results), results
+    assert sorted(str(r.__cause__)[:16] for r in results) == [  # type: ignore[union-attr]
+        "no request slot ",
+        "total deadline r",
+    ]
+    assert all(r.attempts >= 1 for r in results)  # type: ignore[union-attr]
+
+
+def test_sync_wait_for_a_slot_ends_at_the_deadline() -> None:
+    with (
+        FaultServer(_stall) as server,
+        ElevenLabsClient(
+            KEY, base_url=server.url, max_in_flight=1, retry=RetryPolicy(deadline=0.5)
+        ) as client,
+    ):
+        assert client._slots is not None
+        # Another thread's request holds the only slot past the deadline.
+        with client._slots, pytest.raises(DeadlineExceeded, match="no request slot of 1") as info:
+            client.get_conversation("conv_b")
+        assert server.targets == []
+    assert info.value.attempts == 1

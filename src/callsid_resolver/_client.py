@@ -438,11 +438,16 @@ class AsyncElevenLabsClient(_ClientBase):
         for a slot included (see `_ClientBase._set_bound`)."""
         left = max(state.deadline_at - self._clock(), 0.001)
         slots = self._slots
+        sent = state.attempts
         try:
             if slots is None:
                 return await asyncio.wait_for(self._exchange(call, state), left)
             return await asyncio.wait_for(self._bounded(slots, call, state), left)
         except asyncio.TimeoutError:
+            if state.attempts == sent:  # never sent, it waited for a slot: counted all the same
+                state.attempt_timeout(self.timeout, self._clock())
+                message = f"no request slot of {self.max_in_flight} freed in time"
+                raise httpx.PoolTimeout(message) from None
             raise httpx.ReadTimeout("total deadline reached during the request") from None
 
     async def _bounded(
