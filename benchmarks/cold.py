@@ -43,7 +43,7 @@ def measure(quick: bool) -> list[Goal]:
     """The item's goals: no failures at any pool size, the rate against pool/latency (httpx ≥ 0.7
     at every pool size, aiohttp ≥ 0.8 at pool 100), and the watchdog's cost per GET."""
     lookups, latency, pools, repeats = (
-        (300, 0.05, (20, 100), 1) if quick else (1000, 0.05, POOLS, 3)
+        (300, 0.05, (20, 100), 1) if quick else (1000, 0.05, POOLS, 2)
     )
     size = lookups * 2  # the synthetic history mixes web chats in; we need `lookups` phone calls
     history = newest_first(synthetic_conversations(size, seed=16))

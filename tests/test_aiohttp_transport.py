@@ -70,7 +70,7 @@ async def test_the_backend_is_the_one_asked_for(
     client: AsyncElevenLabsClient, backend: str
 ) -> None:
     transport = type(client._http._transport).__name__
-    assert transport == {"httpx": "AsyncHTTPTransport", "aiohttp": "AiohttpTransport"}[backend]
+    assert transport == {"httpx": "ShardedTransport", "aiohttp": "AiohttpTransport"}[backend]
 
 
 async def test_list_sends_repeated_filters_and_pages_follow_cursors(

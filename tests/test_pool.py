@@ -27,6 +27,7 @@ from callsid_resolver import (
     MemoryCache,
     RetryPolicy,
 )
+from callsid_resolver._shards import ShardedTransport
 from callsid_resolver.testing import Emulator, EmulatorServer, synthetic_conversations
 
 from .faults.core.servers import Connection, FaultServer
@@ -102,6 +103,8 @@ async def test_async_burst_of_distinct_cold_lookups_all_succeed(
         assert client.max_in_flight == POOL
         resolver = AsyncCallSidResolver(client, cache=MemoryCache())
         results = await asyncio.gather(*(resolver.resolve(s) for s in want))
+        shards = client._http._transport._shards  # type: ignore[attr-defined]
+        assert [s.busy for s in shards] == [0] * len(shards)  # every response gave its slot back
     assert {r.call_sid: r.conversation_id for r in results} == want
     assert emulator.total_requests <= 2 * LOOKUPS
     assert 1 < emulator.peak <= POOL
@@ -192,3 +195,18 @@ def test_sync_wait_for_a_slot_ends_at_the_deadline() -> None:
             client.get_conversation("conv_b")
         assert server.targets == []
     assert info.value.attempts == 1
+
+
+def test_the_async_pool_is_split_in_small_pools_unless_a_proxy_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    split = ShardedTransport(httpx.Limits(max_connections=5))
+    sizes = [s.transport._pool._max_connections for s in split._shards]
+    assert sorted(sizes) == [1, 2, 2]
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(AsyncElevenLabsClient(KEY)._http._transport, ShardedTransport)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    client = AsyncElevenLabsClient(KEY)
+    assert not isinstance(client._http._transport, ShardedTransport)
+    assert client.max_in_flight == 20

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypedDict
+from urllib.request import getproxies
 
 import httpx
 from typing_extensions import Self, Unpack
@@ -25,6 +26,7 @@ from ._core._retry import RetryPolicy, RetryState
 from ._core._secrets import redact_password, scrub
 from ._exceptions import ApiError, DeadlineExceeded, InvalidApiKey, MissingApiKey, TransportError
 from ._models import Conversation, ConversationsPage, ConversationSummary, SignedUrl
+from ._shards import ShardedTransport
 from ._watchdog import Watchdog
 
 __all__ = [
@@ -346,7 +348,8 @@ class AsyncElevenLabsClient(_ClientBase):
     `limits` and `max_in_flight` as in `ElevenLabsClient`. `backend="aiohttp"` (extra
     `callsid-resolver[aiohttp]`) sends through aiohttp's connection pool behind httpx's API
     (httpx-aiohttp), which keeps up better with hundreds of concurrent requests; it speaks
-    HTTP/1.1 only and is ignored when you pass `http_client` or `transport`.
+    HTTP/1.1 only, does not read proxy settings from the environment, and is ignored when you
+    pass `http_client` or `transport`.
     """
 
     def __init__(
@@ -365,10 +368,14 @@ class AsyncElevenLabsClient(_ClientBase):
         super().__init__(api_key, base_url, timeout, retry or RetryPolicy())
         self._owns_http = http_client is None
         own_pool = http_client is None and transport is None
+        if backend not in ("httpx", "aiohttp"):
+            raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
         if backend == "aiohttp" and own_pool:
             transport = _aiohttp_transport(limits)
-        elif backend not in ("httpx", "aiohttp"):
-            raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
+        elif own_pool and limits.max_connections and not _env_proxies():
+            # httpx's pool in small pools (see `_shards`); with a proxy from the environment,
+            # httpx's own transport, which is the one that honours it.
+            transport = ShardedTransport(limits)
         self._http = http_client or httpx.AsyncClient(
             timeout=timeout, limits=limits, transport=transport
         )
@@ -487,9 +494,13 @@ class AsyncElevenLabsClient(_ClientBase):
         await self.aclose()
 
 
+def _env_proxies() -> bool:
+    return any(scheme in getproxies() for scheme in ("http", "https", "all"))
+
+
 def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """httpx-aiohttp's transport with a connector the size of `limits`: aiohttp's pool
-    assigns a freed connection in constant time however many requests wait."""
+    """httpx-aiohttp's transport with a connector the size of `limits`: aiohttp's pool hands
+    a freed connection to the next waiter without httpcore's scan of every connection."""
     try:
         from httpx_aiohttp import AiohttpTransport
     except ImportError as exc:
