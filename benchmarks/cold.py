@@ -70,7 +70,7 @@ def measure(quick: bool) -> list[Goal]:
                     rates.setdefault(key, []).append(requests / run["seconds"])
                     _check(quick, key, run, requests, lookups)
         emulator.remote.latency = 0.0  # the watchdog's cost shows against a bare GET
-        watchdog = _watchdog_costs(emulator.base_url, 300 if quick else 2000, 1 if quick else 5)
+        watchdog = _watchdog_costs(emulator.base_url, 300 if quick else 1000, 1 if quick else 5)
     return [*_goals(lookups, latency, pools, repeats, rates, failures), watchdog]
 
 
