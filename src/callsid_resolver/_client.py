@@ -327,6 +327,7 @@ class ElevenLabsClient(_ClientBase):
         return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     def close(self) -> None:
+        """Close the HTTP connections, unless the client was given its own `http_client`."""
         if self._owns_http:
             self._http.close()
 
@@ -479,6 +480,7 @@ class AsyncElevenLabsClient(_ClientBase):
         return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     async def aclose(self) -> None:
+        """Close the HTTP connections, unless the client was given its own `http_client`."""
         if self._owns_http:
             await self._http.aclose()
 

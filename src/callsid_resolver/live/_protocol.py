@@ -1,10 +1,10 @@
 """The Agents WebSocket and the monitoring socket as data: no I/O here.
 
-Client events are pydantic models that encode to the JSON the server expects (api-facts §8,
-`agent.asyncapi.yaml`); server events are decoded into typed models, and a type we do not know
-(or a known type in a shape we do not expect) becomes an `UnknownEvent` carrying the raw message:
-the API adds events often, and a new one must never break a live call. Monitor commands follow
-the realtime-monitoring guide (api-facts §11).
+Client events are pydantic models that encode to the JSON the server expects
+(docs/protocol.md §8, `agent.asyncapi.yaml`); server events are decoded into typed models, and a
+type we do not know (or a known type in a shape we do not expect) becomes an `UnknownEvent`
+carrying the raw message: the API adds events often, and a new one must never break a live call.
+Monitor commands follow the realtime-monitoring guide (docs/protocol.md §11).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .._json import loads_bounded
 
 __all__ = [
     "AgentResponse",
@@ -50,6 +52,8 @@ __all__ = [
 AGENT_PATH = "/v1/convai/conversation"
 MONITOR_PATH = "/v1/convai/conversations/{conversation_id}/monitor"
 DynamicValue = str | int | float | bool
+# The official SDK's max frame (audio events can be large); a longer text is not decoded.
+MAX_FRAME = 16 * 2**20
 
 
 # -- client → server ------------------------------------------------------------------------
@@ -63,6 +67,7 @@ class ClientEvent(BaseModel):
 
     def to_json(self) -> str:
         # Optional fields the caller left out stay off the wire (`context_id`, overrides).
+        """The event as the socket sends it, unset optional fields left out."""
         return self.model_dump_json(exclude_none=True)
 
 
@@ -228,9 +233,14 @@ _KNOWN: dict[str, tuple[str, type[ServerEvent]]] = {
 
 
 def parse_server_event(data: str | bytes) -> ServerEvent:
-    """Decode one message; never raises: whatever does not fit is an `UnknownEvent`."""
+    """Decode one message; never raises: whatever does not fit is an `UnknownEvent`.
+
+    A frame longer than `MAX_FRAME` or nested deeper than 64 levels is not decoded (an
+    `UnknownEvent` with the start of its text): no ElevenLabs event comes close (§8), and
+    `json.loads` would recurse once per level.
+    """
     try:
-        message = json.loads(data)
+        message = loads_bounded(data, max_size=MAX_FRAME)
     except ValueError:
         return UnknownEvent(type="", raw={"text": _printable(data)})
     if not isinstance(message, dict):
@@ -276,20 +286,28 @@ class MonitorCommand(BaseModel):
 
     @classmethod
     def contextual_update(cls, text: str) -> MonitorCommand:
+        """A command adding `text` to the agent's context."""
         return cls(command_type="contextual_update", parameters={"contextual_update": text})
 
     @classmethod
     def end_call(cls) -> MonitorCommand:
+        """A command ending the call."""
         return cls(command_type="end_call")
 
     @classmethod
     def transfer_to_number(cls, phone_number: str) -> MonitorCommand:
         # The number reaches a live call's routing: refuse what is plainly not a number early.
+        """A command transferring the call to `phone_number` (digits, optional leading `+`).
+
+        Raises:
+            ValueError: `phone_number` is not a phone number.
+        """
         if not _PHONE.fullmatch(phone_number):
             raise ValueError("phone_number must be digits with an optional leading '+'")
         return cls(command_type="transfer_to_number", parameters={"phone_number": phone_number})
 
     def to_json(self) -> str:
+        """The command as the monitoring socket sends it."""
         return self.model_dump_json(exclude_none=True)
 
 

@@ -26,7 +26,15 @@ from typing_extensions import Self
 from .._core._callsid import validate_call_sid
 from .._exceptions import CallSidResolverError
 from ._callstate import CallFacts, describe
-from ._errors import CallMismatch, ConversationOver, InvalidSend, NotLive, SenderError, SendTimeout
+from ._errors import (
+    CallMismatch,
+    ConfirmTimeout,
+    ConversationOver,
+    InvalidSend,
+    NotLive,
+    SenderError,
+    SendTimeout,
+)
 from ._protocol import (
     ClientEvent,
     ClientToolResult,
@@ -48,7 +56,7 @@ from ._records import (
     settle,
 )
 from ._router import NoRoute
-from ._transport import Batch
+from ._transport import Batch, Failure, bounded
 
 if TYPE_CHECKING:
     from .._resolver import AsyncCallSidResolver
@@ -123,6 +131,24 @@ class Sender:
         context_id: str | None = None,
         channel: Channel | None = None,
     ) -> Receipt:
+        """Add `text` to the agent's context without a reply (docs/protocol.md §11).
+
+        Args:
+            text: the update, e.g. `"Caller is a VIP"`.
+            call_sid: the call's `system__call_sid`; resolved to its conversation when needed.
+            conversation_id: the conversation, when you have it (skips the resolution).
+            channel: force one channel (`"session"`, `"monitor"` or `"mailbox"`) instead of the
+                first that reaches the call.
+            context_id: updates sharing it replace each other (session channel only).
+
+        Returns:
+            A `Receipt` naming the channel that took it.
+
+        Raises:
+            NotLive: no channel reached the call (`.reasons` says why, per channel).
+            SendTimeout: a channel took longer than the sender's timeout.
+            RouteTimeout: the worker holding the session did not acknowledge in time.
+        """
         event = ContextualUpdate(text=text, context_id=context_id)
         return await self.send(
             event, call_sid=call_sid, conversation_id=conversation_id, channel=channel
@@ -136,6 +162,25 @@ class Sender:
         conversation_id: str | None = None,
         channel: Channel | None = None,
     ) -> Receipt:
+        """Send `text` as if the caller had said it: the agent answers it. Only a session carries
+        it
+        (the monitor and the mailbox have no such message).
+
+        Args:
+            text: the message.
+            call_sid: the call's `system__call_sid`; resolved to its conversation when needed.
+            conversation_id: the conversation, when you have it (skips the resolution).
+            channel: force one channel (`"session"`, `"monitor"` or `"mailbox"`) instead of the
+                first that reaches the call.
+
+        Returns:
+            A `Receipt` naming the channel that took it.
+
+        Raises:
+            NotLive: no channel reached the call (`.reasons` says why, per channel).
+            SendTimeout: a channel took longer than the sender's timeout.
+            RouteTimeout: the worker holding the session did not acknowledge in time.
+        """
         event = UserMessage(text=text)
         return await self.send(
             event, call_sid=call_sid, conversation_id=conversation_id, channel=channel
@@ -151,6 +196,25 @@ class Sender:
         conversation_id: str | None = None,
         channel: Channel | None = None,
     ) -> Receipt:
+        """Answer a client tool call (`client_tool_call`) of the agent.
+
+        Args:
+            tool_call_id: the id of the agent's `client_tool_call`.
+            result: the result; anything but a string is sent as JSON text.
+            is_error: tell the agent the tool failed.
+            call_sid: the call's `system__call_sid`; resolved to its conversation when needed.
+            conversation_id: the conversation, when you have it (skips the resolution).
+            channel: force one channel (`"session"`, `"monitor"` or `"mailbox"`) instead of the
+                first that reaches the call.
+
+        Returns:
+            A `Receipt` naming the channel that took it.
+
+        Raises:
+            NotLive: no channel reached the call (`.reasons` says why, per channel).
+            SendTimeout: a channel took longer than the sender's timeout.
+            RouteTimeout: the worker holding the session did not acknowledge in time.
+        """
         event = ClientToolResult(
             tool_call_id=tool_call_id, result=tool_result_text(result), is_error=is_error
         )
@@ -293,7 +357,11 @@ class Sender:
                     outcome = await self._try(channel, job, reasons)
                 except Exception as exc:
                     outcome = exc
-            if isinstance(outcome, ConversationOver):
+            # Over, or written to a socket that then dropped: another channel could only deliver
+            # it a second time, so the caller gets the error and decides.
+            if isinstance(outcome, ConversationOver) or (
+                isinstance(outcome, SenderError) and getattr(outcome, "sent", False) is True
+            ):
                 settle(job.done, outcome)
                 return
             if isinstance(outcome, Skip):
@@ -309,6 +377,9 @@ class Sender:
                 settle(job.done, outcome)
             else:
                 batch, receipt = outcome
+                if receipt.worker is None:  # routed: bounded by the router's ack_timeout
+                    late = _late(job, receipt, self.send_timeout)
+                    batch = bounded(batch, self.send_timeout, late)
                 batch.add_done_callback(functools.partial(confirm, job.done, receipt))
             return
         over = None
@@ -416,3 +487,8 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _late(job: Job, receipt: Receipt, timeout: float) -> Failure:
+    target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
+    return functools.partial(ConfirmTimeout, target, channel=receipt.channel, timeout=timeout)
