@@ -13,6 +13,7 @@ from callsid_resolver import (
     AsyncElevenLabsClient,
     CachedMapping,
     CacheKeys,
+    CacheUnavailable,
     CallRef,
     CallSidResolver,
     ElevenLabsClient,
@@ -107,8 +108,9 @@ def test_a_failed_write_is_not_memoised(make: Any) -> None:
     cache = CountingCache()
     both = make(cache=cache)
     cache.fail_next = 1
-    with pytest.raises(ConnectionError):
+    with pytest.raises(CacheUnavailable) as info:
         both.remember_tool_call(SID, CONV)
+    assert isinstance(info.value.__cause__, ConnectionError)
     assert both.remember_tool_call(SID, CONV).written
     assert len(cache.writes) == 1
 
