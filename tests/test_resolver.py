@@ -537,8 +537,13 @@ def test_a_call_near_the_top_costs_one_read_not_a_window(make: Any, api: FakeApi
 
 
 def test_the_read_window_opens_by_one_per_completed_read() -> None:
-    from callsid_resolver._core._plan import Fetch
+    from callsid_resolver._core._window import ReadWindow
 
-    op = Fetch(("a",) * 50, "CA1", concurrency=8)
-    assert [op.room(done, 0) for done in range(10)] == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]
-    assert op.room(3, 4) == 0
+    window = ReadWindow(8)
+    rooms = []
+    for _ in range(10):
+        rooms.append(window.room(0))
+        window.answered()
+    assert rooms == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]
+    assert window.room(4) == 4
+    assert window.room(9) == 0

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from itertools import islice
 from typing import Any, TypedDict, TypeVar
@@ -47,7 +48,7 @@ class ResolverOptions(TypedDict, total=False):
     """Tuning shared by `CallSidResolver` and `AsyncCallSidResolver`.
 
     `max_scan` (1000) bounds how many listed conversations a fallback scan walks through;
-    `concurrency` (8) bounds parallel reads; `negative_ttl` (30 s) is how long a miss is
+    `concurrency` (16) bounds parallel reads; `negative_ttl` (30 s) is how long a miss is
     remembered (a call that just started may not be listed yet, so keep it short); `live_ttl`
     (15 s) is how long a live conversation whose GET showed no call id is not read again while
     it stays live; `use_filter` and `live_first` (True) switch those steps; `namespace` prefixes
@@ -263,30 +264,43 @@ class CallSidResolver(_ResolverBase):
         return self.cache.set_many(entries, op.ttl)
 
     def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
-        todo = iter(op.conversation_ids)
+        window, todo = op.window, iter(op.conversation_ids)
         fetched: dict[str, Conversation] = {}
-        spent = completed = 0
+        # Tickets of reads answered 429, appended by the workers: only this thread drives the
+        # window, at each completion, which is as soon as its next `room` is asked for.
+        refused: deque[int] = deque()
+        spent = 0
         found = False
-        width = min(op.concurrency, len(op.conversation_ids))
+        width = min(window.limit, len(op.conversation_ids))
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="callsid-fetch") as pool:
-            running = {pool.submit(self._get, cid) for cid in islice(todo, op.room(0, 0))}
+
+            def start(count: int) -> set[Future[tuple[Conversation | None, int]]]:
+                return {
+                    pool.submit(self._get, cid, _on_429(window.start(), refused.append))
+                    for cid in islice(todo, count)
+                }
+
+            running = start(window.room(0))
             while running:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
-                completed += len(done)
+                while refused:
+                    window.congested(refused.popleft())
                 for future in done:
                     conversation, requests = future.result()
                     spent += requests
+                    window.answered()
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
                         found |= conversation.matched_by(op.call_sid) is not None
                 if not found:
-                    more = islice(todo, op.room(completed, len(running)))
-                    running |= {pool.submit(self._get, cid) for cid in more}
+                    running |= start(window.room(len(running)))
         return [fetched[c] for c in op.conversation_ids if c in fetched], spent
 
-    def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
+    def _get(
+        self, conversation_id: str, on_retry: Callable[[int], Any]
+    ) -> tuple[Conversation | None, int]:
         try:
-            return self.client._call(_api.get_conversation(conversation_id))
+            return self.client._call(_api.get_conversation(conversation_id), on_retry)
         except NotFound as exc:
             return None, exc.attempts
 
@@ -393,31 +407,50 @@ class AsyncCallSidResolver(_ResolverBase):
         return await self.cache.set_many(entries, op.ttl)
 
     async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
-        todo = iter(op.conversation_ids)
+        window, todo = op.window, iter(op.conversation_ids)
         fetched: dict[str, Conversation] = {}
-        spent = completed = 0
+        spent = 0
         found = False
-        running = {asyncio.ensure_future(self._get(cid)) for cid in islice(todo, op.room(0, 0))}
+
+        def start(count: int) -> set[asyncio.Task[tuple[Conversation | None, int]]]:
+            return {
+                asyncio.ensure_future(self._get(cid, _on_429(window.start(), window.congested)))
+                for cid in islice(todo, count)
+            }
+
+        running = start(window.room(0))
         try:
             while running:
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                completed += len(done)
                 for task in done:
                     conversation, requests = task.result()
                     spent += requests
+                    window.answered()
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
                         found |= conversation.matched_by(op.call_sid) is not None
                 if not found:
-                    more = islice(todo, op.room(completed, len(running)))
-                    running |= {asyncio.ensure_future(self._get(cid)) for cid in more}
+                    running |= start(window.room(len(running)))
         finally:
             for task in running:
                 task.cancel()
         return [fetched[c] for c in op.conversation_ids if c in fetched], spent
 
-    async def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
+    async def _get(
+        self, conversation_id: str, on_retry: Callable[[int], Any]
+    ) -> tuple[Conversation | None, int]:
         try:
-            return await self.client._call(_api.get_conversation(conversation_id))
+            return await self.client._call(_api.get_conversation(conversation_id), on_retry)
         except NotFound as exc:
             return None, exc.attempts
+
+
+def _on_429(ticket: int, refused: Callable[[int], Any]) -> Callable[[int], None]:
+    """What a read tells its window when an answer is about to be retried: only a 429 says
+    that the workspace's concurrency limit is reached (docs/protocol.md §10); a 5xx does not."""
+
+    def on_retry(status: int) -> None:
+        if status == 429:
+            refused(ticket)
+
+    return on_retry

@@ -52,6 +52,7 @@ from ._ops import (
     ServerCapabilities,
     Settings,
     WriteCache,
+    fits_later,
 )
 
 __all__ = [
@@ -109,6 +110,8 @@ class _Search:
         self.mismatched = 0  # conversations read that showed call ids, none of them ours
         self.unverified = 0  # listed conversations whose GET failed twice (404)
         self.truncated_by: str | None = None
+        self.twilio_form = is_twilio_call_sid(call_sid)
+        self.window = caps.window(settings.concurrency)
 
     def run(self) -> Plan:
         cached: list[CachedMapping | None] = yield ReadCache((self.keys.sid(self.call_sid),))
@@ -216,9 +219,19 @@ class _Search:
     def _walk(
         self, step: ResolutionSource, query: ListQuery | None
     ) -> Generator[Operation, Any, Resolution | None]:
-        """List newest first and check each candidate page by page, within `max_scan`."""
+        """List newest first and check each candidate page by page, within `max_scan`; calls
+        whose source does not fit the id's form (`fits_later`) are checked after the rest."""
         self.steps.append(step)
         self.truncated_by = None  # the last walk says whether the search reached the end
+        later: list[ConversationSummary] = []
+        found = yield from self._pages(step, query, later)
+        if found is None and later:
+            found = yield from self._check(later, step)
+        return found
+
+    def _pages(
+        self, step: ResolutionSource, query: ListQuery | None, later: list[ConversationSummary]
+    ) -> Generator[Operation, Any, Resolution | None]:
         listed = 0
         cursors: set[str | None] = set()
         while query is not None:
@@ -228,7 +241,12 @@ class _Search:
             cursors.add(query.cursor)
             page: ConversationsPage = yield from self._list(query)
             listed += max(len(page.conversations), MIN_PAGE_COST)
-            candidates = [s for s in page.conversations if self._worth_checking(s)]
+            candidates: list[ConversationSummary] = []
+            for s in page.conversations:
+                if not self._worth_checking(s):
+                    continue
+                source = s.conversation_initiation_source
+                (later if fits_later(self.twilio_form, source) else candidates).append(s)
             found = yield from self._check(candidates, step)
             if found is not None:
                 return found
@@ -292,7 +310,8 @@ class _Search:
         fetched: list[Conversation] = []
         for _ in range(2):
             conversations: list[Conversation]
-            conversations, spent = yield Fetch(tuple(ids), self.call_sid, self.settings.concurrency)
+            conversations, spent = yield Fetch(tuple(ids), self.call_sid, self.window)
+            self.caps.learn_window(self.window)
             self.requests += spent
             fetched += conversations
             self.checked.update(c.conversation_id for c in conversations)
