@@ -5,8 +5,10 @@ one listed page to the next instead of starting over on every page. It behaves l
 congestion window (RFC 5681): it opens by one read per answer (slow start) up to `limit`,
 halves when the server answers 429 (real workspaces cap concurrent requests and answer
 `concurrent_limit_exceeded`, docs/protocol.md §10, §12), and after a halving grows by one read
-per window of answers (congestion avoidance). A 429 of a read started before the last halving
-says nothing new, so one burst of refusals halves the window once (RFC 6582's recovery point).
+per window of answers (congestion avoidance), four times slower just below the width that was
+refused last, as CUBIC dwells near its last maximum (RFC 9438): a workspace's limit stays put, so
+probing it often would only earn 429s. A 429 of a read started before the last halving says
+nothing new, so one burst of refusals halves the window once (RFC 6582's recovery point).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class ReadWindow:
     threshold: float | None = None
     width: float = 1.0
     congestions: int = 0
+    refused_at: int | None = None  # the window's size at the last 429
     _started: int = field(default=0, repr=False)
     _recover: int = field(default=0, repr=False)
 
@@ -50,6 +53,8 @@ class ReadWindow:
         """One read was answered without a 429: open the window."""
         if self.width < (self.threshold or self.limit):
             self.width += 1.0  # slow start: doubles per round trip
+        elif self.refused_at is not None and self.width + 1 >= self.refused_at:
+            self.width += 0.25 / self.width  # next to the refused width: +1 per 4 round trips
         else:
             self.width += 1.0 / self.width  # congestion avoidance: +1 per round trip
         self.width = min(self.width, float(self.limit))
@@ -60,6 +65,7 @@ class ReadWindow:
         if ticket <= self._recover:
             return
         self.congestions += 1
+        self.refused_at = self.size
         self.width = max(self.size / 2.0, 1.0)
         self.threshold = self.width
         self._recover = self._started
