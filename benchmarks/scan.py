@@ -90,10 +90,17 @@ def _sip_reads(bench: Bench, newest_first: list[dict[str, Any]], quick: bool) ->
     _, scan_requests = _timed(bench, lambda: _check(bench.ours(sid, DEEP), target))
     if scan_requests > walk_requests:
         raise AssertionError(f"SIP: the scan sent {scan_requests}, the walk {walk_requests}")
-    return Goal(AREA, "requests of a SIP call's scan at depth 250 <= the SDK walk's",
-                scan_requests, walk_requests, "requests", 1.0, higher_is_better=False,
-                baseline_name="SDK list+get walk",
-                notes="SIP trunk calls checked first; Twilio calls after, never skipped")  # fmt: skip
+    return Goal(
+        AREA,
+        "requests of a SIP call's scan at depth 250 <= the SDK walk's",
+        scan_requests,
+        walk_requests,
+        "requests",
+        1.0,
+        higher_is_better=False,
+        baseline_name="SDK list+get walk",
+        notes="SIP trunk calls checked first; Twilio calls after, never skipped",
+    )
 
 
 def _under_limit(

@@ -41,7 +41,7 @@ class ServerCapabilities:
     call_id_filter: FilterSupport = FilterSupport.UNKNOWN
     # Where a lookup's read window stops its slow start: set by the 429s of an earlier lookup
     # (a workspace's concurrency limit outlives one lookup), raised again by lookups without.
-    read_threshold: float | None = None
+    read_threshold: int | None = None
 
     def of(self, variable: str) -> FilterSupport:
         return self.call_id_filter if variable == CALL_ID else self.dynamic_variable_filter

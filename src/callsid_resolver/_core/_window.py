@@ -22,27 +22,28 @@ class ReadWindow:
     earlier lookup's 429s, else `limit`)."""
 
     limit: int
-    threshold: float | None = None
-    width: float = 1.0
+    threshold: int | None = None
+    width: int = 1
     congestions: int = 0
-    refused_at: int | None = None  # the window's size at the last 429
+    refused_at: int | None = None  # the width at the last 429
+    _answers: int = field(default=0, repr=False)  # answers since the width last grew
     _started: int = field(default=0, repr=False)
     _recover: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.limit < 1:
             raise ValueError("a read window needs a limit >= 1")
-        self.threshold = float(self.limit if self.threshold is None else self.threshold)
-        self.width = min(max(self.width, 1.0), self.limit)
+        self.threshold = self.limit if self.threshold is None else self.threshold
+        self.width = min(max(self.width, 1), self.limit)
 
     @property
     def size(self) -> int:
         """How many reads may be in flight now."""
-        return max(1, min(int(self.width), self.limit))
+        return self.width
 
     def room(self, running: int) -> int:
         """How many more reads to start when `running` are in flight."""
-        return max(self.size - running, 0)
+        return max(self.width - running, 0)
 
     def start(self) -> int:
         """Count one read as started; its ticket, to hand back to `congested`."""
@@ -51,13 +52,16 @@ class ReadWindow:
 
     def answered(self) -> None:
         """One read was answered without a 429: open the window."""
+        if self.width >= self.limit:
+            return
         if self.width < (self.threshold or self.limit):
-            self.width += 1.0  # slow start: doubles per round trip
-        elif self.refused_at is not None and self.width + 1 >= self.refused_at:
-            self.width += 0.25 / self.width  # next to the refused width: +1 per 4 round trips
-        else:
-            self.width += 1.0 / self.width  # congestion avoidance: +1 per round trip
-        self.width = min(self.width, float(self.limit))
+            self.width += 1  # slow start: doubles per round trip
+            return
+        self._answers += 1
+        near = self.refused_at is not None and self.width + 1 >= self.refused_at
+        if self._answers >= self.width * (4 if near else 1):
+            self.width += 1  # congestion avoidance: +1 per round trip (per 4 near the refusal)
+            self._answers = 0
 
     def congested(self, ticket: int) -> None:
         """The read of `ticket` was answered 429 (and will be retried): halve the window, once
@@ -65,7 +69,8 @@ class ReadWindow:
         if ticket <= self._recover:
             return
         self.congestions += 1
-        self.refused_at = self.size
-        self.width = max(self.size / 2.0, 1.0)
+        self.refused_at = self.width
+        self.width = max(self.width // 2, 1)
         self.threshold = self.width
+        self._answers = 0
         self._recover = self._started
