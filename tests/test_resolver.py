@@ -585,7 +585,7 @@ def test_the_read_window_dwells_below_the_refused_width() -> None:
     while window.size < 10:
         window.answered()
         answers += 1
-    assert answers - 26 == 4 * 9  # next to the refused width: +1 per four windows
+    assert answers - 26 == 8 * 9  # next to the refused width: +1 per eight windows
 
 
 def test_a_lookup_starts_its_slow_start_below_what_429s_taught() -> None:

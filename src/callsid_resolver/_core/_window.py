@@ -5,7 +5,7 @@ one listed page to the next instead of starting over on every page. It behaves l
 congestion window (RFC 5681): it opens by one read per answer (slow start) up to `limit`,
 halves when the server answers 429 (real workspaces cap concurrent requests and answer
 `concurrent_limit_exceeded`, docs/protocol.md §10, §12), and after a halving grows by one read
-per window of answers (congestion avoidance), four times slower just below the width that was
+per window of answers (congestion avoidance), eight times slower just below the width that was
 refused last, as CUBIC dwells near its last maximum (RFC 9438): a workspace's limit stays put, so
 probing it often would only earn 429s. A 429 of a read started before the last halving says
 nothing new, so one burst of refusals halves the window once (RFC 6582's recovery point).
@@ -14,6 +14,10 @@ nothing new, so one burst of refusals halves the window once (RFC 6582's recover
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+# How many round trips the window stays just below the width last refused before it probes that
+# width again: each probe of an unchanged limit costs a 429 (1 in about 100 reads at a limit of 10).
+DWELL = 8
 
 
 @dataclass
@@ -59,8 +63,8 @@ class ReadWindow:
             return
         self._answers += 1
         near = self.refused_at is not None and self.width + 1 >= self.refused_at
-        if self._answers >= self.width * (4 if near else 1):
-            self.width += 1  # congestion avoidance: +1 per round trip (per 4 near the refusal)
+        if self._answers >= self.width * (DWELL if near else 1):
+            self.width += 1  # congestion avoidance: +1 per round trip (per DWELL near a refusal)
             self._answers = 0
 
     def congested(self, ticket: int) -> None:
