@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import importlib.util
@@ -14,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callsid_resolver import (
     AsyncCallSidResolver,
@@ -35,6 +38,7 @@ from callsid_resolver.webhooks import (
     MissingSignature,
     PostCallAudio,
     StaleSignature,
+    WebhookArgumentError,
     WebhookError,
     WebhookEvent,
     aprime_from_outbound_call,
@@ -617,3 +621,142 @@ def test_sign_webhook_signs_as_elevenlabs_does() -> None:
         verify_signature(body + b" ", header, SECRET, now=NOW)
     with pytest.raises(ValueError, match="empty"):
         sign_webhook(body, "")
+
+
+# -- hardening (issue #15: items 10 and 15) -----------------------------------------------------
+
+
+def test_a_body_nested_5000_deep_is_a_malformed_payload_not_a_recursion_error() -> None:
+    for body in (
+        b"[" * 5_000 + b"]" * 5_000,
+        b'{"type":"x","data":' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+    ):
+        with pytest.raises(MalformedPayload) as info:
+            parse(body)
+        assert info.value.errors == [("", "not JSON (JsonRefused)")]
+
+
+def test_str_bytearray_and_memoryview_bodies_verify_like_bytes() -> None:
+    body = raw("webhook_post_call_transcription")
+    header = sign(body)
+    expected = parse(body)
+    for same in (body.decode(), bytearray(body), memoryview(body)):
+        verify_signature(same, header, SECRET, now=NOW)
+        assert parse_webhook(same, header, SECRET, now=NOW) == expected
+    with pytest.raises(InvalidSignature):
+        verify_signature(body.decode() + " ", header, SECRET, now=NOW)
+
+
+@pytest.mark.parametrize("body", [None, 42, {"type": "x"}, ["x"], "\ud800 lone surrogate"])
+def test_a_body_of_another_type_is_a_webhook_argument_error(body: Any) -> None:
+    with pytest.raises(WebhookArgumentError) as info:
+        verify_signature(body, sign(b"{}"), SECRET, now=NOW)
+    assert info.value.parameter == "body"
+    assert isinstance(info.value, ValueError)
+
+
+def test_bytes_and_single_item_list_header_values_are_read() -> None:
+    body = encode({"type": "post_call_audio", "data": {"agent_id": AGENT, "conversation_id": "c"}})
+    header = sign(body)
+    for value in (header.encode(), [header], (header.encode(),)):
+        assert parse_webhook(body, value, SECRET, now=NOW).type == "post_call_audio"
+        assert parse_webhook(body, {SIGNATURE_HEADER: value}, SECRET, now=NOW).type
+    # An ASGI scope's headers: lower-case bytes names and values.
+    asgi = {b"elevenlabs-signature": header.encode(), b"content-type": b"application/json"}
+    assert parse_webhook(body, asgi, SECRET, now=NOW).type == "post_call_audio"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ([], MissingSignature),
+        ([b""], MissingSignature),
+        (["t=1,v0=" + "0" * 64, "t=2,v0=" + "0" * 64], MalformedSignature),
+        (b"t=1,v0=\xff" + b"0" * 63, MalformedSignature),
+        (12345, MalformedSignature),
+        ({"t": 1}, MalformedSignature),
+    ],
+)
+def test_odd_header_values_are_refused_with_a_webhook_error(value: Any, error: type) -> None:
+    with pytest.raises(error):
+        verify_signature(b"{}", value, SECRET, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"tolerance": float("nan")}, "tolerance"),
+        ({"tolerance": float("inf")}, "tolerance"),
+        ({"tolerance": -1}, "tolerance"),
+        ({"tolerance": "1800"}, "tolerance"),
+        ({"tolerance": True}, "tolerance"),
+        ({"max_future_skew": float("nan")}, "max_future_skew"),
+        ({"now": float("nan")}, "now"),
+        ({"now": float("-inf")}, "now"),
+        ({"secret": ""}, "secret"),
+        ({"secret": None}, "secret"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_check(kwargs: dict[str, Any], parameter: str) -> None:
+    body = raw("webhook_post_call_transcription")
+    args: dict[str, Any] = {"secret": SECRET, "now": NOW} | kwargs
+    secret = args.pop("secret")
+    with pytest.raises(WebhookArgumentError) as info:
+        verify_signature(body, sign(body, t=NOW - 30 * 365 * 86400), secret, **args)
+    assert info.value.parameter == parameter
+    assert SECRET not in str(info.value)
+
+
+def test_a_nan_tolerance_no_longer_accepts_a_30_year_old_signature() -> None:
+    body = raw("webhook_post_call_transcription")
+    old = sign(body, t=NOW - 30 * 365 * 86400)
+    with pytest.raises(WebhookArgumentError):
+        parse_webhook(body, old, SECRET, now=NOW, tolerance=float("nan"))
+    with pytest.raises(StaleSignature):
+        parse_webhook(body, old, SECRET, now=NOW)
+
+
+HEADER_VALUES = (
+    st.text(max_size=120)
+    | st.binary(max_size=120)
+    | st.builds(
+        lambda t, h: f"t={t},v0={h}",
+        st.integers(-5, 10**16),
+        st.text("0123456789abcdefABCDEF", max_size=70),
+    )
+    | st.lists(st.text(max_size=40) | st.binary(max_size=40), max_size=3)
+    | st.none()
+    | st.integers()
+)
+BODIES = (
+    st.binary(max_size=300) | st.text(max_size=300) | st.builds(bytearray, st.binary(max_size=50))
+)
+
+
+@given(body=BODIES, header=HEADER_VALUES, tolerance=st.floats() | st.integers(-10, 10**6))
+@settings(max_examples=300, deadline=None)
+def test_any_body_header_and_tolerance_is_accepted_or_refused_with_a_webhook_error(
+    body: Any, header: Any, tolerance: float
+) -> None:
+    for headers in (header, {SIGNATURE_HEADER: header}, {b"elevenlabs-signature": header}):
+        with contextlib.suppress(WebhookError):
+            parse_webhook(body, headers, SECRET, now=NOW, tolerance=tolerance)
+
+
+@given(
+    body=st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=5), children, max_size=3)
+        ),
+        max_leaves=20,
+    ).map(lambda value: json.dumps(value).encode())
+)
+@settings(max_examples=200, deadline=None)
+def test_any_authentic_json_body_parses_or_is_a_malformed_payload(body: bytes) -> None:
+    try:
+        event: WebhookEvent | None = parse(body)
+    except MalformedPayload as exc:
+        event, errors = None, exc.errors
+    assert isinstance(event, WebhookEvent) or errors

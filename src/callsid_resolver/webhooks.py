@@ -9,20 +9,17 @@ CallSidResolverError
     ├── MalformedSignature    header present but not `t=<unix>,v0=<64 hex>` (`.reason`)
     ├── StaleSignature        authentic, but `t` is too old or too far ahead (`.age`, `.limit`)
     ├── InvalidSignature      no `v0` matches: wrong secret or altered body
-    └── MalformedPayload      authentic, but not a webhook envelope (`.errors`)
+    ├── MalformedPayload      authentic, but not a webhook envelope (`.errors`)
+    └── WebhookArgumentError  a bad argument (also a `ValueError`): empty secret, NaN tolerance
 ```
 
-Sources: the post-call webhooks docs and SDK `webhooks_custom.py:construct_event` (api-facts §9),
-SDK `TwilioOutboundCallResponse` (§6). No message holds the secret, a digest or a phone number.
+Sources: the post-call webhooks docs and SDK `webhooks_custom.py:construct_event`
+(docs/protocol.md §9), SDK `TwilioOutboundCallResponse` (§6). No message holds the secret, a
+digest or a phone number.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import re
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -30,10 +27,30 @@ from pydantic import Field, SkipValidation, ValidationError, ValidationInfo, fie
 
 from ._core._api import validate_conversation_id
 from ._core._callsid import validate_call_sid
-from ._exceptions import CallSidResolverError
+from ._json import loads_bounded
 from ._models import Conversation, _ApiModel
 from ._resolver import AsyncCallSidResolver, CallSidResolver
 from ._webhook_dedupe import AsyncRedisDedupe, MemoryDedupe, RedisDedupe, delivery_key
+from ._webhook_signature import (
+    MAX_BODY,
+    SIGNATURE_HEADER,
+    Body,
+    Headers,
+    HeaderValue,
+    InvalidSignature,
+    MalformedPayload,
+    MalformedSignature,
+    MissingSignature,
+    StaleSignature,
+    WebhookArgumentError,
+    WebhookError,
+    body_bytes,
+    find_header,
+    verify_signature,
+)
+from ._webhook_signature import (
+    _signature_digest as _signature_digest,  # for `testing.sign_webhook`, which signs with it
+)
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -50,6 +67,7 @@ __all__ = [
     "PostCallTranscriptionOtel",
     "RedisDedupe",
     "StaleSignature",
+    "WebhookArgumentError",
     "WebhookError",
     "WebhookEvent",
     "aprime_from_outbound_call",
@@ -62,106 +80,6 @@ __all__ = [
     "prime_from_webhook",
     "verify_signature",
 ]
-
-SIGNATURE_HEADER = "ElevenLabs-Signature"
-_V0 = re.compile(r"[0-9a-fA-F]{64}")  # a hex SHA-256 digest
-_UNIX = re.compile(r"[0-9]{1,15}")  # int() would also take "+1", " 1", "1_0" and 4,000 digits
-
-
-class WebhookError(CallSidResolverError):
-    """A webhook request that must not be trusted or could not be read."""
-
-
-class MissingSignature(WebhookError):
-    """The request carries no `ElevenLabs-Signature` header."""
-
-
-class MalformedSignature(WebhookError):
-    """The header is not `t=<unix seconds>,v0=<hex>` (the value itself is not echoed)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"malformed {SIGNATURE_HEADER} header: {reason}")
-
-
-class StaleSignature(WebhookError):
-    """A correct signature whose `t` is outside the window: `age` is negative for the future."""
-
-    def __init__(self, age: float, limit: float) -> None:
-        self.age = age
-        self.limit = limit
-        when = f"{age:.0f}s old" if age > 0 else f"{-age:.0f}s in the future"
-        super().__init__(f"signature timestamp is {when}, beyond the {limit:.0f}s allowed")
-
-
-class InvalidSignature(WebhookError):
-    """No `v0` entry matches the body: the secret is wrong or the body was altered."""
-
-
-class MalformedPayload(WebhookError):
-    """Authentic, but not a webhook envelope; `errors` are `(location, message)`, no input."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
-        shown = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in errors[:5])
-        super().__init__(f"signed webhook body is not a valid event: {shown}")
-
-
-def verify_signature(
-    body: bytes,
-    signature_header: str | None,
-    secret: str,
-    *,
-    tolerance: float = 1800,
-    max_future_skew: float = 300,
-    now: float | None = None,
-) -> None:
-    """Check `ElevenLabs-Signature: t=<unix>,v0=<hex HMAC-SHA256(secret, "<t>.<body>")>` against
-    `body`, the bytes exactly as received. Any one of several `v0` entries may match (key rotation).
-    Raises a `WebhookError` subclass, or `ValueError` for an empty secret."""
-    if not secret:
-        raise ValueError("the webhook secret is empty")
-    timestamp, candidates = _parse_header(signature_header)
-    expected = _signature_digest(body, timestamp, secret)
-    # The digest is checked before the clock, so a StaleSignature always means "authentic but
-    # late" (clock skew, a slow queue, a replay) and never hides a forgery.
-    if not any(hmac.compare_digest(expected, c.lower()) for c in candidates):
-        raise InvalidSignature(f"none of {len(candidates)} v0 signature(s) matches body and secret")
-    age = (time.time() if now is None else now) - timestamp
-    if age > tolerance:
-        raise StaleSignature(age, tolerance)
-    # The SDK only rejects old timestamps. Bounding the future too keeps the replay window finite
-    # (a replay store needs to keep signatures for tolerance + skew only) and makes a sender or
-    # receiver with a wrong clock fail loudly instead of being accepted for the clock's error.
-    if -age > max_future_skew:
-        raise StaleSignature(age, max_future_skew)
-
-
-def _signature_digest(body: bytes, timestamp: int, secret: str) -> str:
-    """The `v0` of a delivery: hex HMAC-SHA256 of `"<t>.<body>"` keyed with the secret, over
-    the body's bytes as received (no decode/re-encode). `testing.sign_webhook` signs with it."""
-    signed = f"{timestamp}.".encode() + body
-    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-
-
-def _parse_header(value: str | None) -> tuple[int, list[str]]:
-    if value is None or not value.strip():
-        raise MissingSignature(f"no {SIGNATURE_HEADER} header")
-    entries = [part.partition("=") for part in "".join(value.split()).split(",") if part]
-    if not all(eq for _, eq, _ in entries):
-        raise MalformedSignature("an entry is not key=value")
-    timestamps = [item for key, _, item in entries if key == "t"]
-    # Other schemes (a future v1=...) are ignored, so adding one does not break verification.
-    candidates = [item for key, _, item in entries if key == "v0"]
-    if not all(_V0.fullmatch(c) for c in candidates):
-        raise MalformedSignature("a v0 entry is not 64 hex digits")
-    if len(timestamps) != 1:
-        raise MalformedSignature("expected exactly one t= entry")
-    if not _UNIX.fullmatch(timestamps[0]):
-        raise MalformedSignature("t is not a unix time in whole seconds")
-    if not candidates:
-        raise MalformedSignature("no v0= signature")
-    return int(timestamps[0]), candidates
 
 
 class FailureMetadata(_ApiModel):
@@ -315,8 +233,8 @@ class WebhookEvent(_ApiModel):
 
 
 def parse_webhook(
-    body: bytes,
-    headers: Mapping[str, str] | str | None,
+    body: Body,
+    headers: Headers | HeaderValue | None,
     secret: str,
     *,
     tolerance: float = 1800,
@@ -324,28 +242,24 @@ def parse_webhook(
     now: float | None = None,
 ) -> WebhookEvent:
     """Verify and parse one delivery. `headers` is the request's headers (any mapping; the name is
-    matched case-insensitively) or the `ElevenLabs-Signature` value itself."""
-    value = headers if isinstance(headers, str) or headers is None else _header(headers)
+    matched case-insensitively, as `str` or `bytes`) or the `ElevenLabs-Signature` value itself.
+    `body` and header values take the types `verify_signature` takes. A body larger than
+    `MAX_BODY` or nested deeper than 64 levels is a `MalformedPayload`."""
+    value = headers if not isinstance(headers, Mapping) else find_header(headers)
     verify_signature(
         body, value, secret, tolerance=tolerance, max_future_skew=max_future_skew, now=now
     )
     try:
-        return WebhookEvent.model_validate(json.loads(body))
+        return WebhookEvent.model_validate(loads_bounded(body_bytes(body), max_size=MAX_BODY))
     except ValidationError as exc:
         errors = [
             (".".join(map(str, e["loc"])), e["msg"])
             for e in exc.errors(include_url=False, include_input=False, include_context=False)
         ]
-    except ValueError as exc:  # not JSON, or not UTF-8
+    except ValueError as exc:  # not JSON, not UTF-8, too large or too deep
         errors = [("", f"not JSON ({type(exc).__name__})")]
     # Raised outside `except`: the chained pydantic error would print the input (phone numbers).
     raise MalformedPayload(errors)
-
-
-def _header(headers: Mapping[str, str]) -> str | None:
-    # Starlette's and httpx's headers are case-insensitive already; a plain dict is not.
-    wanted = SIGNATURE_HEADER.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
 class LearnedMapping(NamedTuple):

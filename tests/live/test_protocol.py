@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from callsid_resolver._json import JsonRefused, loads_bounded
 from callsid_resolver.live import (
     AgentResponse,
     ClientToolCall,
@@ -33,6 +37,7 @@ from callsid_resolver.live import (
 )
 from callsid_resolver.live._protocol import agent_url, monitor_url, redact_url, ws_base_url
 from callsid_resolver.live._refusals import classify, refusal_from_close, refusal_from_status
+from callsid_resolver.live._transport import redact_text
 
 MESSAGES = json.loads((Path(__file__).parents[1] / "recordings" / "ws_messages.json").read_text())
 
@@ -195,3 +200,121 @@ def test_refusal_table_fallbacks() -> None:
     assert refusal_from_status("c", 401).refusal == "unauthorized"
     assert type(refusal_from_status("c", 404)) is ConversationOver
     assert refusal_from_status("c", 403).refusal == "forbidden"
+
+
+# -- hardening (issue #15, items 10 and 14) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "[" * 200_000,
+        "[" * 200_000 + "]" * 200_000,
+        '{"type":"ping","ping_event":' * 100_000,
+        b"{" * 200_000,
+        '{"type":"client_tool_call","client_tool_call":{"parameters":' + "[" * 70 + "]" * 70 + "}}",
+    ],
+)
+def test_deep_nesting_is_an_unknown_event_not_a_recursion_error(frame: str | bytes) -> None:
+    event = parse_server_event(frame)
+    assert isinstance(event, UnknownEvent)
+    assert event.type == ""
+
+
+def test_nesting_within_the_bound_and_brackets_inside_strings_still_parse() -> None:
+    text = "[" * 500 + '\\"[[[' + "{" * 200  # brackets inside a string do not count
+    frame = {
+        "type": "client_tool_call",
+        "client_tool_call": {
+            "tool_name": "t",
+            "tool_call_id": "c",
+            "parameters": {"deep": json.loads("[" * 60 + "]" * 60), "text": text},
+        },
+    }
+    event = parse_server_event(json.dumps(frame))
+    assert isinstance(event, ClientToolCall)
+    assert event.parameters["text"] == text
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(["type", "ping_event", "event_id", "x"]) | st.text(max_size=5),
+                children,
+                max_size=3,
+            )
+        ),
+        max_leaves=25,
+    ).map(json.dumps)
+    | st.text(max_size=200)
+    | st.binary(max_size=200)
+)
+@settings(max_examples=300, deadline=None)
+def test_parse_server_event_never_raises(frame: str | bytes) -> None:
+    assert parse_server_event(frame).type is not None
+
+
+@given(st.text('[]{}"\\ ,:a0', max_size=300), st.integers(1, 10))
+@settings(max_examples=300, deadline=None)
+def test_the_depth_scan_agrees_with_json_on_valid_json(text: str, limit: int) -> None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return  # invalid JSON: whatever the scan says, json.loads refuses it after
+    try:
+        loads_bounded(text, max_depth=limit, max_size=10_000)
+    except JsonRefused:
+        assert _depth(value) > limit
+    else:
+        assert _depth(value) <= limit
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+@pytest.mark.parametrize(
+    "secret_query",
+    [
+        "signature=S3CRET",
+        "sig=S3CRET",
+        "xi_api_key=S3CRET",
+        "conversation%5Fsignature=S3CRET",
+        "conversation_signature=S3CRET",
+        "token=S3CRET",
+        "anything_new=S3CRET",
+    ],
+)
+def test_the_log_redactor_masks_every_query_value_not_allowlisted(secret_query: str) -> None:
+    text = f"> GET /v1/convai/conversation?agent_id=a1&{secret_query} HTTP/1.1"
+    redacted = redact_text(text)
+    assert "S3CRET" not in redacted
+    assert "agent_id=a1" in redacted
+
+
+@given(
+    name=st.text(
+        st.characters(codec="ascii", exclude_characters="=&;#? \t\r\n"), min_size=1, max_size=20
+    ),
+    value=st.text(
+        st.characters(codec="ascii", exclude_characters="&;# \t\r\n"), min_size=8, max_size=30
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_no_query_value_outside_the_allowlist_reaches_a_log(name: str, value: str) -> None:
+    text = f"> GET /v1/convai/conversation?agent_id=a1&{name}={value} HTTP/1.1"
+    shown = unquote_plus(name).lower() in {
+        "agent_id",
+        "source",
+        "version",
+        "environment",
+        "branch_id",
+    }
+    assert (value in redact_text(text).split("&", 1)[1]) is shown or value in name

@@ -16,10 +16,12 @@ socket opens; the mailboxes need nothing (Redis: `callsid-resolver[redis]`, also
 
 from ._errors import (
     CallMismatch,
+    ConfirmTimeout,
     ConversationNotStarted,
     ConversationOver,
     InvalidSend,
     MailboxFull,
+    MailboxUnavailable,
     MonitorError,
     MonitoringDisabled,
     MonitorPlanRequired,
@@ -80,6 +82,7 @@ __all__ = [
     "ClientEvent",
     "ClientToolCall",
     "ClientToolResult",
+    "ConfirmTimeout",
     "ContextualUpdate",
     "ConversationInitiation",
     "ConversationInitiationMetadata",
@@ -91,6 +94,7 @@ __all__ = [
     "InvalidSend",
     "Mailbox",
     "MailboxFull",
+    "MailboxUnavailable",
     "MemoryMailbox",
     "MonitorChannel",
     "MonitorCommand",

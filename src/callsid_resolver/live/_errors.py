@@ -22,7 +22,9 @@ CallSidResolverError
     │   └── CallMismatch          the call SID and conversation id given name different calls
     ├── SendTimeout               no room in the conversation's send queue within the timeout
     ├── RouteTimeout              the worker holding the session did not acknowledge in time
-    └── NotLive                   no channel could take the message (`.reasons` per channel)
+    ├── NotLive                   no channel could take the message (`.reasons` per channel)
+    ├── ConfirmTimeout            written, but not confirmed within the send timeout (`.sent`)
+    └── MailboxUnavailable        the mailbox's store (Redis) failed; nothing was posted or taken
 ```
 
 Messages are built from fields; none holds an API key or a signed URL's signature.
@@ -36,10 +38,12 @@ from .._exceptions import CallSidResolverError
 
 __all__ = [
     "CallMismatch",
+    "ConfirmTimeout",
     "ConversationNotStarted",
     "ConversationOver",
     "InvalidSend",
     "MailboxFull",
+    "MailboxUnavailable",
     "MonitorError",
     "MonitorPlanRequired",
     "MonitorRefused",
@@ -281,3 +285,32 @@ class RouteTimeout(SenderError):
             f"{target}: worker {worker} holds the session but did not acknowledge within "
             f"{timeout:g} s; the message may or may not have arrived"
         )
+
+
+class ConfirmTimeout(SenderError):
+    """A message was written to `target`'s socket, but the server did not confirm it within
+    `timeout` seconds (it stopped reading). It may or may not have arrived (`sent` is True), so
+    no other channel is tried: that could deliver it twice."""
+
+    sent = True
+
+    def __init__(self, target: str, *, channel: str, timeout: float) -> None:
+        self.target = target
+        self.channel = channel
+        self.timeout = timeout
+        super().__init__(
+            f"{target}: written to the {channel} socket but not confirmed within {timeout:g} s; "
+            "the message may or may not have arrived"
+        )
+
+
+class MailboxUnavailable(SenderError):
+    """The mailbox's store failed (`operation` on call `call_sid`): nothing was posted, or for a
+    drain nothing was removed. `reason` names the store's error class only: a Redis error's text
+    can hold the server's address or a password from the URL."""
+
+    def __init__(self, call_sid: str, operation: str, reason: str) -> None:
+        self.call_sid = call_sid
+        self.operation = operation
+        self.reason = reason
+        super().__init__(f"mailbox of call {call_sid} unavailable ({operation}): {reason}")

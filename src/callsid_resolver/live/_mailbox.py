@@ -1,31 +1,42 @@
 """Mailboxes: data posted for a call SID, drained by the agent's own tool (the pull channel).
 
-Every plan can do this (api-facts §11.3): a server or MCP tool whose parameter is filled from
+Every plan can do this (docs/protocol.md §11.3): a server or MCP tool whose parameter is filled from
 `system__call_sid` calls `drain(call_sid)` and returns what was queued as its result. A mailbox is
 bounded: a post to a full one raises `MailboxFull` rather than dropping anything; a call's items
 expire `ttl` seconds after the last post, so calls that never drain leave nothing behind. Items
 are JSON values, stored as JSON in both backends so they behave the same.
+
+A drain removes only what it returns: an item that cannot be decoded (something else wrote to
+the list) is never returned and never costs the items beside it; `RedisMailbox` moves it aside,
+under `<key>:corrupt`, and logs it. A store that fails raises `MailboxUnavailable`, never the
+store's own error.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
+import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from .._core._callsid import validate_call_sid
-from ._errors import MailboxFull
+from .._json import loads_bounded
+from ._errors import MailboxFull, MailboxUnavailable
 
 if TYPE_CHECKING:
     import redis.asyncio
 
 __all__ = ["Mailbox", "MemoryMailbox", "RedisMailbox"]
 
+logger = logging.getLogger("callsid_resolver.live")
+T = TypeVar("T")
 DEFAULT_MAX_ITEMS = 100
 DEFAULT_TTL = 3600.0
+MAX_ITEM = 16 * 2**20  # bytes of one stored item that a drain decodes
 
 
 @runtime_checkable
@@ -37,7 +48,10 @@ class Mailbox(Protocol):
         ...
 
     async def drain(self, call_sid: str) -> list[Any]:
-        """Every waiting item, oldest first, removed atomically (two drains never share one)."""
+        """Every waiting item, oldest first, removed atomically (two drains never share one).
+
+        A drain removes only what it returns (an undecodable item is set aside, not lost).
+        """
         ...
 
     async def size(self, call_sid: str) -> int: ...
@@ -119,13 +133,51 @@ n = redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return n
 """
+# The second half of a drain. ARGV: TTL (ms), c, c 1-based positions of items the client could
+# not decode, then the SHA-1 of each of the n items it read. Posts only append and drains only
+# take from the front, so the list now starts with what the client read minus the `gone` first
+# ones a concurrent drain took (and returned) meanwhile. Find `gone`, take the rest, set the
+# undecodable ones aside in KEYS[2], and return `gone`: the client returns its items after it.
+_TAKE = """
+local c = tonumber(ARGV[2])
+local n = #ARGV - 2 - c
+local front = redis.call('LRANGE', KEYS[1], 0, n - 1)
+local seen = {}
+for i, item in ipairs(front) do seen[i] = redis.sha1hex(item) end
+local function fits(j)
+  for i = 1, n - j do
+    if seen[i] ~= ARGV[2 + c + j + i] then return false end
+  end
+  return true
+end
+local gone = n
+for j = 0, n - 1 do
+  if seen[1] == ARGV[2 + c + j + 1] and fits(j) then gone = j break end
+end
+local aside = 0
+for k = 3, 2 + c do
+  local p = tonumber(ARGV[k])
+  if p > gone then
+    redis.call('RPUSH', KEYS[2], front[p - gone])
+    aside = aside + 1
+  end
+end
+if aside > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+redis.call('LTRIM', KEYS[1], n - gone, -1)
+return gone
+"""
 
 
 class RedisMailbox:
     """A mailbox shared by a fleet, on a `redis.asyncio.Redis` client you built.
 
-    One list per call SID under `<key_prefix>:mailbox:<call_sid>`, its TTL renewed by each post;
-    a drain reads and deletes in one MULTI/EXEC, so concurrent drains never both get an item.
+    One list per call SID under `<key_prefix>:mailbox:<call_sid>`, its TTL renewed by each post.
+    A drain reads the list, decodes it, then takes what it read in one script, less what a
+    concurrent drain took meanwhile: two drains never both get an item, and an item is removed
+    only once it has been decoded and is returned. Undecodable items go to `<key>:corrupt`
+    (same TTL) for inspection. Redis errors (connection, timeout, out of memory) raise
+    `MailboxUnavailable`; a drain whose reply is lost after the take (the connection dropped in
+    that instant) loses what it took, as any at-most-once read does.
     """
 
     def __init__(
@@ -137,11 +189,15 @@ class RedisMailbox:
         ttl: float = DEFAULT_TTL,
     ) -> None:
         _check(max_items, ttl)
+        from redis.exceptions import RedisError
+
         self.client = client
         self.key_prefix = key_prefix
         self.max_items = max_items
         self.ttl = ttl
+        self._redis_error = RedisError
         self._post = client.register_script(_POST)
+        self._take = client.register_script(_TAKE)
 
     def __repr__(self) -> str:
         return f"<RedisMailbox key_prefix={self.key_prefix!r} max_items={self.max_items}>"
@@ -151,20 +207,59 @@ class RedisMailbox:
 
     async def post(self, call_sid: str, item: Any) -> int:
         key = self.key(call_sid)
-        encoded = json.dumps(item)
-        ttl_ms = max(int(self.ttl * 1000), 1)
-        count = int(await self._post(keys=[key], args=[encoded, self.max_items, ttl_ms]))
+        args: list[str | int] = [json.dumps(item), self.max_items, self._ttl_ms]
+        count = int(await self._redis(call_sid, "post", self._post(keys=[key], args=args)))
         if count < 0:
             raise MailboxFull(call_sid, self.max_items)
         return count
 
     async def drain(self, call_sid: str) -> list[Any]:
         key = self.key(call_sid)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.lrange(key, 0, -1)
-            pipe.delete(key)
-            raw, _ = await pipe.execute()
-        return [json.loads(item) for item in raw]
+        raw = await self._redis(call_sid, "drain", self.client.lrange(key, 0, -1))
+        if not raw:
+            return []
+        decoded = [_decode(item) for item in raw]
+        corrupt = [i for i, (ok, _) in enumerate(decoded, 1) if not ok]
+        digests = [_sha1(item.encode() if isinstance(item, str) else item) for item in raw]
+        args: list[str | int] = [self._ttl_ms, len(corrupt), *corrupt, *digests]
+        taken = self._take(keys=[key, f"{key}:corrupt"], args=args)
+        gone = int(await self._redis(call_sid, "drain", taken))
+        aside = sum(1 for position in corrupt if position > gone)
+        if aside:
+            logger.warning(
+                "mailbox of call %s: set %d undecodable item(s) aside under %s:corrupt",
+                call_sid,
+                aside,
+                key,
+            )
+        return [value for ok, value in decoded[gone:] if ok]
 
     async def size(self, call_sid: str) -> int:
-        return int(await self.client.llen(self.key(call_sid)))
+        key = self.key(call_sid)
+        return int(await self._redis(call_sid, "size", self.client.llen(key)))
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(int(self.ttl * 1000), 1)
+
+    async def _redis(self, call_sid: str, operation: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except self._redis_error as exc:
+            # The class name only: a Redis error's text can hold the server's address.
+            raise MailboxUnavailable(call_sid, operation, type(exc).__name__) from None
+        except UnicodeDecodeError:  # a client with decode_responses=True read a corrupt item
+            why = "an item is not UTF-8; use a client with decode_responses=False"
+            raise MailboxUnavailable(call_sid, operation, why) from None
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+def _decode(data: bytes | str) -> tuple[bool, Any]:
+    """(True, the item), or (False, None) for bytes that are not UTF-8 JSON within bounds."""
+    try:
+        return True, loads_bounded(data, max_size=MAX_ITEM)
+    except ValueError:
+        return False, None

@@ -1,10 +1,10 @@
 """The Agents WebSocket and the monitoring socket as data: no I/O here.
 
-Client events are pydantic models that encode to the JSON the server expects (api-facts §8,
-`agent.asyncapi.yaml`); server events are decoded into typed models, and a type we do not know
-(or a known type in a shape we do not expect) becomes an `UnknownEvent` carrying the raw message:
-the API adds events often, and a new one must never break a live call. Monitor commands follow
-the realtime-monitoring guide (api-facts §11).
+Client events are pydantic models that encode to the JSON the server expects
+(docs/protocol.md §8, `agent.asyncapi.yaml`); server events are decoded into typed models, and a
+type we do not know (or a known type in a shape we do not expect) becomes an `UnknownEvent`
+carrying the raw message: the API adds events often, and a new one must never break a live call.
+Monitor commands follow the realtime-monitoring guide (docs/protocol.md §11).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .._json import loads_bounded
 
 __all__ = [
     "AgentResponse",
@@ -50,6 +52,8 @@ __all__ = [
 AGENT_PATH = "/v1/convai/conversation"
 MONITOR_PATH = "/v1/convai/conversations/{conversation_id}/monitor"
 DynamicValue = str | int | float | bool
+# The official SDK's max frame (audio events can be large); a longer text is not decoded.
+MAX_FRAME = 16 * 2**20
 
 
 # -- client → server ------------------------------------------------------------------------
@@ -228,9 +232,14 @@ _KNOWN: dict[str, tuple[str, type[ServerEvent]]] = {
 
 
 def parse_server_event(data: str | bytes) -> ServerEvent:
-    """Decode one message; never raises: whatever does not fit is an `UnknownEvent`."""
+    """Decode one message; never raises: whatever does not fit is an `UnknownEvent`.
+
+    A frame longer than `MAX_FRAME` or nested deeper than 64 levels is not decoded (an
+    `UnknownEvent` with the start of its text): no ElevenLabs event comes close (§8), and
+    `json.loads` would recurse once per level.
+    """
     try:
-        message = json.loads(data)
+        message = loads_bounded(data, max_size=MAX_FRAME)
     except ValueError:
         return UnknownEvent(type="", raw={"text": _printable(data)})
     if not isinstance(message, dict):

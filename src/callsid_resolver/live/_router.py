@@ -3,11 +3,10 @@
 A custom bridge keeps each call's Agents WebSocket in one process, while the tool call that
 carries the call SID lands on any process. The router joins the two over Redis:
 
-* **Ownership.** A session registered in this worker's `SessionRegistry` is announced under
-  `<prefix>:route:sid:<call_sid>` and `<prefix>:route:conv:<conversation_id>`, valued
-  `"<worker id> <conversation id>"`, with a lease (`lease`, 10 s by default) that a heartbeat
-  renews every `lease / 3`. Closing the session withdraws both keys; a worker that dies stops
-  renewing, so its calls are forgotten within one lease.
+* **Ownership.** A session registered in this worker's `SessionRegistry` is announced in Redis
+  with a lease (`lease`, 10 s by default) that a heartbeat renews (`_router_leases`). Closing
+  the session withdraws it; a worker that dies stops renewing, so its calls are forgotten within
+  one lease.
 * **Delivery.** Every worker subscribes to its own pub/sub channel. A send is one script on
   Redis: read the owner, publish the message to the owner's channel, and if nobody listens there
   (the owner's connection is gone: it died) delete the stale ownership and say so. Sends made
@@ -20,6 +19,13 @@ carries the call SID lands on any process. The router joins the two over Redis:
 Pub/sub is at-most-once and reaches only subscribers connected now. That is right for a live call
 (a message for a call nobody holds must fail now, not wait for a worker that may never come), and
 the acknowledgement turns "at most once" into "and you know which".
+
+Faults. Anyone with access to the Redis can publish on a worker's channel: every message is
+decoded once into a typed record (`_router_messages`), and a malformed one is logged and dropped
+(a send whose envelope is readable is refused with an acknowledgement) without ending the
+listener. Should the listener end anyway, the worker withdraws its leases, so senders get
+`NotLive` at once instead of `RouteTimeout` for every send. A Redis error never reaches a caller
+raw: a send gets `NoRoute` (a `SenderError`; the `Sender` falls back to its next channel).
 """
 
 from __future__ import annotations
@@ -28,75 +34,42 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import json
 import logging
 import os
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Self
 
-from .._core._callsid import validate_call_sid
-from .._redis import _millis
-from ._errors import NotLive, RouteTimeout, SenderError, SessionClosed
-from ._protocol import ClientEvent, ClientToolResult, ContextualUpdate, UserActivity, UserMessage
+from ._errors import RouteTimeout, SenderError
+from ._protocol import ClientEvent
+from ._router_leases import Leases
+from ._router_messages import Ack, MalformedMessage, Send, decode
+from ._router_redis import ROUTE, Outbox, eval_each, redis_reason
 from ._transport import Batch, Failure
 
 if TYPE_CHECKING:
     import redis.asyncio
-    from redis.commands.core import AsyncScript
 
     from ._registry import SessionRegistry
 
 __all__ = ["NoRoute", "RedisRouter", "Routed"]
 
 logger = logging.getLogger("callsid_resolver.live")
-T = TypeVar("T")
-ScriptCall = tuple[str, list[Any]]  # one key, the script's arguments
 
 DEFAULT_LEASE = 10.0
 DEFAULT_ACK_TIMEOUT = 5.0
 _WORKER_ID = re.compile(r"^\S{1,200}$")
-_ROUTABLE: dict[str, type[ClientEvent]] = {
-    "contextual_update": ContextualUpdate,
-    "user_message": UserMessage,
-    "client_tool_result": ClientToolResult,
-    "user_activity": UserActivity,
-}
-
-# KEYS[1] ownership key; ARGV[1] channel prefix, ARGV[2] message. One round trip, and a worker's
-# death (no subscriber) is noticed and cleaned up in the same step that found it.
-_ROUTE = """
-local owner = redis.call('GET', KEYS[1])
-if not owner then return false end
-local worker = string.match(owner, '^(%S+)')
-local receivers = redis.call('PUBLISH', ARGV[1] .. worker, ARGV[2])
-if receivers == 0 then redis.call('DEL', KEYS[1]) end
-return {owner, receivers}
-"""
-# Renew our lease, or take the key back if it expired (a paused worker); never take it from
-# another worker that registered the call since.
-_RENEW = """
-local v = redis.call('GET', KEYS[1])
-if v == false or v == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-_WITHDRAW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_ROUTABLE = frozenset({"contextual_update", "user_message", "client_tool_result", "user_activity"})
 
 
-class NoRoute(Exception):
-    """No worker can take the message; the reason goes into `NotLive.reasons`."""
+class NoRoute(SenderError):
+    """No worker can take the message (or Redis cannot be asked); the `Sender` tries its next
+    channel and puts the reason into `NotLive.reasons`."""
 
 
 @dataclass(frozen=True)
@@ -141,22 +114,20 @@ class RedisRouter:
         self.lease = lease
         self.ack_timeout = ack_timeout
         self._redis_error = RedisError
-        self._route = client.register_script(_ROUTE)
-        self._renew = client.register_script(_RENEW)
-        self._withdraw = client.register_script(_WITHDRAW)
+        self._route = client.register_script(ROUTE)
+        self._leases = Leases(client, key_prefix=key_prefix, worker_id=worker_id, lease=lease)
         self._channel_prefix = f"{key_prefix}:route:worker:"
-        self._owned: dict[str, str] = {}  # call SID -> conversation id, announced by us
         self._pending: dict[int, tuple[Batch, asyncio.TimerHandle | None]] = {}
         self._ids = itertools.count(1)
-        self._outgoing: _Outbox[tuple[str, str, asyncio.Future[Any]]] = _Outbox(self._publish)
-        self._replies: _Outbox[tuple[str, str]] = _Outbox(self._publish_replies)
+        self._outgoing: Outbox[tuple[str, str, asyncio.Future[Any]]] = Outbox(self._publish)
+        self._replies: Outbox[tuple[str, str]] = Outbox(self._publish_replies)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
         self._started = False
 
     def __repr__(self) -> str:
         return (
-            f"<RedisRouter worker={self.worker_id!r} owned={len(self._owned)} "
+            f"<RedisRouter worker={self.worker_id!r} owned={len(self._leases.owned)} "
             f"pending={len(self._pending)}>"
         )
 
@@ -166,15 +137,21 @@ class RedisRouter:
         worker announced before it listens would look dead to the first send)."""
         if self._started:
             return
-        async with self.client.pipeline(transaction=False) as pipe:  # EVALSHA from here on
-            for script in (self._route, self._renew, self._withdraw):
-                pipe.script_load(script.script)
-            await pipe.execute()
-        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self._channel_prefix + self.worker_id)
-        self._started = True
-        loops = (self._listen(), self._outgoing.run(), self._replies.run(), self._heartbeat())
-        for coroutine in loops:
+        pubsub: Any = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:  # EVALSHA from here on
+                for script in (self._route, *self._leases.scripts):
+                    pipe.script_load(script.script)
+                await pipe.execute()
+            await pubsub.subscribe(self._channel_prefix + self.worker_id)
+        except self._redis_error as exc:
+            with contextlib.suppress(self._redis_error):
+                await pubsub.aclose()
+            raise SenderError(f"the router could not start: {redis_reason(exc)}") from None
+        self._pubsub = pubsub
+        self._started = self._leases.active = True
+        self._spawn(self._listen(), "callsid-router-listen")
+        for coroutine in (self._outgoing.run(), self._replies.run(), self._leases.heartbeat()):
             self._spawn(coroutine)
         if self.registry is not None:
             self.registry.add_listener(self)
@@ -185,11 +162,10 @@ class RedisRouter:
         """Withdraw this worker's sessions, stop listening, fail unacknowledged sends."""
         if not self._started:
             return
-        self._started = False
+        self._started = self._leases.active = False
         if self.registry is not None:
             self.registry.remove_listener(self)
-        owned, self._owned = self._owned, {}
-        await self._withdraw_calls(owned)
+        await self._leases.withdraw(self._leases.take_all())
         await asyncio.gather(*self._withdrawing(), return_exceptions=True)
         await self._replies.drain()
         for task in list(self._tasks):
@@ -216,94 +192,31 @@ class RedisRouter:
         await self.aclose()
 
     # -- ownership (the registry tells us) --------------------------------------------------
-    def _sid_key(self, call_sid: str) -> str:
-        return f"{self.key_prefix}:route:sid:{call_sid}"
-
-    def _conversation_key(self, conversation_id: str) -> str:
-        return f"{self.key_prefix}:route:conv:{conversation_id}"
-
-    def _owner_value(self, conversation_id: str) -> str:
-        return f"{self.worker_id} {conversation_id}"
-
     async def session_registered(self, call_sid: str, conversation_id: str) -> None:
-        self._owned[call_sid] = conversation_id
-        if not self._started:
-            return  # announced by start()
-        value, lease_ms = self._owner_value(conversation_id), _millis(self.lease)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(self._sid_key(call_sid), value, px=lease_ms)
-            pipe.set(self._conversation_key(conversation_id), value, px=lease_ms)
-            await pipe.execute()
+        await self._leases.announce(call_sid, conversation_id)
 
     def session_dropped(self, call_sid: str, conversation_id: str) -> None:
-        if self._owned.get(call_sid) == conversation_id:
-            del self._owned[call_sid]
+        self._leases.forget(call_sid, conversation_id)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return  # closed outside an event loop: the lease expires instead
-        withdrawal = self._withdraw_calls({call_sid: conversation_id})
+        withdrawal = self._leases.withdraw({call_sid: conversation_id})
         self._spawn(withdrawal, "callsid-router-withdraw")
-
-    def _ownership(self, calls: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """(key, value) of the two ownership keys of each (call SID, conversation id)."""
-        return [
-            (key, self._owner_value(conversation_id))
-            for call_sid, conversation_id in calls
-            for key in (self._sid_key(call_sid), self._conversation_key(conversation_id))
-        ]
-
-    async def _withdraw_calls(self, calls: dict[str, str]) -> None:
-        """Delete these calls' ownership keys where they still name us, in one round trip."""
-        if not calls:
-            return
-        owned = self._ownership(calls.items())
-        try:
-            results = await self._eval_each(self._withdraw, [(k, [v]) for k, v in owned])
-        except self._redis_error as exc:
-            results = [exc]
-        error = next((r for r in results if isinstance(r, Exception)), None)
-        if error is not None:
-            logger.warning(
-                "could not withdraw %d session(s) (their leases expire): %s", len(calls), error
-            )
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            try:
-                await self._renew_leases()
-            except self._redis_error as exc:
-                logger.warning("could not renew session leases: %s", exc)
-
-    async def _renew_leases(self) -> None:
-        owned = list(self._owned.items())
-        if not owned:
-            return
-        lease_ms = _millis(self.lease)
-        keys = self._ownership(owned)
-        renewed = await self._eval_each(self._renew, [(k, [v, lease_ms]) for k, v in keys])
-        error = next((r for r in renewed if isinstance(r, Exception)), None)
-        if error is not None:
-            raise error
-        for (call_sid, conversation_id), sid_renewed in zip(owned, renewed[::2], strict=True):
-            if not sid_renewed and self._owned.get(call_sid) == conversation_id:
-                del self._owned[call_sid]  # another worker registered the call since
 
     # -- sending (this worker is the sender) ------------------------------------------------
     async def owner(
         self, *, call_sid: str | None = None, conversation_id: str | None = None
     ) -> str | None:
-        """The worker that holds the session of this call right now, or None."""
-        raw = await self.client.get(self._key(call_sid, conversation_id))
-        return _decode(raw).partition(" ")[0] if raw is not None else None
+        """The worker that holds the session of this call right now, or None.
 
-    def _key(self, call_sid: str | None, conversation_id: str | None) -> str:
-        if call_sid is not None:
-            return self._sid_key(validate_call_sid(call_sid))
-        if conversation_id is None:
-            raise ValueError("give call_sid or conversation_id")
-        return self._conversation_key(conversation_id)
+        Raises `NoRoute` (a `SenderError`) when Redis cannot be asked."""
+        key = self._leases.key(call_sid, conversation_id)
+        try:
+            raw = await self.client.get(key)
+        except self._redis_error as exc:
+            raise NoRoute(redis_reason(exc)) from None
+        return _decode(raw).partition(" ")[0] if raw is not None else None
 
     async def forward(
         self,
@@ -319,29 +232,33 @@ class RedisRouter:
         """
         if not self._started:
             raise NoRoute("the router is not started")
+        if not self._leases.active:  # no acknowledgement could reach us: fail now, not later
+            raise NoRoute("this worker's router stopped listening")
         if event.type not in _ROUTABLE:
             raise NoRoute(f"{event.type} cannot be routed to another worker")
-        key = self._key(call_sid, conversation_id)
+        key = self._leases.key(call_sid, conversation_id)
         message_id = next(self._ids)
-        message = {
-            "op": "send",
-            "id": message_id,
-            "from": self.worker_id,
-            "sid": call_sid,
-            "cid": conversation_id,
-            "event": event.model_dump(mode="json", exclude_none=True),
-        }
+        message = Send.model_validate(
+            {
+                "id": message_id,
+                "from": self.worker_id,
+                "sid": call_sid,
+                "cid": conversation_id,
+                "event": event.model_dump(exclude_none=True),
+            },
+            strict=False,
+        )
         loop = asyncio.get_running_loop()
         ack: Batch = loop.create_future()
         # Pending before publishing: the acknowledgement may be read before the script returns.
         self._pending[message_id] = (ack, None)
         routed: asyncio.Future[Any] = loop.create_future()
-        self._outgoing.put((key, json.dumps(message), routed))
+        self._outgoing.put((key, message.to_json(), routed))
         try:
             found = await routed
         except self._redis_error as exc:
             self._pending.pop(message_id, None)
-            raise NoRoute(f"Redis is unavailable: {type(exc).__name__}: {exc}") from None
+            raise NoRoute(redis_reason(exc)) from None
         except BaseException:
             self._pending.pop(message_id, None)
             raise
@@ -365,7 +282,7 @@ class RedisRouter:
         # one round trip for all, and Redis runs them in that order.
         calls = [(key, [self._channel_prefix, message]) for key, message, _ in batch]
         try:
-            results = await self._eval_each(self._route, calls)
+            results = await eval_each(self.client, self._route, calls)
         except self._redis_error as exc:
             results = [exc] * len(batch)
         for (_, _, routed), result in zip(batch, results, strict=True):
@@ -376,26 +293,6 @@ class RedisRouter:
             else:
                 routed.set_result(result)
 
-    async def _eval_each(self, script: AsyncScript, calls: list[ScriptCall]) -> list[Any]:
-        """`script` once per (key, args), pipelined: one round trip, run in order, a result or an
-        error per call. A script Redis has lost (restart, SCRIPT FLUSH) is loaded and rerun."""
-        from redis.exceptions import NoScriptError
-
-        results = await self._evalsha(script.sha, calls)
-        lost = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-        if lost:
-            await self.client.script_load(script.script)
-            rerun = await self._evalsha(script.sha, [calls[i] for i in lost])
-            for i, result in zip(lost, rerun, strict=True):
-                results[i] = result
-        return results
-
-    async def _evalsha(self, sha: str, calls: list[ScriptCall]) -> list[Any]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key, args in calls:
-                pipe.evalsha(sha, 1, key, *args)
-            return list(await pipe.execute(raise_on_error=False))
-
     def _settle(self, message_id: int, error: BaseException | None) -> None:
         ack, timer = self._pending.pop(message_id, (None, None))
         if timer is not None:
@@ -403,27 +300,8 @@ class RedisRouter:
         if ack is not None and not ack.done():
             ack.set_result(None if error is None else functools.partial(_same, error))
 
-    def _acknowledged(self, reply: dict[str, Any]) -> None:
-        worker = str(reply.get("from"))
-        error = reply.get("error")
-        failure: BaseException | None = None
-        if error == "not_here":
-            target = str(reply.get("target"))
-            failure = NotLive(
-                str(reply.get("kind")),
-                target,
-                {"session": f"worker {worker} no longer holds the session"},
-            )
-        elif error == "closed":
-            failure = SessionClosed(
-                reply.get("cid"),
-                code=reply.get("code"),
-                reason=str(reply.get("reason", "")),
-                sent=bool(reply.get("sent")),
-            )
-        elif error is not None:
-            failure = SenderError(f"worker {worker} could not deliver: {reply.get('detail')}")
-        self._settle(reply["id"], failure)
+    def _acknowledged(self, reply: Ack) -> None:
+        self._settle(reply.id, reply.failure())
 
     # -- receiving (this worker holds sessions) --------------------------------------------
     async def _listen(self) -> None:
@@ -439,57 +317,77 @@ class RedisRouter:
                 logger.warning("router lost its Redis subscription, retrying: %s", exc)
                 await asyncio.sleep(0.5)
 
+    def _listener_ended(self, task: asyncio.Task[None]) -> None:
+        """The listener ended while the router runs: nobody delivers here any more, so withdraw
+        every lease now (senders get `NotLive` and fall back) instead of renewing them."""
+        if not self._leases.active or task.cancelled():
+            return
+        self._leases.active = False
+        error = task.exception()
+        logger.error(
+            "router %s stopped listening (%s); withdrawing %d session(s)",
+            self.worker_id,
+            type(error).__name__ if error else "ended",
+            len(self._leases.owned),
+        )
+        self._spawn(self._leases.withdraw(self._leases.take_all()), "callsid-router-withdraw")
+
     async def _handle(self, data: bytes | str) -> None:
         # Whatever arrives on our channel, the listener must survive it.
         try:
-            message = json.loads(data)
-            op, message["id"], message["from"] = message["op"], int(message["id"]), message["from"]
-            if not isinstance(message["from"], str) or op not in ("ack", "send"):
-                raise ValueError(op)
-        except (ValueError, KeyError, TypeError):
-            logger.warning("ignored a malformed router message on %s", self.worker_id)
-            return
-        if op == "ack":
-            self._acknowledged(message)
-        else:
-            await self._deliver(message)
-
-    async def _deliver(self, message: dict[str, Any]) -> None:
-        # Awaited in the listener, one message at a time: that is what keeps a call's order.
-        sender, call_sid, conversation_id = message["from"], message.get("sid"), message.get("cid")
-        reply: dict[str, Any] = {"op": "ack", "id": message["id"], "from": self.worker_id}
-        event_data = message.get("event") or {}
-        session = None
-        if self.registry is not None:
-            session = self.registry.get(call_sid=call_sid, conversation_id=conversation_id)
-        if session is None:
-            target = f"call {call_sid}" if call_sid else f"conversation {conversation_id}"
-            kind = event_data.get("type")
-            self._reply(sender, {**reply, "error": "not_here", "target": target, "kind": kind})
+            message = decode(data)
+        except MalformedMessage as exc:
+            logger.warning("dropped a malformed router message on %s: %s", self.worker_id, exc)
+            envelope = exc.envelope
+            if envelope is not None and envelope.op == "send":  # refuse it: no RouteTimeout
+                reply = Ack(id=envelope.id, sender=self.worker_id)
+                self._reply(envelope.sender, reply.failed(MalformedMessage("malformed")))
             return
         try:
-            event = _ROUTABLE[event_data["type"]].model_validate(event_data)
-            batch = await session._write(event)
+            if isinstance(message, Ack):
+                self._acknowledged(message)
+            else:
+                await self._deliver(message)
+        except Exception:  # a bug here must cost one message, not the listener
+            logger.exception("router %s could not handle message %d", self.worker_id, message.id)
+
+    async def _deliver(self, message: Send) -> None:
+        # Awaited in the listener, one message at a time: that is what keeps a call's order.
+        reply = Ack(id=message.id, sender=self.worker_id)
+        try:
+            session = None
+            if self.registry is not None:
+                session = self.registry.get(call_sid=message.sid, conversation_id=message.cid)
+            if session is None:
+                target, kind = message.target, message.event.type
+                self._reply(
+                    message.sender,
+                    reply.model_copy(update={"error": "not_here", "target": target, "kind": kind}),
+                )
+                return
+            batch = await session._write(message.event)
         except Exception as exc:
-            self._reply(sender, _failed(reply, exc))
+            self._reply(message.sender, reply.failed(exc))
             return
         if batch is None:
-            self._reply(sender, reply)
+            self._reply(message.sender, reply)
         else:
-            batch.add_done_callback(functools.partial(self._reply_confirmed, sender, reply))
+            confirmed = functools.partial(self._reply_confirmed, message.sender, reply)
+            batch.add_done_callback(confirmed)
 
-    def _reply_confirmed(self, sender: str, reply: dict[str, Any], batch: Batch) -> None:
+    def _reply_confirmed(self, sender: str, reply: Ack, batch: Batch) -> None:
         if batch.cancelled():
-            self._reply(sender, {**reply, "error": "failed", "detail": "confirmation cancelled"})
+            update = {"error": "failed", "detail": "confirmation cancelled"}
+            self._reply(sender, reply.model_copy(update=update))
             return
         failure: Failure | None = batch.result()
         if failure is None:
             self._reply(sender, reply)
             return
-        self._reply(sender, _failed(reply, failure()))
+        self._reply(sender, reply.failed(failure()))
 
-    def _reply(self, worker: str, reply: dict[str, Any]) -> None:
-        self._replies.put((self._channel_prefix + worker, json.dumps(reply)))
+    def _reply(self, worker: str, reply: Ack) -> None:
+        self._replies.put((self._channel_prefix + worker, reply.to_json()))
 
     async def _publish_replies(self, replies: list[tuple[str, str]]) -> None:
         # Everything acknowledged since the last flush goes in one pipeline: one round trip.
@@ -505,49 +403,15 @@ class RedisRouter:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if name == "callsid-router-listen":
+            task.add_done_callback(self._listener_ended)
 
     def _withdrawing(self) -> list[asyncio.Task[None]]:
         return [t for t in self._tasks if t.get_name() == "callsid-router-withdraw"]
 
 
-class _Outbox(Generic[T]):
-    """Items put while the previous flush was out go together in the next one, in order."""
-
-    def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
-        self._flush = flush
-        self._items: list[T] = []
-        self._ready = asyncio.Event()
-
-    def put(self, item: T) -> None:
-        self._items.append(item)
-        self._ready.set()
-
-    def take(self) -> list[T]:
-        self._ready.clear()
-        items, self._items = self._items, []
-        return items
-
-    async def drain(self) -> None:
-        items = self.take()
-        if items:
-            await self._flush(items)
-
-    async def run(self) -> None:
-        while True:
-            await self._ready.wait()
-            await self.drain()
-
-
-def _failed(reply: dict[str, Any], error: BaseException) -> dict[str, Any]:
-    """The acknowledgement of a write that failed on this worker: enough to rebuild the error."""
-    if isinstance(error, SessionClosed):
-        closed = {"code": error.code, "reason": error.reason, "sent": error.sent}
-        return {**reply, "error": "closed", "cid": error.conversation_id, **closed}
-    return {**reply, "error": "failed", "detail": type(error).__name__}
-
-
 def _decode(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
 def _same(error: BaseException) -> BaseException:

@@ -26,7 +26,15 @@ from typing_extensions import Self
 from .._core._callsid import validate_call_sid
 from .._exceptions import CallSidResolverError
 from ._callstate import CallFacts, describe
-from ._errors import CallMismatch, ConversationOver, InvalidSend, NotLive, SenderError, SendTimeout
+from ._errors import (
+    CallMismatch,
+    ConfirmTimeout,
+    ConversationOver,
+    InvalidSend,
+    NotLive,
+    SenderError,
+    SendTimeout,
+)
 from ._protocol import (
     ClientEvent,
     ClientToolResult,
@@ -48,7 +56,7 @@ from ._records import (
     settle,
 )
 from ._router import NoRoute
-from ._transport import Batch
+from ._transport import Batch, Failure, bounded
 
 if TYPE_CHECKING:
     from .._resolver import AsyncCallSidResolver
@@ -293,7 +301,11 @@ class Sender:
                     outcome = await self._try(channel, job, reasons)
                 except Exception as exc:
                     outcome = exc
-            if isinstance(outcome, ConversationOver):
+            # Over, or written to a socket that then dropped: another channel could only deliver
+            # it a second time, so the caller gets the error and decides.
+            if isinstance(outcome, ConversationOver) or (
+                isinstance(outcome, SenderError) and getattr(outcome, "sent", False) is True
+            ):
                 settle(job.done, outcome)
                 return
             if isinstance(outcome, Skip):
@@ -309,6 +321,9 @@ class Sender:
                 settle(job.done, outcome)
             else:
                 batch, receipt = outcome
+                if receipt.worker is None:  # routed: bounded by the router's ack_timeout
+                    late = _late(job, receipt, self.send_timeout)
+                    batch = bounded(batch, self.send_timeout, late)
                 batch.add_done_callback(functools.partial(confirm, job.done, receipt))
             return
         over = None
@@ -416,3 +431,8 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _late(job: Job, receipt: Receipt, timeout: float) -> Failure:
+    target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
+    return functools.partial(ConfirmTimeout, target, channel=receipt.channel, timeout=timeout)
