@@ -22,6 +22,7 @@ from callsid_resolver import (
     ServerError,
 )
 from callsid_resolver.testing import Emulator, load_profile
+from callsid_resolver.testing._http import Dropped
 
 from .conftest import AGENT, API_KEY, FakeApi, make_conversation, recording, sid_of
 
@@ -685,10 +686,20 @@ def test_the_read_window_keeps_its_width_across_pages(mode: str) -> None:
     arrivals: list[tuple[int, int]] = []  # (list requests so far, reads in flight on arrival)
     handle = emulator.handle
 
+    listed_with: list[int] = []  # reads in flight when each list request was sent
+    admission = emulator.admission
+
     def noting(request: Any) -> Any:
         if "/conversations/" in request.path:
             arrivals.append((emulator.count("list"), emulator.in_flight))
         return handle(request)
+
+    def admitting(path: str) -> Any:
+        if path == "/v1/convai/conversations":
+            listed_with.append(emulator.in_flight)
+        return admission(path)
+
+    emulator.admission = admitting  # type: ignore[method-assign]
 
     emulator.handle = noting  # type: ignore[method-assign]
     oldest = make_conversation(1)
@@ -701,6 +712,43 @@ def test_the_read_window_keeps_its_width_across_pages(mode: str) -> None:
     for page_lists in (4, 5):
         first = first_of[page_lists]
         assert max(n for _, n in arrivals[first : first + 16]) == 16
+    # Pages 2 and 3 were listed beside the last reads of the page before, not after them.
+    assert listed_with[0:3] == [0, 0, 0]  # the filter, the live step and page 1
+    assert min(listed_with[3:]) > 0
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_next_page_that_could_not_be_listed_ahead_is_listed_again(mode: str) -> None:
+    emulator = Emulator()
+    scan_history(emulator, ["twilio"] * 300)
+    handle = emulator.handle
+    lists = 0
+
+    def dropping(request: Any) -> Any:
+        nonlocal lists
+        if request.path == "/v1/convai/conversations":
+            lists += 1
+            if 4 <= lists <= 7:  # page 2, listed ahead, and its three retries: dropped
+                raise Dropped
+        return handle(request)
+
+    emulator.handle = dropping  # type: ignore[method-assign]
+    retry = RetryPolicy(backoff_initial=0.001, backoff_max=0.002)
+    if mode == "sync":
+        with ElevenLabsClient(API_KEY, transport=emulator.transport(), retry=retry) as client:
+            r = CallSidResolver(client).resolve(sid_of(150))
+    else:
+
+        async def go() -> Any:
+            transport = emulator.transport()
+            async with AsyncElevenLabsClient(API_KEY, transport=transport, retry=retry) as client:
+                return await AsyncCallSidResolver(client).resolve(sid_of(150))
+
+        r = asyncio.run(go())
+    assert r.conversation_id == make_conversation(150)["conversation_id"]
+    assert lists == 1 + 1 + 1 + 4 + 1  # page 2 listed again, once
+    # The dropped attempts never reached the emulator's log, and are counted all the same.
+    assert r.requests == emulator.total_requests + 4
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -709,7 +757,7 @@ def test_a_scan_under_a_concurrency_limit_halves_its_window(mode: str) -> None:
     scan_history(emulator, ["twilio"] * 300)
     emulator.latency = 0.01
     emulator.concurrency_limit = 4
-    retry = RetryPolicy(backoff_initial=0.02, backoff_max=0.05)  # a test needs no long waits
+    retry = RetryPolicy(max_attempts=10, backoff_initial=0.1, backoff_max=0.4)
     if mode == "sync":
         with ElevenLabsClient(API_KEY, transport=emulator.transport(), retry=retry) as client:
             resolver: Any = CallSidResolver(client)

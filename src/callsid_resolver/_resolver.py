@@ -28,6 +28,7 @@ from ._cache import (
 )
 from ._client import AsyncElevenLabsClient, ElevenLabsClient
 from ._core import _api
+from ._core._api import ListQuery
 from ._core._callsid import validate_call_sid
 from ._core._hints import narrow_hints
 from ._core._ops import ClaimFlight, Fetch, ListPage, Operation, Pause, ReadCache, WriteCache
@@ -263,7 +264,7 @@ class CallSidResolver(_ResolverBase):
             return self.cache.set_many(entries, op.ttl, only_if_absent=True)
         return self.cache.set_many(entries, op.ttl)
 
-    def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
+    def _fetch(self, op: Fetch) -> tuple[list[Conversation], int, Any]:
         window, todo = op.window, iter(op.conversation_ids)
         fetched: dict[str, Conversation] = {}
         # Tickets of reads answered 429, appended by the workers: only this thread drives the
@@ -271,14 +272,22 @@ class CallSidResolver(_ResolverBase):
         refused: deque[int] = deque()
         spent = 0
         found = False
-        width = min(window.limit, len(op.conversation_ids))
+        listing: Future[Any] | None = None
+        width = min(window.limit, len(op.conversation_ids)) + (op.then is not None)
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="callsid-fetch") as pool:
 
-            def start(count: int) -> set[Future[tuple[Conversation | None, int]]]:
-                return {
+            def start(count: int) -> set[Future[Any]]:
+                nonlocal listing
+                ids = list(islice(todo, count))
+                more = {
                     pool.submit(self._get, cid, _on_429(window.start(), refused.append))
-                    for cid in islice(todo, count)
+                    for cid in ids
                 }
+                if op.then is not None and listing is None and count > len(ids) and not found:
+                    on_retry = _on_429(window.start(), refused.append)
+                    listing = pool.submit(self._list_ahead, op.then, on_retry)
+                    more.add(listing)
+                return more
 
             running = start(window.room(0))
             while running:
@@ -286,15 +295,24 @@ class CallSidResolver(_ResolverBase):
                 while refused:
                     window.congested(refused.popleft())
                 for future in done:
+                    window.answered()
+                    if future is listing:
+                        continue
                     conversation, requests = future.result()
                     spent += requests
-                    window.answered()
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
                         found |= conversation.matched_by(op.call_sid) is not None
                 if not found:
                     running |= start(window.room(len(running)))
-        return [fetched[c] for c in op.conversation_ids if c in fetched], spent
+        listed = listing.result() if listing is not None else None
+        return [fetched[c] for c in op.conversation_ids if c in fetched], spent, listed
+
+    def _list_ahead(self, query: ListQuery, on_retry: Callable[[int], Any]) -> Any:
+        try:
+            return self.client._call(_api.list_conversations(query), on_retry)
+        except Exception as exc:  # the plan lists it again, where the error is handled
+            return exc
 
     def _get(
         self, conversation_id: str, on_retry: Callable[[int], Any]
@@ -406,26 +424,36 @@ class AsyncCallSidResolver(_ResolverBase):
             return await self.cache.set_many(entries, op.ttl, only_if_absent=True)
         return await self.cache.set_many(entries, op.ttl)
 
-    async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
+    async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int, Any]:
         window, todo = op.window, iter(op.conversation_ids)
         fetched: dict[str, Conversation] = {}
         spent = 0
         found = False
+        listing: asyncio.Future[Any] | None = None
 
-        def start(count: int) -> set[asyncio.Task[tuple[Conversation | None, int]]]:
-            return {
+        def start(count: int) -> set[asyncio.Future[Any]]:
+            nonlocal listing
+            ids = list(islice(todo, count))
+            more: set[asyncio.Future[Any]] = {
                 asyncio.ensure_future(self._get(cid, _on_429(window.start(), window.congested)))
-                for cid in islice(todo, count)
+                for cid in ids
             }
+            if op.then is not None and listing is None and count > len(ids) and not found:
+                on_retry = _on_429(window.start(), window.congested)
+                listing = asyncio.ensure_future(self._list_ahead(op.then, on_retry))
+                more.add(listing)
+            return more
 
         running = start(window.room(0))
         try:
             while running:
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
+                    window.answered()
+                    if task is listing:
+                        continue
                     conversation, requests = task.result()
                     spent += requests
-                    window.answered()
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
                         found |= conversation.matched_by(op.call_sid) is not None
@@ -434,7 +462,14 @@ class AsyncCallSidResolver(_ResolverBase):
         finally:
             for task in running:
                 task.cancel()
-        return [fetched[c] for c in op.conversation_ids if c in fetched], spent
+        listed = listing.result() if listing is not None else None
+        return [fetched[c] for c in op.conversation_ids if c in fetched], spent, listed
+
+    async def _list_ahead(self, query: ListQuery, on_retry: Callable[[int], Any]) -> Any:
+        try:
+            return await self.client._call(_api.list_conversations(query), on_retry)
+        except Exception as exc:  # the plan lists it again, where the error is handled
+            return exc
 
     async def _get(
         self, conversation_id: str, on_retry: Callable[[int], Any]

@@ -2,8 +2,9 @@
 server, and the I/O operations the plan yields to its drivers (`_core._plan`).
 
 The outcome sent back into the plan: a list of entries (None for a miss) for `ReadCache`, None for
-`WriteCache` and `Pause`, `(page, requests)` for `ListPage`, `(conversations, requests)` for
-`Fetch`, and True when the lock was taken for `ClaimFlight`.
+`WriteCache` and `Pause`, `(page, requests)` for `ListPage`, `(conversations, requests, listed)`
+for `Fetch` (`listed`: None, `(page, requests)` of `Fetch.then`, or the error that listing
+raised), and True when the lock was taken for `ClaimFlight`.
 """
 
 from __future__ import annotations
@@ -146,6 +147,9 @@ class Fetch:
     conversation_ids: tuple[str, ...]
     call_sid: str
     window: ReadWindow = field(default_factory=lambda: ReadWindow(16))
+    # The walk's next page, listed in a free slot of the window once every read has started, so
+    # that the next page's reads need not wait for a list request after the last read returns.
+    then: ListQuery | None = None
 
 
 Operation = Union[ReadCache, WriteCache, ListPage, Fetch, ClaimFlight, Pause]  # noqa: UP007 (runtime alias on 3.10)

@@ -112,6 +112,10 @@ class _Search:
         self.truncated_by: str | None = None
         self.twilio_form = is_twilio_call_sid(call_sid)
         self.window = caps.window(settings.concurrency)
+        # The next page of a walk, listed by the page's fetch once all its reads have started
+        # (`Fetch.then`), and what that listing gave: `(page, requests)` or the error it raised.
+        self.next_query: ListQuery | None = None
+        self.prefetched: tuple[ListQuery, Any] | None = None
 
     def run(self) -> Plan:
         cached: list[CachedMapping | None] = yield ReadCache((self.keys.sid(self.call_sid),))
@@ -247,10 +251,14 @@ class _Search:
                     continue
                 source = s.conversation_initiation_source
                 (later if fits_later(self.twilio_form, source) else candidates).append(s)
+            following = query.next(page)
+            if following is not None and following.cursor not in cursors:
+                self.next_query = following if listed < self.settings.max_scan else None
             found = yield from self._check(candidates, step)
+            self.next_query = None
             if found is not None:
                 return found
-            query = query.next(page)
+            query = following
             if query is not None and query.cursor in cursors:
                 self.truncated_by = "cursor_loop"  # A→B→A: the walk would never end
                 return None
@@ -310,9 +318,14 @@ class _Search:
         fetched: list[Conversation] = []
         for _ in range(2):
             conversations: list[Conversation]
-            conversations, spent = yield Fetch(tuple(ids), self.call_sid, self.window)
+            then, self.next_query = self.next_query, None  # the 404 re-read lists nothing
+            conversations, spent, listed = yield Fetch(tuple(ids), self.call_sid, self.window, then)
             self.caps.learn_window(self.window)
             self.requests += spent
+            if then is not None and listed is not None:
+                # Counted now: a match in this page leaves the listing unused, but it was sent.
+                self.requests += getattr(listed, "attempts", 1) if _failed(listed) else listed[1]
+                self.prefetched = (then, listed)
             fetched += conversations
             self.checked.update(c.conversation_id for c in conversations)
             if any(c.matched_by(self.call_sid) is not None for c in conversations):
@@ -361,6 +374,11 @@ class _Search:
         return entries, hidden
 
     def _list(self, query: ListQuery) -> Generator[Operation, Any, ConversationsPage]:
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is not None and prefetched[0] == query and not _failed(prefetched[1]):
+            self.pages += 1
+            return prefetched[1][0]  # type: ignore[no-any-return]
+        # Not listed ahead, or that listing failed: list it now, where an error is handled.
         try:
             page, spent = yield ListPage(query)
         except BadRequest as exc:
@@ -401,3 +419,7 @@ class _Search:
             truncated_by=self.truncated_by,
             unverified=self.unverified,
         )
+
+
+def _failed(listed: Any) -> bool:
+    return isinstance(listed, BaseException)
