@@ -65,7 +65,9 @@ class CachedMapping(BaseModel):
 class ResolutionCache(Protocol):
     """A blocking cache backend. `ttl=None` means the backend's default TTL."""
 
-    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]: ...
+    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry."""
+        ...
 
     def set_many(
         self,
@@ -77,14 +79,18 @@ class ResolutionCache(Protocol):
         """Store `items` for `ttl` seconds; with `only_if_absent`, skip each key that holds a
         live entry (the resolver writes its misses so, never over a mapping written meanwhile)."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Remove `key` (no error when it is absent)."""
+        ...
 
 
 @runtime_checkable
 class AsyncResolutionCache(Protocol):
     """The asyncio twin of `ResolutionCache`, for backends that do I/O (Redis)."""
 
-    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]: ...
+    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry."""
+        ...
 
     async def set_many(
         self,
@@ -92,9 +98,15 @@ class AsyncResolutionCache(Protocol):
         ttl: float | None = None,
         *,
         only_if_absent: bool = False,
-    ) -> None: ...
+    ) -> None:
+        """Store each mapping of `items` under its key for `ttl` seconds (None: the cache's
+        default TTL).
+        """
+        ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove `key` (no error when it is absent)."""
+        ...
 
 
 @runtime_checkable
@@ -102,9 +114,15 @@ class SharedFlight(Protocol):
     """A cache that can also lock a key across processes (Redis): one process of a fleet looks
     a SID up while the others wait for its answer in the cache."""
 
-    def claim(self, key: str, ttl: float) -> Any: ...  # a token, None when held (or awaitable)
+    def claim(self, key: str, ttl: float) -> Any:  # a token, None when held (or awaitable)
+        """Claim `key` for `ttl` seconds: a token if this caller got it, None if another holds it
+        (a coroutine's result for the async caches).
+        """
+        ...
 
-    def release(self, key: str, token: str) -> Any: ...
+    def release(self, key: str, token: str) -> Any:
+        """Release `key` if `token` still holds it (a claim that expired is left alone)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -114,12 +132,15 @@ class CacheKeys:
     namespace: str = "callsid-resolver"
 
     def sid(self, call_sid: str) -> str:
+        """The key of `call_sid`'s cached mapping."""
         return f"{self.namespace}:v{SCHEMA_VERSION}:sid:{call_sid}"
 
     def conversation(self, conversation_id: str) -> str:
+        """The key of a conversation's cached mapping."""
         return f"{self.namespace}:v{SCHEMA_VERSION}:conv:{conversation_id}"
 
     def lock(self, call_sid: str) -> str:
+        """The key of the lock that lets one process resolve `call_sid` at a time."""
         return f"{self.namespace}:v{SCHEMA_VERSION}:lock:{call_sid}"
 
     def entries_for(self, conversations: Sequence[Conversation]) -> dict[str, CachedMapping]:
@@ -172,6 +193,7 @@ class MemoryCache:
             return len(self._data)
 
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry."""
         with self._lock:
             return [entry[0] if (entry := self._data.get(key)) else None for key in keys]
 
@@ -182,6 +204,9 @@ class MemoryCache:
         *,
         only_if_absent: bool = False,
     ) -> None:
+        """Store each mapping of `items` under its key for `ttl` seconds (None: the cache's
+        default TTL).
+        """
         lifetime = self.ttl if ttl is None else ttl
         with self._lock:
             for key, value in items.items():
@@ -189,10 +214,12 @@ class MemoryCache:
                     self._data[key] = (value, lifetime)
 
     def delete(self, key: str) -> None:
+        """Remove `key` (no error when it is absent)."""
         with self._lock:
             self._data.pop(key, None)
 
     def clear(self) -> None:
+        """Drop every entry."""
         with self._lock:
             self._data.clear()
 
@@ -205,6 +232,7 @@ class NullCache:
     """Remembers nothing: every resolution goes to the API (single flight still applies)."""
 
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """A None for every key: nothing is ever cached."""
         return [None] * len(keys)
 
     def set_many(
@@ -214,9 +242,11 @@ class NullCache:
         *,
         only_if_absent: bool = False,
     ) -> None:
+        """Do nothing: nothing is ever stored."""
         return None
 
     def delete(self, key: str) -> None:
+        """Do nothing: nothing is ever stored."""
         return None
 
 

@@ -291,6 +291,7 @@ class ElevenLabsClient(_ClientBase):
         return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     def close(self) -> None:
+        """Close the HTTP connections, unless the client was given its own `http_client`."""
         if self._owns_http:
             self._http.close()
 
@@ -410,6 +411,7 @@ class AsyncElevenLabsClient(_ClientBase):
         return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     async def aclose(self) -> None:
+        """Close the HTTP connections, unless the client was given its own `http_client`."""
         if self._owns_http:
             await self._http.aclose()
 

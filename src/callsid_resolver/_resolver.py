@@ -206,7 +206,16 @@ class CallSidResolver(_ResolverBase):
         return ref
 
     def forget(self, call_sid: str) -> None:
-        """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
+        """Drop what the cache holds for `call_sid` (a mapping or a cached miss), so the next
+        `resolve()` asks the API.
+
+        Args:
+            call_sid: the call SID to forget.
+
+        Raises:
+            InvalidCallSid: `call_sid` is not a call SID.
+            CacheUnavailable: the cache could not be reached.
+        """
         key = self._forgetting(validate_call_sid(call_sid))
         try:
             self.cache.delete(key)
@@ -365,7 +374,16 @@ class AsyncCallSidResolver(_ResolverBase):
         return ref
 
     async def forget(self, call_sid: str) -> None:
-        """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
+        """Drop what the cache holds for `call_sid` (a mapping or a cached miss), so the next
+        `resolve()` asks the API.
+
+        Args:
+            call_sid: the call SID to forget.
+
+        Raises:
+            InvalidCallSid: `call_sid` is not a call SID.
+            CacheUnavailable: the cache could not be reached.
+        """
         key = self._forgetting(validate_call_sid(call_sid))
         try:
             await self.cache.delete(key)

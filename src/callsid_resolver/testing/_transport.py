@@ -24,12 +24,14 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.emulator = emulator
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request of an `httpx.Client`."""
         with self.emulator.admission(request.url.path) as admitted:
             if self.emulator.latency:
                 time.sleep(self.emulator.latency)
             return self._answer(request, request.read(), not admitted)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request of an `httpx.AsyncClient`."""
         with self.emulator.admission(request.url.path) as admitted:
             if self.emulator.latency:
                 await asyncio.sleep(self.emulator.latency)
