@@ -15,13 +15,10 @@ A mapping from a call SID to its conversation never changes, so positive entries
 from __future__ import annotations
 
 import inspect
-import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import cachetools
 from pydantic import BaseModel, ConfigDict
 
 from ._models import TERMINAL_STATUSES, Conversation, Resolution
@@ -57,8 +54,15 @@ class CachedMapping(BaseModel):
         """This entry as a `Resolution` answered from the cache (`source` "cache" or "primed")."""
         assert self.call_sid is not None
         assert self.conversation_id is not None
-        fields = self.model_dump(exclude={"primed", "call_ids"})
-        return Resolution(**fields, source="primed" if self.primed else "cache", requests=requests)
+        return Resolution(
+            call_sid=self.call_sid,
+            conversation_id=self.conversation_id,
+            agent_id=self.agent_id,
+            status=self.status,
+            start_time_unix_secs=self.start_time_unix_secs,
+            source="primed" if self.primed else "cache",
+            requests=requests,
+        )
 
 
 @runtime_checkable
@@ -165,69 +169,6 @@ class CacheKeys:
         return out
 
 
-class MemoryCache:
-    """An in-process, thread-safe LRU cache with a TTL per entry (cachetools `TLRUCache`).
-
-    `ttl` is the default lifetime in seconds; the resolver gives negative entries their own,
-    shorter one. `timer` is injectable for tests. Safe to share between threads and between the
-    sync and async resolvers of one process.
-    """
-
-    def __init__(
-        self,
-        maxsize: int = 100_000,
-        ttl: float = 24 * 3600.0,
-        *,
-        timer: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if maxsize < 1 or ttl <= 0:
-            raise ValueError("maxsize and ttl must be positive")
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._data: cachetools.TLRUCache[str, tuple[CachedMapping, float]] = cachetools.TLRUCache(
-            maxsize=maxsize, ttu=_expires_at, timer=timer
-        )
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._data)
-
-    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
-        """The cached mappings of `keys`, in order; None where a key has no live entry."""
-        with self._lock:
-            return [entry[0] if (entry := self._data.get(key)) else None for key in keys]
-
-    def set_many(
-        self,
-        items: Mapping[str, CachedMapping],
-        ttl: float | None = None,
-        *,
-        only_if_absent: bool = False,
-    ) -> None:
-        """Store each mapping of `items` under its key for `ttl` seconds (None: the cache's
-        default TTL).
-        """
-        lifetime = self.ttl if ttl is None else ttl
-        with self._lock:
-            for key, value in items.items():
-                if not (only_if_absent and key in self._data):  # `in` skips expired entries
-                    self._data[key] = (value, lifetime)
-
-    def delete(self, key: str) -> None:
-        """Remove `key` (no error when it is absent)."""
-        with self._lock:
-            self._data.pop(key, None)
-
-    def clear(self) -> None:
-        """Drop every entry."""
-        with self._lock:
-            self._data.clear()
-
-
-def _expires_at(_key: str, value: tuple[CachedMapping, float], now: float) -> float:
-    return now + value[1]
-
-
 class NullCache:
     """Remembers nothing: every resolution goes to the API (single flight still applies)."""
 
@@ -289,3 +230,7 @@ def as_async_cache(cache: ResolutionCache | AsyncResolutionCache) -> AsyncResolu
     if inspect.iscoroutinefunction(cache.get_many):
         return cache  # type: ignore[return-value]
     return _BlockingCacheAdapter(cache)  # type: ignore[arg-type]
+
+
+# Last: `_memory` builds on the names above; `MemoryCache` stays importable from here.
+from ._memory import MemoryCache  # noqa: E402
