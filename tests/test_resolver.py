@@ -686,7 +686,7 @@ def test_a_call_whose_source_does_not_fit_is_read_last_never_skipped(mode: str) 
 def test_the_read_window_keeps_its_width_across_pages(mode: str) -> None:
     emulator = Emulator()
     scan_history(emulator, ["twilio"] * 300)
-    emulator.latency = 0.05  # long enough that a window's reads all arrive before one answers
+    emulator.latency = 0.1  # long enough that a window's reads all arrive before one answers
     arrivals: list[tuple[int, int]] = []  # (list requests so far, reads in flight on arrival)
     handle = emulator.handle
 
@@ -695,12 +695,12 @@ def test_the_read_window_keeps_its_width_across_pages(mode: str) -> None:
 
     def noting(request: Any) -> Any:
         if "/conversations/" in request.path:
-            arrivals.append((emulator.count("list"), emulator.in_flight))
+            arrivals.append((emulator.count("list"), emulator.serving))
         return handle(request)
 
     def admitting(path: str) -> Any:
         if path == "/v1/convai/conversations":
-            listed_with.append(emulator.in_flight)
+            listed_with.append(emulator.serving)
         return admission(path)
 
     emulator.admission = admitting  # type: ignore[method-assign]
@@ -778,7 +778,7 @@ def test_a_scan_under_a_concurrency_limit_halves_its_window(mode: str) -> None:
     assert r.conversation_id == make_conversation(1)["conversation_id"]
     refused = [rec for rec in emulator.requests if rec.status == 429]
     assert refused, "the window never reached the limit"
-    assert emulator.peak_in_flight <= 4
+    assert emulator.peak_serving <= 4
     # Every refused read was retried and answered: 300 reads, each answered 200 once.
     assert sum(rec.status == 200 for rec in emulator.requests.of("get")) == 300
     assert len(refused) <= 0.1 * len(emulator.requests)

@@ -35,7 +35,7 @@ def test_requests_past_the_limit_get_a_typed_concurrency_429() -> None:
     assert (detail["type"], detail["code"]) == ("rate_limit_error", "concurrent_limit_exceeded")
     assert detail["request_id"] == refused.headers["x-trace-id"]
     assert "retry-after" not in refused.headers  # the docs advise backoff and name no header
-    assert (emulator.peak_in_flight, emulator.in_flight) == (2, 0)
+    assert (emulator.peak_serving, emulator.serving) == (2, 0)
     assert [r.status for r in emulator.requests].count(429) == 3
     # The slots come back once answered: a later burst within the limit is served whole.
     assert [r.status_code for r in asyncio.run(burst(emulator, 2))] == [200, 200]
@@ -55,7 +55,7 @@ def test_no_limit_by_default_and_control_requests_never_count() -> None:
     emulator.latency = 0.02
     assert emulator.concurrency_limit is None
     assert all(r.status_code == 200 for r in asyncio.run(burst(emulator, 20)))
-    assert emulator.peak_in_flight == 20
+    assert emulator.peak_serving == 20
     emulator.concurrency_limit = 1
     http = httpx.Client(transport=emulator.transport(), base_url=API)
     with http, emulator.admission(LIST) as admitted:  # one API request in flight: the limit

@@ -148,8 +148,8 @@ class Emulator:
         self.latency = 0.0
         self.rate_limit_every: int | None = None
         self.concurrency_limit: int | None = None
-        self.in_flight = 0  # API requests admitted and not yet answered
-        self.peak_in_flight = 0  # the most at once since the last `reset_counts()`
+        self.serving = 0  # API requests admitted and not yet answered
+        self.peak_serving = 0  # the most at once since the last `reset_counts()`
         self.retry_after: str | None = "1"
         self.fail_every: int | None = None
         self.fail_status = 503
@@ -256,16 +256,16 @@ class Emulator:
             return
         with self._lock:
             limit = self.concurrency_limit
-            admitted = limit is None or self.in_flight < limit
+            admitted = limit is None or self.serving < limit
             if admitted:
-                self.in_flight += 1
-                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                self.serving += 1
+                self.peak_serving = max(self.peak_serving, self.serving)
         try:
             yield admitted
         finally:
             if admitted:
                 with self._lock:
-                    self.in_flight -= 1
+                    self.serving -= 1
 
     def handle(self, request: _http.Request) -> _http.Reply:
         """Answer one HTTP request; raises `Dropped` when a fault says to hang up."""
@@ -325,7 +325,7 @@ class Emulator:
         """Start counting requests from zero."""
         self.requests.reset()
         with self._lock:
-            self.peak_in_flight = self.in_flight
+            self.peak_serving = self.serving
 
     # -- signed URLs -----------------------------------------------------------------------
     def sign(self, agent_id: str) -> str:

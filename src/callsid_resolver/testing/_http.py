@@ -216,7 +216,7 @@ def _control(emulator: Emulator, request: Request) -> Reply:
     action = (request.method, request.path[len(CONTROL) :])
     if action == ("GET", "counts"):
         statuses = Counter(str(r.status) for r in emulator.requests)
-        extra = {"statuses": dict(statuses), "peak_in_flight": emulator.peak_in_flight}
+        extra = {"statuses": dict(statuses), "peak_in_flight": emulator.peak_serving}
         return _json(200, {"counts": emulator.requests.counts()} | extra)
     if action == ("POST", "reset"):
         emulator.reset_counts()
