@@ -233,7 +233,10 @@ class CallSidResolver(_ResolverBase):
         memo = self._tool_call_memo()
         ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
         if entries:
-            self.cache.set_many(entries)
+            try:
+                self.cache.set_many(entries)
+            except Exception as exc:
+                raise CacheUnavailable("remember_tool_call", exc) from exc
             memo.written(ref)
         return ref
 
@@ -405,7 +408,10 @@ class AsyncCallSidResolver(_ResolverBase):
         memo = self._tool_call_memo()
         ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
         if entries:
-            await self.cache.set_many(entries)
+            try:
+                await self.cache.set_many(entries)
+            except Exception as exc:
+                raise CacheUnavailable("remember_tool_call", exc) from exc
             memo.written(ref)
         return ref
 
