@@ -25,7 +25,8 @@ from callsid_resolver import (
     ServerError,
     TieredCache,
 )
-from callsid_resolver.testing import load_profile
+from callsid_resolver.testing import Emulator, load_profile
+from callsid_resolver.testing._http import Dropped
 
 from .conftest import AGENT, API_KEY, FakeApi, make_conversation, recording, sid_of
 
@@ -541,11 +542,249 @@ def test_a_call_near_the_top_costs_one_read_not_a_window(make: Any, api: FakeApi
 
 
 def test_the_read_window_opens_by_one_per_completed_read() -> None:
-    from callsid_resolver._core._plan import Fetch
+    from callsid_resolver._core._window import ReadWindow
 
-    op = Fetch(("a",) * 50, "CA1", concurrency=8)
-    assert [op.room(done, 0) for done in range(10)] == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]
-    assert op.room(3, 4) == 0
+    window = ReadWindow(8)
+    rooms = []
+    for _ in range(10):
+        rooms.append(window.room(0))
+        window.answered()
+    assert rooms == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]
+    assert window.room(4) == 4
+    assert window.room(9) == 0
+
+
+# -- the scan at scale (issue #16 item 3): window, source order, concurrency limit ----------
+def test_the_read_window_halves_once_per_burst_of_429s() -> None:
+    from callsid_resolver._core._window import ReadWindow
+
+    window = ReadWindow(16)
+    burst = [window.start() for _ in range(4)]
+    for _ in range(15):
+        window.answered()
+    assert window.size == 16
+    window.congested(burst[0])
+    assert (window.size, window.congestions) == (8, 1)
+    window.congested(burst[1])  # started before the halving: the same burst, already counted
+    assert (window.size, window.congestions) == (8, 1)
+    window.congested(window.start())  # a read started after it: the limit is lower still
+    assert (window.size, window.congestions, window.refused_at) == (4, 2, 8)
+    for _ in range(4):  # after a halving, one more read per window of answers
+        window.answered()
+    assert window.size == 5
+    for _ in range(20):
+        window.congested(window.start())
+    assert (window.size, window.room(0), window.room(1)) == (1, 1, 0)  # never below one
+
+
+def test_the_read_window_dwells_below_the_refused_width() -> None:
+    from callsid_resolver._core._window import ReadWindow
+
+    window = ReadWindow(16, width=10, threshold=10)
+    window.congested(window.start())  # refused at 10: halved to 5
+    answers = 0
+    while window.size < 9:
+        window.answered()
+        answers += 1
+    assert answers == 5 + 6 + 7 + 8  # +1 per window of answers
+    while window.size < 10:
+        window.answered()
+        answers += 1
+    assert answers - 26 == 8 * 9  # next to the refused width: +1 per eight windows
+
+
+def test_a_lookup_starts_its_slow_start_below_what_429s_taught() -> None:
+    from callsid_resolver._core._ops import ServerCapabilities
+
+    caps = ServerCapabilities()
+    window = caps.window(16)
+    for _ in range(12):
+        window.answered()
+    window.congested(window.start())  # refused at 13
+    caps.learn_window(window)
+    assert caps.read_threshold == 6
+    later = caps.window(16)
+    for _ in range(5):
+        later.answered()
+    assert later.size == 6  # slow start up to 6, then one more per window of answers
+    for _ in range(5):
+        later.answered()
+    assert later.size == 6
+    later.answered()
+    assert later.size == 7
+    caps.learn_window(later)
+    assert caps.read_threshold == 7  # a lookup without 429s raises it to the width it reached
+
+
+def scan_history(emulator: Emulator, sources: list[str], ids: dict[int, str] | None = None) -> None:
+    """One call per source, `sources[0]` the newest; `ids` gives some depths (0-based) another
+    call id; the server-side filter is rejected, so every lookup scans."""
+    for depth, source in enumerate(sources):
+        conv = make_conversation(len(sources) - depth)
+        conv["metadata"]["conversation_initiation_source"] = source
+        if ids and depth in ids:
+            conv["metadata"]["phone_call"]["call_sid"] = ids[depth]
+            conv["conversation_initiation_client_data"]["dynamic_variables"] |= {
+                "system__call_sid": ids[depth]
+            }
+        emulator.add_conversation(conv)
+    emulator.filter_mode = "reject"
+
+
+def resolve_on(emulator: Emulator, mode: str, call_sid: str, **options: Any) -> Any:
+    if mode == "sync":
+        with ElevenLabsClient(API_KEY, transport=emulator.transport()) as client:
+            return CallSidResolver(client, **options).resolve(call_sid)
+
+    async def go() -> Any:
+        async with AsyncElevenLabsClient(API_KEY, transport=emulator.transport()) as client:
+            return await AsyncCallSidResolver(client, **options).resolve(call_sid)
+
+    return asyncio.run(go())
+
+
+ALTERNATING = ["twilio", "sip_trunk"] * 150  # three pages of 100, newest first
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_twilio_sid_reads_twilio_calls_first(mode: str) -> None:
+    emulator = Emulator()
+    scan_history(emulator, ALTERNATING)
+    target = make_conversation(len(ALTERNATING) - 250)  # depth 250, a Twilio call
+    r = resolve_on(emulator, mode, sid_of(len(ALTERNATING) - 250), concurrency=1)
+    assert (r.conversation_id, r.source) == (target["conversation_id"], "scan")
+    # Exact at width 1: the 126 Twilio calls down to the target, no SIP call; the filter's
+    # 422, the live step's list and three pages of the scan.
+    assert emulator.counts == {"get": 126, "list": 5}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_sip_call_id_reads_sip_trunk_calls_first(mode: str) -> None:
+    sip = "7b0c2a9e-2f43-4f7e-9d1e-5a0b8c6d4e21"
+    emulator = Emulator()
+    scan_history(emulator, ALTERNATING, {251: sip})
+    r = resolve_on(emulator, mode, sip, concurrency=1)
+    assert r.conversation_id == make_conversation(len(ALTERNATING) - 251)["conversation_id"]
+    assert emulator.counts == {"get": 126, "list": 5}  # depths 1, 3, ... 251: SIP calls only
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_call_whose_source_does_not_fit_is_read_last_never_skipped(mode: str) -> None:
+    emulator = Emulator()
+    scan_history(emulator, ALTERNATING)
+    # A Twilio SID on a SIP trunk's call (a Twilio Elastic SIP trunk may carry one), depth 101.
+    target = make_conversation(len(ALTERNATING) - 101)
+    r = resolve_on(emulator, mode, sid_of(len(ALTERNATING) - 101), concurrency=1)
+    assert r.conversation_id == target["conversation_id"]
+    # Every Twilio call of the walk (150), then the SIP calls newest first down to it (51).
+    assert emulator.counts == {"get": 201, "list": 5}
+    gets = [rec.path.rsplit("/", 1)[1] for rec in emulator.requests.of("get")]
+    assert gets[150:] == [make_conversation(300 - d)["conversation_id"] for d in range(1, 102, 2)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_read_window_keeps_its_width_across_pages(mode: str) -> None:
+    emulator = Emulator()
+    scan_history(emulator, ["twilio"] * 300)
+    emulator.latency = 0.1  # long enough that a window's reads all arrive before one answers
+    arrivals: list[tuple[int, int]] = []  # (list requests so far, reads in flight on arrival)
+    handle = emulator.handle
+
+    listed_with: list[int] = []  # reads in flight when each list request was sent
+    admission = emulator.admission
+
+    def noting(request: Any) -> Any:
+        if "/conversations/" in request.path:
+            arrivals.append((emulator.count("list"), emulator.serving))
+        return handle(request)
+
+    def admitting(path: str) -> Any:
+        if path == "/v1/convai/conversations":
+            listed_with.append(emulator.serving)
+        return admission(path)
+
+    emulator.admission = admitting  # type: ignore[method-assign]
+
+    emulator.handle = noting  # type: ignore[method-assign]
+    oldest = make_conversation(1)
+    r = resolve_on(emulator, mode, sid_of(1), concurrency=16)
+    assert r.conversation_id == oldest["conversation_id"]
+    assert emulator.counts == {"get": 300, "list": 5}  # every call read, each once
+    # Page 1 opens by slow start; the reads of pages 2 and 3 start 16 wide at once.
+    first_of = {lists: i for i, (lists, _) in reversed(list(enumerate(arrivals)))}
+    assert arrivals[first_of[3]][1] == 1
+    for page_lists in (4, 5):
+        first = first_of[page_lists]
+        assert max(n for _, n in arrivals[first : first + 16]) == 16
+    # Pages 2 and 3 were listed beside the last reads of the page before, not after them.
+    assert listed_with[0:3] == [0, 0, 0]  # the filter, the live step and page 1
+    assert min(listed_with[3:]) > 0
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_next_page_that_could_not_be_listed_ahead_is_listed_again(mode: str) -> None:
+    emulator = Emulator()
+    scan_history(emulator, ["twilio"] * 300)
+    handle = emulator.handle
+    lists = 0
+
+    def dropping(request: Any) -> Any:
+        nonlocal lists
+        if request.path == "/v1/convai/conversations":
+            lists += 1
+            if 4 <= lists <= 7:  # page 2, listed ahead, and its three retries: dropped
+                raise Dropped
+        return handle(request)
+
+    emulator.handle = dropping  # type: ignore[method-assign]
+    retry = RetryPolicy(backoff_initial=0.001, backoff_max=0.002)
+    if mode == "sync":
+        with ElevenLabsClient(API_KEY, transport=emulator.transport(), retry=retry) as client:
+            r = CallSidResolver(client).resolve(sid_of(150))
+    else:
+
+        async def go() -> Any:
+            transport = emulator.transport()
+            async with AsyncElevenLabsClient(API_KEY, transport=transport, retry=retry) as client:
+                return await AsyncCallSidResolver(client).resolve(sid_of(150))
+
+        r = asyncio.run(go())
+    assert r.conversation_id == make_conversation(150)["conversation_id"]
+    assert lists == 1 + 1 + 1 + 4 + 1  # page 2 listed again, once
+    # The dropped attempts never reached the emulator's log, and are counted all the same.
+    assert r.requests == emulator.total_requests + 4
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_scan_under_a_concurrency_limit_halves_its_window(mode: str) -> None:
+    emulator = Emulator(profile="observed")
+    scan_history(emulator, ["twilio"] * 300)
+    emulator.latency = 0.01
+    emulator.concurrency_limit = 4
+    retry = RetryPolicy(max_attempts=10, backoff_initial=0.1, backoff_max=0.4)
+    if mode == "sync":
+        with ElevenLabsClient(API_KEY, transport=emulator.transport(), retry=retry) as client:
+            resolver: Any = CallSidResolver(client)
+            r = resolver.resolve(sid_of(1))
+    else:
+
+        async def go() -> Any:
+            transport = emulator.transport()
+            async with AsyncElevenLabsClient(API_KEY, transport=transport, retry=retry) as client:
+                resolver = AsyncCallSidResolver(client)
+                return resolver, await resolver.resolve(sid_of(1))
+
+        resolver, r = asyncio.run(go())
+    assert r.conversation_id == make_conversation(1)["conversation_id"]
+    refused = [rec for rec in emulator.requests if rec.status == 429]
+    assert refused, "the window never reached the limit"
+    assert emulator.peak_serving <= 4
+    # Every refused read was retried and answered: 300 reads, each answered 200 once.
+    assert sum(rec.status == 200 for rec in emulator.requests.of("get")) == 300
+    assert len(refused) <= 0.1 * len(emulator.requests)
+    threshold = resolver.capabilities.read_threshold
+    assert threshold is not None  # learned for the next lookup
+    assert threshold <= 4
 
 
 # The warm path (issue #16): a hit in the in-process cache is answered before the plan and the

@@ -266,7 +266,9 @@ class ElevenLabsClient(_ClientBase):
             _api.get_signed_url(agent_id, include_conversation_id=include_conversation_id)
         )[0]
 
-    def _call(self, call: ApiCall[ModelT]) -> tuple[ModelT, int]:
+    def _call(
+        self, call: ApiCall[ModelT], on_retry: Callable[[int], Any] | None = None
+    ) -> tuple[ModelT, int]:
         """Send with retries; return the decoded model and the number of HTTP requests sent."""
         state = self.retry.start(self._clock())
         while True:
@@ -288,6 +290,8 @@ class ElevenLabsClient(_ClientBase):
                 delay = state.after_response(response.status_code, response.headers, self._clock())
                 if delay is None:
                     return self._decode(call, response, state), state.attempts
+                if on_retry is not None:  # the status of an answer about to be retried (a 429)
+                    on_retry(response.status_code)
             self._sleep(delay)
 
     def _attempt(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:
@@ -418,7 +422,9 @@ class AsyncElevenLabsClient(_ClientBase):
         call = _api.get_signed_url(agent_id, include_conversation_id=include_conversation_id)
         return (await self._call(call))[0]
 
-    async def _call(self, call: ApiCall[ModelT]) -> tuple[ModelT, int]:
+    async def _call(
+        self, call: ApiCall[ModelT], on_retry: Callable[[int], Any] | None = None
+    ) -> tuple[ModelT, int]:
         """Send with retries; return the decoded model and the number of HTTP requests sent."""
         state = self.retry.start(self._clock())
         while True:
@@ -439,6 +445,8 @@ class AsyncElevenLabsClient(_ClientBase):
                 delay = state.after_response(response.status_code, response.headers, self._clock())
                 if delay is None:
                     return self._decode(call, response, state), state.attempts
+                if on_retry is not None:  # the status of an answer about to be retried (a 429)
+                    on_retry(response.status_code)
             await self._sleep(delay)
 
     async def _attempt(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from itertools import islice
 from typing import Any, TypedDict, TypeVar
@@ -27,6 +28,7 @@ from ._cache import (
 )
 from ._client import AsyncElevenLabsClient, ElevenLabsClient
 from ._core import _api
+from ._core._api import ListQuery
 from ._core._callsid import validate_call_sid
 from ._core._hints import narrow_hints
 from ._core._ops import ClaimFlight, Fetch, ListPage, Operation, Pause, ReadCache, WriteCache
@@ -48,7 +50,7 @@ class ResolverOptions(TypedDict, total=False):
     """Tuning shared by `CallSidResolver` and `AsyncCallSidResolver`.
 
     `max_scan` (1000) bounds how many listed conversations a fallback scan walks through;
-    `concurrency` (8) bounds parallel reads; `negative_ttl` (30 s) is how long a miss is
+    `concurrency` (16) bounds parallel reads; `negative_ttl` (30 s) is how long a miss is
     remembered (a call that just started may not be listed yet, so keep it short); `live_ttl`
     (15 s) is how long a live conversation whose GET showed no call id is not read again while
     it stays live; `use_filter` and `live_first` (True) switch those steps; `namespace` prefixes
@@ -306,31 +308,61 @@ class CallSidResolver(_ResolverBase):
             return self.cache.set_many(entries, op.ttl, only_if_absent=True)
         return self.cache.set_many(entries, op.ttl)
 
-    def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
-        todo = iter(op.conversation_ids)
+    def _fetch(self, op: Fetch) -> tuple[list[Conversation], int, Any]:
+        window, todo = op.window, iter(op.conversation_ids)
         fetched: dict[str, Conversation] = {}
-        spent = completed = 0
+        # Tickets of reads answered 429, appended by the workers: only this thread drives the
+        # window, at each completion, which is as soon as its next `room` is asked for.
+        refused: deque[int] = deque()
+        spent = 0
         found = False
-        width = min(op.concurrency, len(op.conversation_ids))
+        listing: Future[Any] | None = None
+        width = min(window.limit, len(op.conversation_ids)) + (op.then is not None)
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="callsid-fetch") as pool:
-            running = {pool.submit(self._get, cid) for cid in islice(todo, op.room(0, 0))}
+
+            def start(count: int) -> set[Future[Any]]:
+                nonlocal listing
+                ids = list(islice(todo, count))
+                more = {
+                    pool.submit(self._get, cid, _on_429(window.start(), refused.append))
+                    for cid in ids
+                }
+                if op.then is not None and listing is None and count > len(ids) and not found:
+                    on_retry = _on_429(window.start(), refused.append)
+                    listing = pool.submit(self._list_ahead, op.then, on_retry)
+                    more.add(listing)
+                return more
+
+            running = start(window.room(0))
             while running:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
-                completed += len(done)
+                while refused:
+                    window.congested(refused.popleft())
                 for future in done:
+                    window.answered()
+                    if future is listing:
+                        continue
                     conversation, requests = future.result()
                     spent += requests
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
                         found |= conversation.matched_by(op.call_sid) is not None
                 if not found:
-                    more = islice(todo, op.room(completed, len(running)))
-                    running |= {pool.submit(self._get, cid) for cid in more}
-        return [fetched[c] for c in op.conversation_ids if c in fetched], spent
+                    running |= start(window.room(len(running)))
+        listed = listing.result() if listing is not None else None
+        return [fetched[c] for c in op.conversation_ids if c in fetched], spent, listed
 
-    def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
+    def _list_ahead(self, query: ListQuery, on_retry: Callable[[int], Any]) -> Any:
         try:
-            return self.client._call(_api.get_conversation(conversation_id))
+            return self.client._call(_api.list_conversations(query), on_retry)
+        except Exception as exc:  # the plan lists it again, where the error is handled
+            return exc
+
+    def _get(
+        self, conversation_id: str, on_retry: Callable[[int], Any]
+    ) -> tuple[Conversation | None, int]:
+        try:
+            return self.client._call(_api.get_conversation(conversation_id), on_retry)
         except NotFound as exc:
             return None, exc.attempts
 
@@ -452,32 +484,68 @@ class AsyncCallSidResolver(_ResolverBase):
             return await self.cache.set_many(entries, op.ttl, only_if_absent=True)
         return await self.cache.set_many(entries, op.ttl)
 
-    async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int]:
-        todo = iter(op.conversation_ids)
+    async def _fetch(self, op: Fetch) -> tuple[list[Conversation], int, Any]:
+        window, todo = op.window, iter(op.conversation_ids)
         fetched: dict[str, Conversation] = {}
-        spent = completed = 0
+        spent = 0
         found = False
-        running = {asyncio.ensure_future(self._get(cid)) for cid in islice(todo, op.room(0, 0))}
+        listing: asyncio.Future[Any] | None = None
+
+        def start(count: int) -> set[asyncio.Future[Any]]:
+            nonlocal listing
+            ids = list(islice(todo, count))
+            more: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(self._get(cid, _on_429(window.start(), window.congested)))
+                for cid in ids
+            }
+            if op.then is not None and listing is None and count > len(ids) and not found:
+                on_retry = _on_429(window.start(), window.congested)
+                listing = asyncio.ensure_future(self._list_ahead(op.then, on_retry))
+                more.add(listing)
+            return more
+
+        running = start(window.room(0))
         try:
             while running:
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                completed += len(done)
                 for task in done:
+                    window.answered()
+                    if task is listing:
+                        continue
                     conversation, requests = task.result()
                     spent += requests
                     if conversation is not None:
                         fetched[conversation.conversation_id] = conversation
                         found |= conversation.matched_by(op.call_sid) is not None
                 if not found:
-                    more = islice(todo, op.room(completed, len(running)))
-                    running |= {asyncio.ensure_future(self._get(cid)) for cid in more}
+                    running |= start(window.room(len(running)))
         finally:
             for task in running:
                 task.cancel()
-        return [fetched[c] for c in op.conversation_ids if c in fetched], spent
+        listed = listing.result() if listing is not None else None
+        return [fetched[c] for c in op.conversation_ids if c in fetched], spent, listed
 
-    async def _get(self, conversation_id: str) -> tuple[Conversation | None, int]:
+    async def _list_ahead(self, query: ListQuery, on_retry: Callable[[int], Any]) -> Any:
         try:
-            return await self.client._call(_api.get_conversation(conversation_id))
+            return await self.client._call(_api.list_conversations(query), on_retry)
+        except Exception as exc:  # the plan lists it again, where the error is handled
+            return exc
+
+    async def _get(
+        self, conversation_id: str, on_retry: Callable[[int], Any]
+    ) -> tuple[Conversation | None, int]:
+        try:
+            return await self.client._call(_api.get_conversation(conversation_id), on_retry)
         except NotFound as exc:
             return None, exc.attempts
+
+
+def _on_429(ticket: int, refused: Callable[[int], Any]) -> Callable[[int], None]:
+    """What a read tells its window when an answer is about to be retried: only a 429 says
+    that the workspace's concurrency limit is reached (docs/protocol.md §10); a 5xx does not."""
+
+    def on_retry(status: int) -> None:
+        if status == 429:
+            refused(ticket)
+
+    return on_retry

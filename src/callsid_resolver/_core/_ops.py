@@ -2,8 +2,9 @@
 server, and the I/O operations the plan yields to its drivers (`_core._plan`).
 
 The outcome sent back into the plan: a list of entries (None for a miss) for `ReadCache`, None for
-`WriteCache` and `Pause`, `(page, requests)` for `ListPage`, `(conversations, requests)` for
-`Fetch`, and True when the lock was taken for `ClaimFlight`.
+`WriteCache` and `Pause`, `(page, requests)` for `ListPage`, `(conversations, requests, listed)`
+for `Fetch` (`listed`: None, `(page, requests)` of `Fetch.then`, or the error that listing
+raised), and True when the lock was taken for `ClaimFlight`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Union
 from .._cache import CachedMapping, CacheKeys
 from .._models import Resolution
 from ._api import ListQuery
+from ._window import ReadWindow
 
 # The two variables a carrier's call id can be in (docs/protocol.md §7, §12).
 CALL_SID, CALL_ID = "system__call_sid", "system__call_id"
@@ -38,9 +40,22 @@ class ServerCapabilities:
 
     dynamic_variable_filter: FilterSupport = FilterSupport.UNKNOWN
     call_id_filter: FilterSupport = FilterSupport.UNKNOWN
+    # Where a lookup's read window stops its slow start: set by the 429s of an earlier lookup
+    # (a workspace's concurrency limit outlives one lookup), raised again by lookups without.
+    read_threshold: int | None = None
 
     def of(self, variable: str) -> FilterSupport:
         return self.call_id_filter if variable == CALL_ID else self.dynamic_variable_filter
+
+    def window(self, limit: int) -> ReadWindow:
+        """A new lookup's read window, starting its slow start below what 429s taught."""
+        return ReadWindow(limit, self.read_threshold)
+
+    def learn_window(self, window: ReadWindow) -> None:
+        if window.congestions:
+            self.read_threshold = window.threshold
+        elif self.read_threshold is not None:
+            self.read_threshold = max(self.read_threshold, window.width)
 
     def learn(self, variable: str, state: FilterSupport) -> None:
         if state is not FilterSupport.WORKS:
@@ -66,7 +81,7 @@ class Hints:
 @dataclass(frozen=True)
 class Settings:
     max_scan: int = 1000
-    concurrency: int = 8
+    concurrency: int = 16
     use_filter: bool = True
     live_first: bool = True
     filter_page_size: int = 3
@@ -123,18 +138,18 @@ class Pause:
 
 @dataclass(frozen=True)
 class Fetch:
-    """GET these conversations, newest first, at most `concurrency` at a time; stop starting new
-    ones once one carries `call_sid`. A conversation gone meanwhile (404) is left out."""
+    """GET these conversations, newest first, as many at a time as `window` allows; stop
+    starting new ones once one carries `call_sid`. A conversation gone meanwhile (404) is left
+    out. The window is the lookup's, shared by all its fetches, so it keeps its width from one
+    page to the next: a call near the top of the list, the common case, costs one or two reads
+    instead of a full window, and a deep one runs `concurrency` wide from the second page on."""
 
     conversation_ids: tuple[str, ...]
     call_sid: str
-    concurrency: int = 8
-
-    def room(self, completed: int, running: int) -> int:
-        """How many more reads to start now. The window opens by one read per completed read
-        (TCP's slow start), so a call near the top of the list, the common case, costs one or
-        two reads instead of a full window, and a deep one still runs `concurrency` wide."""
-        return max(min(self.concurrency, 1 + completed) - running, 0)
+    window: ReadWindow = field(default_factory=lambda: ReadWindow(16))
+    # The walk's next page, listed in a free slot of the window once every read has started, so
+    # that the next page's reads need not wait for a list request after the last read returns.
+    then: ListQuery | None = None
 
 
 Operation = Union[ReadCache, WriteCache, ListPage, Fetch, ClaimFlight, Pause]  # noqa: UP007 (runtime alias on 3.10)
@@ -142,3 +157,14 @@ Plan = Generator[Operation, Any, Resolution]
 
 
 UNUSABLE = frozenset({FilterSupport.IGNORED, FilterSupport.REJECTED})
+# Listing sources of carrier calls (docs/protocol.md §2; SIP is spelt both ways in the API).
+TWILIO_SOURCES = frozenset({"twilio"})
+SIP_SOURCES = frozenset({"sip_trunk", "sip_trunking"})
+
+
+def fits_later(twilio_form: bool, source: str | None) -> bool:
+    """True for a listed call whose source does not fit the id's form: a SIP trunk's call for a
+    Twilio SID (`CA` + 32 hex), a Twilio call for any other id. Such calls are read after the
+    fitting ones of the whole walk, never skipped: nothing documents that a SIP trunk cannot
+    carry a Twilio-form id (a Twilio Elastic SIP trunk may), nor the reverse."""
+    return source in (SIP_SOURCES if twilio_form else TWILIO_SOURCES)

@@ -52,6 +52,7 @@ from ._ops import (
     ServerCapabilities,
     Settings,
     WriteCache,
+    fits_later,
 )
 
 __all__ = [
@@ -109,6 +110,12 @@ class _Search:
         self.mismatched = 0  # conversations read that showed call ids, none of them ours
         self.unverified = 0  # listed conversations whose GET failed twice (404)
         self.truncated_by: str | None = None
+        self.twilio_form = is_twilio_call_sid(call_sid)
+        self.window = caps.window(settings.concurrency)
+        # The next page of a walk, listed by the page's fetch once all its reads have started
+        # (`Fetch.then`), and what that listing gave: `(page, requests)` or the error it raised.
+        self.next_query: ListQuery | None = None
+        self.prefetched: tuple[ListQuery, Any] | None = None
 
     def run(self) -> Plan:
         cached: list[CachedMapping | None] = yield ReadCache((self.keys.sid(self.call_sid),))
@@ -216,9 +223,19 @@ class _Search:
     def _walk(
         self, step: ResolutionSource, query: ListQuery | None
     ) -> Generator[Operation, Any, Resolution | None]:
-        """List newest first and check each candidate page by page, within `max_scan`."""
+        """List newest first and check each candidate page by page, within `max_scan`; calls
+        whose source does not fit the id's form (`fits_later`) are checked after the rest."""
         self.steps.append(step)
         self.truncated_by = None  # the last walk says whether the search reached the end
+        later: list[ConversationSummary] = []
+        found = yield from self._pages(step, query, later)
+        if found is None and later:
+            found = yield from self._check(later, step)
+        return found
+
+    def _pages(
+        self, step: ResolutionSource, query: ListQuery | None, later: list[ConversationSummary]
+    ) -> Generator[Operation, Any, Resolution | None]:
         listed = 0
         cursors: set[str | None] = set()
         while query is not None:
@@ -228,11 +245,20 @@ class _Search:
             cursors.add(query.cursor)
             page: ConversationsPage = yield from self._list(query)
             listed += max(len(page.conversations), MIN_PAGE_COST)
-            candidates = [s for s in page.conversations if self._worth_checking(s)]
+            candidates: list[ConversationSummary] = []
+            for s in page.conversations:
+                if not self._worth_checking(s):
+                    continue
+                source = s.conversation_initiation_source
+                (later if fits_later(self.twilio_form, source) else candidates).append(s)
+            following = query.next(page)
+            if following is not None and following.cursor not in cursors:
+                self.next_query = following if listed < self.settings.max_scan else None
             found = yield from self._check(candidates, step)
+            self.next_query = None
             if found is not None:
                 return found
-            query = query.next(page)
+            query = following
             if query is not None and query.cursor in cursors:
                 self.truncated_by = "cursor_loop"  # A→B→A: the walk would never end
                 return None
@@ -292,8 +318,14 @@ class _Search:
         fetched: list[Conversation] = []
         for _ in range(2):
             conversations: list[Conversation]
-            conversations, spent = yield Fetch(tuple(ids), self.call_sid, self.settings.concurrency)
+            then, self.next_query = self.next_query, None  # the 404 re-read lists nothing
+            conversations, spent, listed = yield Fetch(tuple(ids), self.call_sid, self.window, then)
+            self.caps.learn_window(self.window)
             self.requests += spent
+            if then is not None and listed is not None:
+                # Counted now: a match in this page leaves the listing unused, but it was sent.
+                self.requests += getattr(listed, "attempts", 1) if _failed(listed) else listed[1]
+                self.prefetched = (then, listed)
             fetched += conversations
             self.checked.update(c.conversation_id for c in conversations)
             if any(c.matched_by(self.call_sid) is not None for c in conversations):
@@ -342,6 +374,11 @@ class _Search:
         return entries, hidden
 
     def _list(self, query: ListQuery) -> Generator[Operation, Any, ConversationsPage]:
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is not None and prefetched[0] == query and not _failed(prefetched[1]):
+            self.pages += 1
+            return prefetched[1][0]  # type: ignore[no-any-return]
+        # Not listed ahead, or that listing failed: list it now, where an error is handled.
         try:
             page, spent = yield ListPage(query)
         except BadRequest as exc:
@@ -390,3 +427,7 @@ class _Search:
             truncated_by=self.truncated_by,
             unverified=self.unverified,
         )
+
+
+def _failed(listed: Any) -> bool:
+    return isinstance(listed, BaseException)

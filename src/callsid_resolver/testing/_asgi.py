@@ -15,7 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from ._emulator import Emulator
-from ._http import Dropped, Request
+from ._http import Dropped, Reply, Request
 from ._monitor_socket import monitor_socket
 from ._sockets import agent_socket
 
@@ -42,6 +42,14 @@ class _HttpEndpoint:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        # In flight, for the emulator's `concurrency_limit`, until the reply is sent.
+        with self.emulator.admission(scope["path"]) as admitted:
+            reply = await self._reply(scope, body, send, over_limit=not admitted)
+            headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+            await send({"type": "http.response.body", "body": reply.body})
+
+    async def _reply(self, scope: Scope, body: bytes, send: Send, *, over_limit: bool) -> Reply:
         if self.emulator.latency:
             await asyncio.sleep(self.emulator.latency)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -52,6 +60,7 @@ class _HttpEndpoint:
             params=parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True),
             headers=headers,
             body=body,
+            over_limit=over_limit,
             ws_base=f"{'wss' if scope.get('scheme') == 'https' else 'ws'}://{host}",
         )
         try:
@@ -61,14 +70,7 @@ class _HttpEndpoint:
             start = {"type": "http.response.start", "status": 200}
             await send(start | {"headers": [(b"content-length", b"64")]})
             raise ConnectionDropped("the emulator dropped the connection") from None
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": [(k.encode(), v.encode()) for k, v in reply.headers.items()],
-            }
-        )
-        await send({"type": "http.response.body", "body": reply.body})
+        return reply
 
 
 def create_app(emulator: Emulator) -> Starlette:

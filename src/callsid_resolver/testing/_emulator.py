@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -127,9 +128,11 @@ class Emulator:
     Knobs, settable at any time: `profile`, `latency` (seconds per request), `filter_mode`
     (`"support"` the dynamic-variable filter, `"reject"` it with a 422, `"ignore"` it or
     answer it with `"empty"` lists; it is the profile's field), `rate_limit_every` (every
-    Nth request is a 429 with `Retry-After: retry_after`), `fail_every`/`fail_status` (every Nth is
-    a 5xx), `inject(...)` for scripted faults, `signed_url_ttl` and `clock` for signed URLs, and
-    the WebSocket knobs `ping_interval`, `agent_reply`, `monitor_refusal`, `require_signed_url`.
+    Nth request is a 429 with `Retry-After: retry_after`), `concurrency_limit` (a request
+    arriving while that many are being answered gets 429 `concurrent_limit_exceeded`),
+    `fail_every`/`fail_status` (every Nth is a 5xx), `inject(...)` for scripted faults,
+    `signed_url_ttl` and `clock` for signed URLs, and the WebSocket knobs `ping_interval`,
+    `agent_reply`, `monitor_refusal`, `require_signed_url`.
     """
 
     def __init__(
@@ -144,6 +147,9 @@ class Emulator:
         self.profile = profile
         self.latency = 0.0
         self.rate_limit_every: int | None = None
+        self.concurrency_limit: int | None = None
+        self.serving = 0  # API requests admitted and not yet answered
+        self.peak_serving = 0  # the most at once since the last `reset_counts()`
         self.retry_after: str | None = "1"
         self.fail_every: int | None = None
         self.fail_status = 503
@@ -239,6 +245,28 @@ class Emulator:
             self._app = create_app(self)
         return self._app
 
+    @contextmanager
+    def admission(self, path: str) -> Iterator[bool]:
+        """Hold one of the workspace's `concurrency_limit` slots while an API request is being
+        answered (its `latency` included); yields False when none was free: the request is then
+        answered 429 `concurrent_limit_exceeded` (`Request.over_limit`). Control requests are
+        never counted."""
+        if path.startswith(_http.CONTROL):
+            yield True
+            return
+        with self._lock:
+            limit = self.concurrency_limit
+            admitted = limit is None or self.serving < limit
+            if admitted:
+                self.serving += 1
+                self.peak_serving = max(self.peak_serving, self.serving)
+        try:
+            yield admitted
+        finally:
+            if admitted:
+                with self._lock:
+                    self.serving -= 1
+
     def handle(self, request: _http.Request) -> _http.Reply:
         """Answer one HTTP request; raises `Dropped` when a fault says to hang up."""
         return _http.handle(self, request)
@@ -296,6 +324,8 @@ class Emulator:
     def reset_counts(self) -> None:
         """Start counting requests from zero."""
         self.requests.reset()
+        with self._lock:
+            self.peak_serving = self.serving
 
     # -- signed URLs -----------------------------------------------------------------------
     def sign(self, agent_id: str) -> str:

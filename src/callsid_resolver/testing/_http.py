@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,7 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes = b""
     ws_base: str = PUBLIC_WS_BASE  # the scheme and host a signed URL should point at
+    over_limit: bool = False  # arrived with `concurrency_limit` requests in flight already
 
 
 @dataclass
@@ -178,6 +180,10 @@ def _answer(emulator: Emulator, request: Request, endpoint: str, errors: _Errors
     fault = emulator.take_fault(endpoint)
     if fault is not None:
         return _faulty(fault, errors)
+    if request.over_limit:
+        # A workspace's concurrency limit (docs/protocol.md §10, §12). UNCONFIRMED: whether the
+        # real 429 carries `Retry-After`; the docs advise backoff and name none, so none here.
+        return errors.rate_limited(CONCURRENT_LIMIT, None)
     number = int(errors.request_id.rsplit("_", 1)[1])
     if emulator.rate_limit_every and number % emulator.rate_limit_every == 0:
         return errors.rate_limited(None, emulator.retry_after)
@@ -209,7 +215,9 @@ def _control(emulator: Emulator, request: Request) -> Reply:
     (`RemoteEmulator`). Not part of the API: never counted, no key needed."""
     action = (request.method, request.path[len(CONTROL) :])
     if action == ("GET", "counts"):
-        return _json(200, {"counts": emulator.requests.counts()})
+        statuses = Counter(str(r.status) for r in emulator.requests)
+        extra = {"statuses": dict(statuses), "peak_in_flight": emulator.peak_serving}
+        return _json(200, {"counts": emulator.requests.counts()} | extra)
     if action == ("POST", "reset"):
         emulator.reset_counts()
         return _json(200, {})

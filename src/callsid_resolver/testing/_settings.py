@@ -82,6 +82,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "latency": _number(0),
     "filter_mode": _choice(get_args(FilterMode)),
     "rate_limit_every": _count_or_none,
+    "concurrency_limit": _count_or_none,
     "retry_after": _text(nullable=True),
     "fail_every": _count_or_none,
     "fail_status": _status,

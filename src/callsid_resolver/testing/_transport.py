@@ -25,23 +25,26 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request of an `httpx.Client`."""
-        if self.emulator.latency:
-            time.sleep(self.emulator.latency)
-        return self._answer(request, request.read())
+        with self.emulator.admission(request.url.path) as admitted:
+            if self.emulator.latency:
+                time.sleep(self.emulator.latency)
+            return self._answer(request, request.read(), not admitted)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request of an `httpx.AsyncClient`."""
-        if self.emulator.latency:
-            await asyncio.sleep(self.emulator.latency)
-        return self._answer(request, await request.aread())
+        with self.emulator.admission(request.url.path) as admitted:
+            if self.emulator.latency:
+                await asyncio.sleep(self.emulator.latency)
+            return self._answer(request, await request.aread(), not admitted)
 
-    def _answer(self, request: httpx.Request, body: bytes) -> httpx.Response:
+    def _answer(self, request: httpx.Request, body: bytes, over_limit: bool) -> httpx.Response:
         incoming = Request(
             method=request.method,
             path=request.url.path,
             params=list(request.url.params.multi_items()),
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
+            over_limit=over_limit,
         )
         try:
             reply = self.emulator.handle(incoming)
