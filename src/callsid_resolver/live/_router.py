@@ -31,14 +31,18 @@ raw: a send gets `NoRoute` (a `SenderError`; the `Sender` falls back to its next
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import os
 import re
 import secrets
 import socket
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -48,7 +52,16 @@ from typing_extensions import Self
 from ._errors import RouteTimeout, SenderError
 from ._protocol import ClientEvent
 from ._router_leases import Leases
-from ._router_messages import Ack, MalformedMessage, Send, decode
+from ._router_messages import (
+    MAX_RUN,
+    MAX_RUN_SIZE,
+    Ack,
+    MalformedMessage,
+    Run,
+    RunAck,
+    Send,
+    decode,
+)
 from ._router_redis import ROUTE, Outbox, eval_each, redis_reason
 from ._transport import Batch, Failure
 
@@ -64,6 +77,7 @@ logger = logging.getLogger("callsid_resolver.live")
 DEFAULT_LEASE = 10.0
 DEFAULT_ACK_TIMEOUT = 5.0
 _WORKER_ID = re.compile(r"^\S{1,200}$")
+_SEEN = 4096  # (sender, message id) pairs an owner remembers, to deliver each message once
 _ROUTABLE = frozenset({"contextual_update", "user_message", "client_tool_result", "user_activity"})
 
 
@@ -117,8 +131,10 @@ class RedisRouter:
         self._route = client.register_script(ROUTE)
         self._leases = Leases(client, key_prefix=key_prefix, worker_id=worker_id, lease=lease)
         self._channel_prefix = f"{key_prefix}:route:worker:"
-        self._pending: dict[int, tuple[Batch, asyncio.TimerHandle | None]] = {}
-        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[list[Batch], asyncio.TimerHandle | None]] = {}
+        # Ids grow across restarts too (a worker_id may be reused): owners dedupe on them.
+        self._ids = itertools.count(time.time_ns())
+        self._seen: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
         self._outgoing: Outbox[tuple[str, str, asyncio.Future[Any]]] = Outbox(self._publish)
         self._replies: Outbox[tuple[str, str]] = Outbox(self._publish_replies)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -227,33 +243,93 @@ class RedisRouter:
     ) -> Routed:
         """Publish `event` to the worker holding the call; raises `NoRoute` when there is none.
 
-        `Sender` calls this; awaiting `Routed.ack` gives None (acknowledged) or a callable
-        that builds the error.
+        Awaiting `Routed.ack` gives None (acknowledged) or a callable that builds the error.
+        """
+        outcome = (
+            await self.forward_run([event], call_sid=call_sid, conversation_id=conversation_id)
+        )[0]
+        if isinstance(outcome, NoRoute):
+            raise outcome
+        return outcome
+
+    async def forward_run(
+        self,
+        events: Sequence[ClientEvent],
+        *,
+        call_sid: str | None = None,
+        conversation_id: str | None = None,
+    ) -> list[Routed | NoRoute]:
+        """Publish `events`, in this order, to the worker holding the call, as one run.
+
+        The run crosses Redis as one message (cut at `MAX_RUN` events or `MAX_RUN_SIZE`
+        characters) and is acknowledged once, when the owner's writes have all settled. Returns
+        one outcome per event: its `Routed`, or the `NoRoute` that says why it was not handed
+        over (nobody holds the call, an event type that cannot be routed, Redis unavailable).
+        `Sender` calls this for each lane's run of messages bound for another worker.
         """
         if not self._started:
             raise NoRoute("the router is not started")
         if not self._leases.active:  # no acknowledgement could reach us: fail now, not later
             raise NoRoute("this worker's router stopped listening")
-        if event.type not in _ROUTABLE:
-            raise NoRoute(f"{event.type} cannot be routed to another worker")
         key = self._leases.key(call_sid, conversation_id)
-        message_id = next(self._ids)
-        message = Send.model_validate(
-            {
-                "id": message_id,
-                "from": self.worker_id,
-                "sid": call_sid,
-                "cid": conversation_id,
-                "event": event.model_dump(exclude_none=True),
-            },
-            strict=False,
-        )
+        outcomes: list[Routed | NoRoute | None] = [None] * len(events)
+        chunks: list[list[tuple[int, str]]] = [[]]
+        size = 0
+        for position, event in enumerate(events):
+            if event.type not in _ROUTABLE:
+                outcomes[position] = NoRoute(f"{event.type} cannot be routed to another worker")
+                continue
+            encoded = event.model_dump_json(exclude_none=True)
+            if chunks[-1] and (len(chunks[-1]) >= MAX_RUN or size + len(encoded) > MAX_RUN_SIZE):
+                chunks.append([])
+                size = 0
+            chunks[-1].append((position, encoded))
+            size += len(encoded)
         loop = asyncio.get_running_loop()
-        ack: Batch = loop.create_future()
-        # Pending before publishing: the acknowledgement may be read before the script returns.
-        self._pending[message_id] = (ack, None)
-        routed: asyncio.Future[Any] = loop.create_future()
-        self._outgoing.put((key, message.to_json(), routed))
+        sent = []
+        for chunk in filter(None, chunks):
+            message_id = next(self._ids)
+            acks: list[Batch] = [loop.create_future() for _ in chunk]
+            # Pending before publishing: the acknowledgement may be read before the script returns.
+            self._pending[message_id] = (acks, None)
+            routed: asyncio.Future[Any] = loop.create_future()
+            message = self._run_message(message_id, call_sid, conversation_id, chunk)
+            self._outgoing.put((key, message, routed))  # every chunk in one pipeline, in order
+            sent.append((message_id, chunk, acks, routed))
+        for message_id, chunk, acks, routed in sent:
+            try:
+                result = await self._handed_over(message_id, routed, call_sid, conversation_id)
+            except NoRoute as exc:
+                result = exc
+            for (position, _), ack in zip(chunk, acks, strict=True):
+                if isinstance(result, NoRoute):
+                    outcomes[position] = result
+                else:
+                    outcomes[position] = Routed(result[0], result[1], ack)
+        return [outcome or NoRoute("not sent") for outcome in outcomes]
+
+    def _run_message(
+        self,
+        message_id: int,
+        call_sid: str | None,
+        conversation_id: str | None,
+        chunk: list[tuple[int, str]],
+    ) -> str:
+        # Built from the events' own JSON: validating our own typed events again would cost as
+        # much as the rest of the send. The owner decodes it into a checked `Run` all the same.
+        target = {"sid": call_sid} if call_sid is not None else {"cid": conversation_id}
+        head = json.dumps({"op": "run", "id": message_id, "from": self.worker_id, **target})
+        return f'{head[:-1]}, "events": [{",".join(encoded for _, encoded in chunk)}]}}'
+
+    async def _handed_over(
+        self,
+        message_id: int,
+        routed: asyncio.Future[Any],
+        call_sid: str | None,
+        conversation_id: str | None,
+    ) -> tuple[str, str | None]:
+        """The owner (worker, conversation id) a run reached; raises `NoRoute` otherwise, and
+        starts the acknowledgement's timer."""
         try:
             found = await routed
         except self._redis_error as exc:
@@ -270,12 +346,14 @@ class RedisRouter:
         if receivers == 0:
             self._pending.pop(message_id, None)
             raise NoRoute(f"worker {worker} held the session but is gone")
-        if message_id in self._pending and not ack.done():
+        pending = self._pending.get(message_id)
+        if pending is not None:
             target = f"call {call_sid}" if call_sid else f"conversation {conversation_id}"
             timeout = RouteTimeout(target, worker=worker, timeout=self.ack_timeout)
+            loop = asyncio.get_running_loop()
             timer = loop.call_later(self.ack_timeout, self._settle, message_id, timeout)
-            self._pending[message_id] = (ack, timer)
-        return Routed(worker, owned_conversation or None, ack)
+            self._pending[message_id] = (pending[0], timer)
+        return worker, owned_conversation or None
 
     async def _publish(self, batch: list[tuple[str, str, asyncio.Future[Any]]]) -> None:
         # Forwards made while the previous pipeline was out go together, in the order made:
@@ -294,14 +372,23 @@ class RedisRouter:
                 routed.set_result(result)
 
     def _settle(self, message_id: int, error: BaseException | None) -> None:
-        ack, timer = self._pending.pop(message_id, (None, None))
+        acks, _ = self._pending.get(message_id, ((), None))
+        self._settle_each(message_id, [error] * len(acks))
+
+    def _settle_each(self, message_id: int, errors: Sequence[BaseException | None]) -> None:
+        acks, timer = self._pending.pop(message_id, ((), None))
         if timer is not None:
             timer.cancel()
-        if ack is not None and not ack.done():
-            ack.set_result(None if error is None else functools.partial(_same, error))
+        for ack, error in zip(acks, errors, strict=True):
+            if not ack.done():
+                ack.set_result(None if error is None else functools.partial(_same, error))
 
-    def _acknowledged(self, reply: Ack) -> None:
-        self._settle(reply.id, reply.failure())
+    def _acknowledged(self, reply: Ack | RunAck) -> None:
+        if isinstance(reply, Ack):
+            self._settle(reply.id, reply.failure())
+            return
+        acks, _ = self._pending.get(reply.id, ((), None))
+        self._settle_each(reply.id, reply.failures(len(acks)))
 
     # -- receiving (this worker holds sessions) --------------------------------------------
     async def _listen(self) -> None:
@@ -342,10 +429,17 @@ class RedisRouter:
             if envelope is not None and envelope.op == "send":  # refuse it: no RouteTimeout
                 reply = Ack(id=envelope.id, sender=self.worker_id)
                 self._reply(envelope.sender, reply.failed(MalformedMessage("malformed")))
+            elif envelope is not None and envelope.op == "run":
+                refusal = RunAck(id=envelope.id, sender=self.worker_id, refused="MalformedMessage")
+                self._reply(envelope.sender, refusal)
             return
         try:
-            if isinstance(message, Ack):
+            if isinstance(message, (Ack, RunAck)):
                 self._acknowledged(message)
+            elif self._duplicate(message):
+                logger.debug("dropped a repeated router message %d", message.id)
+            elif isinstance(message, Run):
+                await self._deliver_run(message)
             else:
                 await self._deliver(message)
         except Exception:  # a bug here must cost one message, not the listener
@@ -375,6 +469,37 @@ class RedisRouter:
             confirmed = functools.partial(self._reply_confirmed, message.sender, reply)
             batch.add_done_callback(confirmed)
 
+    def _duplicate(self, message: Send | Run) -> bool:
+        """Seen already: a client that retried a pipeline whose reply was lost ran the routing
+        script twice. Message ids only grow per sender, and a repeat follows its original
+        within seconds, so the last `_SEEN` ids are enough to deliver each message once."""
+        seen = (message.sender, message.id)
+        if seen in self._seen:
+            return True
+        self._seen[seen] = None
+        if len(self._seen) > _SEEN:
+            self._seen.popitem(last=False)
+        return False
+
+    async def _deliver_run(self, run: Run) -> None:
+        # Awaited in the listener like `_deliver`: writes go out in run order, runs in order.
+        reply = _RunReply(self, run)
+        session = None
+        if self.registry is not None:
+            session = self.registry.get(call_sid=run.sid, conversation_id=run.cid)
+        for position, event in enumerate(run.events, 1):
+            if session is None:
+                reply.fail(position, None)
+                continue
+            try:
+                batch = await session._write(event)
+            except Exception as exc:
+                reply.fail(position, exc)
+                continue
+            if batch is not None:
+                reply.wait(position, batch)
+        reply.close()
+
     def _reply_confirmed(self, sender: str, reply: Ack, batch: Batch) -> None:
         if batch.cancelled():
             update = {"error": "failed", "detail": "confirmation cancelled"}
@@ -386,7 +511,7 @@ class RedisRouter:
             return
         self._reply(sender, reply.failed(failure()))
 
-    def _reply(self, worker: str, reply: Ack) -> None:
+    def _reply(self, worker: str, reply: Ack | RunAck) -> None:
         self._replies.put((self._channel_prefix + worker, reply.to_json()))
 
     async def _publish_replies(self, replies: list[tuple[str, str]]) -> None:
@@ -408,6 +533,51 @@ class RedisRouter:
 
     def _withdrawing(self) -> list[asyncio.Task[None]]:
         return [t for t in self._tasks if t.get_name() == "callsid-router-withdraw"]
+
+
+class _RunReply:
+    """The owner's one acknowledgement of a run, sent once every write has settled."""
+
+    def __init__(self, router: RedisRouter, run: Run) -> None:
+        self.router = router
+        self.run = run
+        self.failed: list[Ack] = []
+        self.waiting = 0
+        self.closed = False
+
+    def fail(self, position: int, error: BaseException | None) -> None:
+        """Event `position` was not delivered: `error`, or (None) no session here for it."""
+        ack = Ack(id=position, sender=self.router.worker_id)
+        if error is None:
+            kind = self.run.events[position - 1].type
+            update = {"error": "not_here", "target": self.run.target, "kind": kind}
+            self.failed.append(ack.model_copy(update=update))
+        else:
+            self.failed.append(ack.failed(error))
+
+    def wait(self, position: int, batch: Batch) -> None:
+        self.waiting += 1
+        batch.add_done_callback(functools.partial(self._settled, position))
+
+    def close(self) -> None:
+        self.closed = True
+        self._maybe_send()
+
+    def _settled(self, position: int, batch: Batch) -> None:
+        self.waiting -= 1
+        if batch.cancelled():
+            self.fail(position, SenderError("confirmation cancelled"))
+        else:
+            failure: Failure | None = batch.result()
+            if failure is not None:
+                self.fail(position, failure())
+        self._maybe_send()
+
+    def _maybe_send(self) -> None:
+        if self.closed and not self.waiting:
+            self.failed.sort(key=lambda ack: ack.id)
+            reply = RunAck(id=self.run.id, sender=self.router.worker_id, failed=self.failed)
+            self.router._reply(self.run.sender, reply)
 
 
 def _decode(raw: bytes | str) -> str:

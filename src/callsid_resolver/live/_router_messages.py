@@ -1,13 +1,18 @@
 """What `RedisRouter` workers say to each other on their pub/sub channels, as typed records.
 
 No I/O here. A channel is a Redis pub/sub channel anyone with access to the Redis can publish
-on, so every message is decoded once, at the boundary, into a `Send` or an `Ack` (or refused):
-the listener then works on checked fields only, and no message can end it. Two shapes:
+on, so every message is decoded once, at the boundary, into a typed record (or refused): the
+listener then works on checked fields only, and no message can end it. Four shapes:
 
 * `{"op": "send", "id", "from", "sid", "cid", "event"}`: deliver `event` (a routable client
   event, docs/protocol.md §8) to the session of call `sid` or conversation `cid`;
 * `{"op": "ack", "id", "from", "error"?, ...}`: the owner's answer to send `id`; no `error`
-  means its write was confirmed.
+  means its write was confirmed;
+* `{"op": "run", "id", "from", "sid", "cid", "events"}`: deliver `events` (1 to `MAX_RUN`), in
+  that order, to one session: a burst crosses Redis as one message instead of one per event;
+* `{"op": "runack", "id", "from", "failed"}`: the owner's one answer to run `id`, once every
+  write of the run has settled. `failed` holds an `Ack` (with an `error`) per event that was not
+  delivered, its `id` the event's 1-based position in the run; every other event was confirmed.
 """
 
 from __future__ import annotations
@@ -22,16 +27,22 @@ from ._protocol import MAX_FRAME, ClientToolResult, ContextualUpdate, UserActivi
 
 __all__ = [
     "MAX_MESSAGE_ID",
+    "MAX_RUN",
+    "MAX_RUN_SIZE",
     "Ack",
     "Envelope",
     "MalformedMessage",
     "Message",
+    "Record",
     "RoutableEvent",
+    "Run",
+    "RunAck",
     "Send",
     "decode",
 ]
 
 MAX_MESSAGE_ID = 2**63 - 1
+MAX_RUN = 256  # events in one run, at most
 _MAX_TEXT = 200  # ids, worker names, reasons: all short on the wire we write
 WorkerName = Annotated[str, Field(pattern=r"^\S{1,200}$")]
 ShortText = Annotated[str, Field(max_length=_MAX_TEXT)]
@@ -63,7 +74,7 @@ class _Record(BaseModel):
 class Envelope(_Record):
     """The part of every message the listener needs to answer at all."""
 
-    op: Literal["send", "ack"]
+    op: Literal["send", "ack", "run", "runack"]
     id: MessageId
     sender: WorkerName = Field(alias="from")
 
@@ -115,13 +126,47 @@ class Ack(Envelope):
         return None
 
 
-Message = Annotated[Send | Ack, Field(discriminator="op")]
-_MESSAGE: TypeAdapter[Send | Ack] = TypeAdapter(Message)
-# A send's event is at most a frame; the envelope adds a few hundred characters.
+class Run(Envelope):
+    """Events for one session, to be written in this order; answered by one `RunAck`."""
+
+    op: Literal["run"] = "run"
+    sid: ShortText | None = None
+    cid: ShortText | None = None
+    events: Annotated[list[RoutableEvent], Field(min_length=1, max_length=MAX_RUN)]
+
+    @property
+    def target(self) -> str:
+        return f"call {self.sid}" if self.sid else f"conversation {self.cid}"
+
+
+class RunAck(Envelope):
+    """The answer to run `id`: an `Ack` per event that failed (its `id` the 1-based position)."""
+
+    op: Literal["runack"] = "runack"
+    failed: Annotated[list[Ack], Field(max_length=MAX_RUN)] = []
+    refused: ShortText | None = None  # the whole run was refused (unreadable): why, in a word
+
+    def failures(self, size: int) -> list[BaseException | None]:
+        """The outcome of each of the run's `size` events: None for confirmed, else the error."""
+        if self.refused is not None:
+            error = SenderError(f"worker {self.sender} could not read the run: {self.refused}")
+            return [error] * size
+        outcomes: list[BaseException | None] = [None] * size
+        for ack in self.failed:
+            if ack.id <= size:
+                outcomes[ack.id - 1] = ack.failure() or SenderError("refused without a reason")
+        return outcomes
+
+
+Record = Send | Ack | Run | RunAck
+Message = Annotated[Record, Field(discriminator="op")]
+_MESSAGE: TypeAdapter[Record] = TypeAdapter(Message)
+# A run is cut by the sender to stay within a frame; the envelope adds a few hundred characters.
 _MAX_SIZE = MAX_FRAME + 4096
+MAX_RUN_SIZE = MAX_FRAME  # characters of a run's events, at most (the sender cuts runs there)
 
 
-def decode(data: bytes | str) -> Send | Ack:
+def decode(data: bytes | str) -> Record:
     """One channel message as a record; raises `MalformedMessage` (never anything else)."""
     try:
         raw: Any = loads_bounded(data, max_size=_MAX_SIZE)

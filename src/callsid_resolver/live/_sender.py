@@ -55,7 +55,8 @@ from ._records import (
     confirm,
     settle,
 )
-from ._router import NoRoute
+from ._router import NoRoute, Routed
+from ._router_messages import MAX_RUN
 from ._transport import Batch, Failure, bounded
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CHANNELS", "Channel", "Receipt", "Sender"]
 
-ROUTED_RUN = 256  # messages of one lane forwarded together at most
+ROUTED_RUN = MAX_RUN  # messages of one lane forwarded together at most
 logger = logging.getLogger("callsid_resolver.live")
 
 
@@ -233,12 +234,13 @@ class Sender:
                 if not self._goes_to_another_worker(job):
                     await self._dispatch(job)
                     continue
-                # A run of messages for a session on another worker leaves in one Redis round
-                # trip (the router pipelines forwards made together), in lane order.
+                # A run of messages for a session on another worker leaves as one router
+                # message (one Redis round trip, one acknowledgement), in lane order.
                 run = [job]
                 while (
                     lane.jobs
                     and len(run) < ROUTED_RUN
+                    and _same_target(lane.jobs[0], job)
                     and self._goes_to_another_worker(lane.jobs[0])
                 ):
                     following = lane.jobs.popleft()
@@ -269,13 +271,21 @@ class Sender:
 
     async def _dispatch_routed(self, run: list[Job]) -> None:
         assert self.router is not None
-        router = self.router
-        # Tasks start in creation order, so the forwards reach the router in lane order.
-        attempts = await asyncio.gather(
-            *(self._via_router(job, router) for job in run), return_exceptions=True
-        )
-        for job, attempt in zip(run, attempts, strict=True):
-            await self._dispatch(job, session_attempt=attempt)
+        first = run[0]
+        outcomes: list[Routed | NoRoute]
+        try:
+            outcomes = await self.router.forward_run(
+                [job.event for job in run],
+                call_sid=first.call_sid,
+                conversation_id=first.conversation_id,
+            )
+        except NoRoute as exc:
+            outcomes = [exc] * len(run)
+        except Exception as exc:  # a bug must cost this run, not the lane
+            logger.debug("router failed", exc_info=exc)
+            outcomes = [NoRoute(describe(exc))] * len(run)
+        for job, outcome in zip(run, outcomes, strict=True):
+            await self._dispatch(job, session_attempt=_routed_attempt(job, outcome))
 
     # -- channels ------------------------------------------------------------------------------
     async def _dispatch(self, job: Job, session_attempt: Attempt | None = None) -> None:
@@ -360,22 +370,6 @@ class Sender:
         )
         return receipt if batch is None else (batch, receipt)
 
-    async def _via_router(self, job: Job, router: RedisRouter) -> tuple[Batch, Receipt]:
-        try:
-            routed = await router.forward(
-                job.event, call_sid=job.call_sid, conversation_id=job.conversation_id
-            )
-        except NoRoute as exc:
-            raise Skip(f"no open session for this call in this process, and {exc}") from None
-        receipt = Receipt(
-            "session",
-            job.event.type,
-            job.call_sid,
-            routed.conversation_id,
-            worker=routed.worker,
-        )
-        return routed.ack, receipt
-
     async def _via_monitor(self, job: Job, skipped: dict[str, str]) -> tuple[Batch, Receipt]:
         if not isinstance(job.event, ContextualUpdate):
             raise Skip(
@@ -427,6 +421,24 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _same_target(job: Job, first: Job) -> bool:
+    return (job.call_sid, job.conversation_id) == (first.call_sid, first.conversation_id)
+
+
+def _routed_attempt(job: Job, outcome: Routed | NoRoute) -> Attempt:
+    """The session channel's outcome for a job the router handed over (or could not)."""
+    if isinstance(outcome, NoRoute):
+        return Skip(f"no open session for this call in this process, and {outcome}")
+    receipt = Receipt(
+        "session",
+        job.event.type,
+        job.call_sid,
+        outcome.conversation_id,
+        worker=outcome.worker,
+    )
+    return outcome.ack, receipt
 
 
 def _late(job: Job, receipt: Receipt, timeout: float) -> Failure:
