@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from .._core._callsid import validate_call_sid
@@ -30,7 +30,7 @@ from ._errors import MailboxFull, MailboxUnavailable
 if TYPE_CHECKING:
     import redis.asyncio
 
-__all__ = ["Mailbox", "MemoryMailbox", "RedisMailbox"]
+__all__ = ["Mailbox", "MemoryMailbox", "RedisMailbox", "RunMailbox"]
 
 logger = logging.getLogger("callsid_resolver.live")
 T = TypeVar("T")
@@ -55,6 +55,16 @@ class Mailbox(Protocol):
         ...
 
     async def size(self, call_sid: str) -> int: ...
+
+
+@runtime_checkable
+class RunMailbox(Mailbox, Protocol):
+    """A `Mailbox` that queues a run of items in one step (`Sender` uses it for a lane's run)."""
+
+    async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        """Queue `items` in order, as `post` would one by one; how many were queued (a prefix:
+        the rest found the mailbox full). Raises `MailboxUnavailable`, never `MailboxFull`."""
+        ...
 
 
 def _check(max_items: int, ttl: float) -> None:
@@ -104,6 +114,18 @@ class MemoryMailbox:
             self._boxes[sid] = (now + self.ttl, items)
             return len(items)
 
+    async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        sid = validate_call_sid(call_sid)
+        encoded = [json.dumps(item) for item in items]
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            expiry, queued = self._boxes.pop(sid, (0.0, []))
+            taken = encoded[: max(self.max_items - len(queued), 0)]
+            queued.extend(taken)
+            self._boxes[sid] = (now + self.ttl if taken else expiry, queued)
+            return len(taken)
+
     async def drain(self, call_sid: str) -> list[Any]:
         sid = validate_call_sid(call_sid)
         with self._lock:
@@ -132,6 +154,17 @@ if n >= tonumber(ARGV[2]) then return -1 end
 n = redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return n
+"""
+# A run of posts in one step, as the posts would be one by one: as many as there is room for.
+# ARGV: max items, TTL (ms), then the items. RPUSH in slices: Lua's unpack() has a stack limit.
+_POST_MANY = """
+local n = redis.call('LLEN', KEYS[1])
+local count = math.max(math.min(tonumber(ARGV[1]) - n, #ARGV - 2), 0)
+for first = 3, 2 + count, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, 2 + count)))
+end
+if count > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return count
 """
 # The second half of a drain. ARGV: TTL (ms), c, c 1-based positions of items the client could
 # not decode, then the SHA-1 of each of the n items it read. Posts only append and drains only
@@ -197,6 +230,7 @@ class RedisMailbox:
         self.ttl = ttl
         self._redis_error = RedisError
         self._post = client.register_script(_POST)
+        self._post_many = client.register_script(_POST_MANY)
         self._take = client.register_script(_TAKE)
 
     def __repr__(self) -> str:
@@ -212,6 +246,15 @@ class RedisMailbox:
         if count < 0:
             raise MailboxFull(call_sid, self.max_items)
         return count
+
+    async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        """Queue `items` in one script (one round trip); how many fitted. See `RunMailbox`."""
+        key = self.key(call_sid)
+        if not items:
+            return 0
+        args: list[str | int] = [self.max_items, self._ttl_ms]
+        args.extend(json.dumps(item) for item in items)
+        return int(await self._redis(call_sid, "post", self._post_many(keys=[key], args=args)))
 
     async def drain(self, call_sid: str) -> list[Any]:
         key = self.key(call_sid)

@@ -297,6 +297,7 @@ class RedisRouter:
             self._outgoing.put((key, message, routed))  # every chunk in one pipeline, in order
             sent.append((message_id, chunk, acks, routed))
         for message_id, chunk, acks, routed in sent:
+            result: tuple[str, str | None] | NoRoute
             try:
                 result = await self._handed_over(message_id, routed, call_sid, conversation_id)
             except NoRoute as exc:

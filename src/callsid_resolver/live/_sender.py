@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +33,12 @@ from ._errors import (
     ConfirmTimeout,
     ConversationOver,
     InvalidSend,
+    MailboxFull,
     NotLive,
     SenderError,
     SendTimeout,
 )
+from ._mailbox import RunMailbox
 from ._protocol import (
     ClientEvent,
     ClientToolResult,
@@ -117,6 +121,7 @@ class Sender:
         self.send_timeout = send_timeout
         self._lanes: dict[str, Lane] = {}
         self._closed = False
+        self._posts_runs = _posts_runs(mailbox)
 
     def __repr__(self) -> str:
         have = [n for n in CHANNELS if getattr(self, "registry" if n == "session" else n)]
@@ -231,23 +236,15 @@ class Sender:
                 self._admit(lane)
                 if job.cancelled:
                     continue
+                if self._goes_to_mailbox(job):
+                    await self._dispatch_posted(self._run_of(lane, job, self._goes_to_mailbox))
+                    continue
                 if not self._goes_to_another_worker(job):
                     await self._dispatch(job)
                     continue
                 # A run of messages for a session on another worker leaves as one router
                 # message (one Redis round trip, one acknowledgement), in lane order.
-                run = [job]
-                while (
-                    lane.jobs
-                    and len(run) < ROUTED_RUN
-                    and _same_target(lane.jobs[0], job)
-                    and self._goes_to_another_worker(lane.jobs[0])
-                ):
-                    following = lane.jobs.popleft()
-                    self._admit(lane)
-                    if not following.cancelled:
-                        run.append(following)
-                await self._dispatch_routed(run)
+                await self._dispatch_routed(self._run_of(lane, job, self._goes_to_another_worker))
         finally:
             # Reached with both deques empty, or on `aclose()`: fail whatever is left.
             if self._lanes.get(key) is lane:
@@ -261,6 +258,61 @@ class Sender:
             lane.jobs.append(admitted)
             assert admitted.admitted is not None
             admitted.admitted.set_result(None)
+
+    def _run_of(self, lane: Lane, job: Job, joins: Callable[[Job], bool]) -> list[Job]:
+        """`job` and the jobs after it in the lane that go the same way, up to `ROUTED_RUN`."""
+        run = [job]
+        while lane.jobs and len(run) < ROUTED_RUN and _same_target(lane.jobs[0], job):
+            if not joins(lane.jobs[0]):
+                break
+            following = lane.jobs.popleft()
+            self._admit(lane)
+            if not following.cancelled:
+                run.append(following)
+        return run
+
+    def _goes_to_mailbox(self, job: Job) -> bool:
+        """Known before trying anything: the mailbox is named, or it is the only channel."""
+        if not self._posts_runs or job.call_sid is None:
+            return False
+        if isinstance(job.event, ClientToolResult):
+            return False
+        if job.channel == "mailbox":
+            return True
+        only = self.registry is None and self.router is None and self.monitor is None
+        return job.channel is None and only
+
+    async def _dispatch_posted(self, run: list[Job]) -> None:
+        """A lane's run for the mailbox, queued in one step (one Redis round trip), in order;
+        every job then walks `_dispatch` as usual, with its post already made."""
+        assert isinstance(self.mailbox, RunMailbox)
+        posting: list[Job] = []
+        for job in run:
+            try:
+                await self.facts.check(job.call_sid, job.conversation_id)
+            except CallMismatch as exc:
+                settle(job.done, exc)
+                continue
+            if job.channel != "mailbox":  # named explicitly, the caller takes the risk
+                over = await self.facts.over(job.call_sid, job.conversation_id)
+                if over is not None:
+                    settle(job.done, over)
+                    continue
+            posting.append(job)
+        if not posting:
+            return
+        sid = posting[0].call_sid
+        assert sid is not None
+        items = [job.event.model_dump(mode="json", exclude_none=True) for job in posting]
+        outcomes: list[BaseException | None]
+        try:
+            queued = await self.mailbox.post_many(sid, items)
+            full = MailboxFull(sid, getattr(self.mailbox, "max_items", len(items)))
+            outcomes = [None] * queued + [full] * (len(items) - queued)
+        except Exception as exc:
+            outcomes = [exc] * len(items)
+        for job, posted in zip(posting, outcomes, strict=True):
+            await self._dispatch(job, posted=_Posted(posted))
 
     def _goes_to_another_worker(self, job: Job) -> bool:
         if self.router is None or job.channel not in (None, "session"):
@@ -288,10 +340,13 @@ class Sender:
             await self._dispatch(job, session_attempt=_routed_attempt(job, outcome))
 
     # -- channels ------------------------------------------------------------------------------
-    async def _dispatch(self, job: Job, session_attempt: Attempt | None = None) -> None:
+    async def _dispatch(
+        self, job: Job, session_attempt: Attempt | None = None, posted: _Posted | None = None
+    ) -> None:
         """Try the channels in order; never raises (the outcome goes to the job's future).
 
-        `session_attempt` is the session channel's outcome when it was tried already. A channel
+        `session_attempt` is the session channel's outcome when it was tried already, `posted`
+        the mailbox's when the post was made already (checked for over and mismatch). A channel
         that fails for any reason is a reason in `NotLive` and the next one is tried; only a
         conversation known to be over stops the walk.
         """
@@ -308,7 +363,7 @@ class Sender:
                 outcome = session_attempt
             else:
                 try:
-                    outcome = await self._try(channel, job, reasons)
+                    outcome = await self._try(channel, job, reasons, posted)
                 except Exception as exc:
                     outcome = exc
             if isinstance(outcome, ConversationOver):
@@ -342,13 +397,13 @@ class Sender:
         settle(job.done, NotLive(job.event.type, target, reasons, errors))
 
     async def _try(
-        self, channel: Channel, job: Job, skipped: dict[str, str]
+        self, channel: Channel, job: Job, skipped: dict[str, str], posted: _Posted | None
     ) -> Receipt | tuple[Batch, Receipt]:
         if channel == "session":
             return await self._via_session(job, skipped)
         if channel == "monitor":
             return await self._via_monitor(job, skipped)
-        return await self._via_mailbox(job, skipped)
+        return await self._via_mailbox(job, skipped, posted)
 
     async def _via_session(
         self, job: Job, skipped: dict[str, str]
@@ -384,7 +439,9 @@ class Sender:
         batch = await self.monitor.write(cid, MonitorCommand.contextual_update(job.event.text))
         return batch, Receipt("monitor", job.event.type, job.call_sid, cid, skipped=dict(skipped))
 
-    async def _via_mailbox(self, job: Job, skipped: dict[str, str]) -> Receipt:
+    async def _via_mailbox(
+        self, job: Job, skipped: dict[str, str], posted: _Posted | None = None
+    ) -> Receipt:
         if isinstance(job.event, ClientToolResult):
             raise Skip("a client tool result can only answer on the session that got the call")
         if self.mailbox is None:
@@ -394,11 +451,15 @@ class Sender:
             sid = self.registry.call_sid_of(job.conversation_id)
         if sid is None:
             raise Skip("the mailbox is keyed by call SID and none was given")
-        if job.channel != "mailbox":  # named explicitly, the caller takes the risk
-            over = await self.facts.over(job.call_sid, job.conversation_id)
-            if over is not None:
-                raise over
-        await self.mailbox.post(sid, job.event.model_dump(mode="json", exclude_none=True))
+        if posted is not None:  # in a run: checked and posted already
+            if posted.error is not None:
+                raise posted.error
+        else:
+            if job.channel != "mailbox":  # named explicitly, the caller takes the risk
+                over = await self.facts.over(job.call_sid, job.conversation_id)
+                if over is not None:
+                    raise over
+            await self.mailbox.post(sid, job.event.model_dump(mode="json", exclude_none=True))
         cid = job.conversation_id or (await self.facts.conversation_of(sid))[0]
         return Receipt("mailbox", job.event.type, sid, cid, skipped=dict(skipped))
 
@@ -421,6 +482,24 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _posts_runs(mailbox: Mailbox | None) -> bool:
+    """Whether to queue a lane's run with `post_many`: not when a subclass overrides `post`
+    alone (it wraps each post, for metrics or a filter, and must see every item)."""
+    if not isinstance(mailbox, RunMailbox):
+        return False
+    mro = type(mailbox).__mro__
+    owner = next((c for c in mro if "post" in vars(c)), object)
+    owner_many = next((c for c in mro if "post_many" in vars(c)), object)
+    return mro.index(owner_many) <= mro.index(owner)
+
+
+@dataclass(frozen=True)
+class _Posted:
+    """A mailbox post made for this job in its lane's run: None, or why it failed."""
+
+    error: BaseException | None
 
 
 def _same_target(job: Job, first: Job) -> bool:
