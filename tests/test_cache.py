@@ -100,8 +100,8 @@ class TestNullCache(CacheContract):
 
 def test_keys_are_namespaced_and_versioned() -> None:
     keys = CacheKeys("tenant-a")
-    assert keys.sid("CA1") == "tenant-a:v1:sid:CA1"
-    assert keys.conversation("conv_1") == "tenant-a:v1:conv:conv_1"
+    assert keys.sid("CA1") == "tenant-a:v1:sid:{CA1}"
+    assert keys.conversation("conv_1") == "tenant-a:v1:conv:{conv_1}"
     assert CacheKeys().sid("CA1") != keys.sid("CA1")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._cache import AsyncResolutionCache, CachedMapping, ResolutionCache, SharedFlight
 
@@ -51,6 +51,12 @@ def _decode(raw: bytes | str | None) -> CachedMapping | None:
         return None  # a foreign or older shape under our key reads as a miss, never as an error
 
 
+def _mget(client: Any) -> Any:
+    """MGET, or on a Redis Cluster client its per-slot split (`mget_nonatomic`): the keys of
+    different SIDs hash to different slots, and one MGET across slots is refused (CROSSSLOT)."""
+    return getattr(client, "mget_nonatomic", None) or client.mget
+
+
 def _millis(seconds: float) -> int:
     return max(int(seconds * 1000), 1)
 
@@ -74,7 +80,7 @@ class RedisCache:
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
         if not keys:
             return []
-        return [_decode(raw) for raw in self.client.mget(list(keys))]
+        return [_decode(raw) for raw in _mget(self.client)(list(keys))]
 
     def set_many(
         self,
@@ -115,7 +121,7 @@ class AsyncRedisCache:
     async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
         if not keys:
             return []
-        return [_decode(raw) for raw in await self.client.mget(list(keys))]
+        return [_decode(raw) for raw in await _mget(self.client)(list(keys))]
 
     async def set_many(
         self,

@@ -95,13 +95,14 @@ class _RedisKeys:
         self.ttl_ms = max(1, int(ttl * 1000))
 
     def key(self, event: WebhookEvent | str) -> str:
-        return f"{self.prefix}:{delivery_key(event)}"
+        # In braces: a Redis Cluster hash tag, so deliveries spread over the cluster by key.
+        return f"{self.prefix}:{{{delivery_key(event)}}}"
 
 
 class RedisDedupe(_RedisKeys):
     """Deliveries seen by any worker sharing `client` (a `redis.Redis` you built).
 
-    Keys are `<key_prefix>:<delivery key>`, expiring after `ttl` seconds.
+    Keys are `<key_prefix>:{<delivery key>}`, expiring after `ttl` seconds.
     """
 
     def __init__(

@@ -115,7 +115,7 @@ async def test_ownership_is_announced_with_a_lease_and_withdrawn_on_close(
         await registry_b.register(session, call_sid=SID)
         assert await worker_a.owner(call_sid=SID) == "worker-b"
         assert await worker_a.owner(conversation_id=session.conversation_id) == "worker-b"
-        ttl = await redis_client.pttl(f"{key_prefix}:route:sid:{SID}")
+        ttl = await redis_client.pttl(f"{key_prefix}:route:sid:{{{SID}}}")
         assert 0 < ttl <= 1000
     await asyncio.sleep(0.05)  # the withdrawal is a task started by the close
     assert await worker_a.owner(call_sid=SID) is None
@@ -154,7 +154,7 @@ async def test_the_heartbeat_renews_the_lease_and_restores_a_lost_key(
     key_prefix: str,
     registry_b: SessionRegistry,
 ) -> None:
-    key = f"{key_prefix}:route:sid:{SID}"
+    key = f"{key_prefix}:route:sid:{{{SID}}}"
     async with ConversationSession(AGENT, client=client) as session:
         await registry_b.register(session, call_sid=SID)
         await asyncio.sleep(1.5)  # longer than the lease: only renewals keep it
@@ -199,7 +199,7 @@ async def test_a_worker_without_the_session_answers_not_live(
 ) -> None:
     # Ownership says B, B is listening, but B's registry has no such call (it closed a moment
     # ago, its withdrawal still on the way).
-    await redis_client.set(f"{key_prefix}:route:sid:{OTHER_SID}", "worker-b conv_gone", px=5000)
+    await redis_client.set(f"{key_prefix}:route:sid:{{{OTHER_SID}}}", "worker-b conv_gone", px=5000)
     with pytest.raises(NotLive) as info:
         await Sender(router=worker_a).send_user_message("hello?", call_sid=OTHER_SID)
     assert info.value.reasons == {"session": "worker worker-b no longer holds the session"}
@@ -242,7 +242,7 @@ async def test_a_silent_owner_makes_the_send_time_out_not_hang(
     # A worker that is subscribed but never answers (frozen): a real subscriber on Redis.
     ghost = redis_client.pubsub()
     await ghost.subscribe(f"{key_prefix}:route:worker:ghost")
-    await redis_client.set(f"{key_prefix}:route:sid:{SID}", "ghost conv_x", px=5000)
+    await redis_client.set(f"{key_prefix}:route:sid:{{{SID}}}", "ghost conv_x", px=5000)
     async with RedisRouter(redis_client, key_prefix=key_prefix, ack_timeout=0.2) as router:
         started = time.monotonic()
         with pytest.raises(RouteTimeout) as info:
@@ -256,7 +256,7 @@ async def test_a_silent_owner_makes_the_send_time_out_not_hang(
 async def test_a_gone_owner_is_noticed_on_the_send_and_forgotten(
     redis_client: redis.asyncio.Redis, key_prefix: str, worker_a: RedisRouter
 ) -> None:
-    key = f"{key_prefix}:route:sid:{SID}"
+    key = f"{key_prefix}:route:sid:{{{SID}}}"
     await redis_client.set(key, "nobody-listens conv_x", px=5000)
     with pytest.raises(NotLive) as info:
         await Sender(router=worker_a).send_contextual_update("x", call_sid=SID)

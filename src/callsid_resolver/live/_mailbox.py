@@ -204,7 +204,8 @@ return gone
 class RedisMailbox:
     """A mailbox shared by a fleet, on a `redis.asyncio.Redis` client you built.
 
-    One list per call SID under `<key_prefix>:mailbox:<call_sid>`, its TTL renewed by each post.
+    One list per call SID under `<key_prefix>:mailbox:{<call_sid>}` (a Redis Cluster hash tag:
+    the list and its `:corrupt` sibling share a slot), its TTL renewed by each post.
     A drain reads the list, decodes it, then takes what it read in one script, less what a
     concurrent drain took meanwhile: two drains never both get an item, and an item is removed
     only once it has been decoded and is returned. Undecodable items go to `<key>:corrupt`
@@ -237,7 +238,7 @@ class RedisMailbox:
         return f"<RedisMailbox key_prefix={self.key_prefix!r} max_items={self.max_items}>"
 
     def key(self, call_sid: str) -> str:
-        return f"{self.key_prefix}:mailbox:{validate_call_sid(call_sid)}"
+        return f"{self.key_prefix}:mailbox:{{{validate_call_sid(call_sid)}}}"
 
     async def post(self, call_sid: str, item: Any) -> int:
         key = self.key(call_sid)

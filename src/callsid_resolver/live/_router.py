@@ -59,10 +59,11 @@ from ._router_messages import (
     MalformedMessage,
     Run,
     RunAck,
+    RunReply,
     Send,
     decode,
 )
-from ._router_redis import ROUTE, Outbox, eval_each, redis_reason
+from ._router_redis import ROUTE, Outbox, Wire, redis_reason
 from ._transport import Batch, Failure
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class RedisRouter:
         self.ack_timeout = ack_timeout
         self._redis_error = RedisError
         self._route = client.register_script(ROUTE)
+        self._wire = Wire(client)
         self._leases = Leases(client, key_prefix=key_prefix, worker_id=worker_id, lease=lease)
         self._channel_prefix = f"{key_prefix}:route:worker:"
         self._pending: dict[int, tuple[list[Batch], asyncio.TimerHandle | None]] = {}
@@ -155,11 +157,8 @@ class RedisRouter:
             return
         pubsub: Any = self.client.pubsub(ignore_subscribe_messages=True)
         try:
-            async with self.client.pipeline(transaction=False) as pipe:  # EVALSHA from here on
-                for script in (self._route, *self._leases.scripts):
-                    pipe.script_load(script.script)
-                await pipe.execute()
-            await pubsub.subscribe(self._channel_prefix + self.worker_id)
+            await self._wire.load([self._route, *self._leases.scripts])  # EVALSHA from here on
+            await self._wire.subscribe(pubsub, self._channel_prefix + self.worker_id)
         except self._redis_error as exc:
             with contextlib.suppress(self._redis_error):
                 await pubsub.aclose()
@@ -359,9 +358,10 @@ class RedisRouter:
     async def _publish(self, batch: list[tuple[str, str, asyncio.Future[Any]]]) -> None:
         # Forwards made while the previous pipeline was out go together, in the order made:
         # one round trip for all, and Redis runs them in that order.
-        calls = [(key, [self._channel_prefix, message]) for key, message, _ in batch]
+        calls = [(key, [message]) for key, message, _ in batch]
+        withdraw = self._leases.scripts[1]
         try:
-            results = await eval_each(self.client, self._route, calls)
+            results = await self._wire.route(self._route, withdraw, self._channel_prefix, calls)
         except self._redis_error as exc:
             results = [exc] * len(batch)
         for (_, _, routed), result in zip(batch, results, strict=True):
@@ -395,9 +395,8 @@ class RedisRouter:
     async def _listen(self) -> None:
         while True:
             try:
-                async for message in self._pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._handle(message["data"])
+                async for data in self._wire.messages(self._pubsub):
+                    await self._handle(data)
                 return  # unsubscribed: the router is closing
             except self._redis_error as exc:
                 # redis-py reconnects and subscribes again on the next read; meanwhile senders
@@ -484,7 +483,7 @@ class RedisRouter:
 
     async def _deliver_run(self, run: Run) -> None:
         # Awaited in the listener like `_deliver`: writes go out in run order, runs in order.
-        reply = _RunReply(self, run)
+        reply = RunReply(run, self.worker_id, self._reply)
         session = None
         if self.registry is not None:
             session = self.registry.get(call_sid=run.sid, conversation_id=run.cid)
@@ -518,10 +517,7 @@ class RedisRouter:
     async def _publish_replies(self, replies: list[tuple[str, str]]) -> None:
         # Everything acknowledged since the last flush goes in one pipeline: one round trip.
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for channel, reply in replies:
-                    pipe.publish(channel, reply)
-                await pipe.execute()
+            await self._wire.publish(replies)
         except self._redis_error as exc:
             logger.warning("could not send %d acknowledgements: %s", len(replies), exc)
 
@@ -534,51 +530,6 @@ class RedisRouter:
 
     def _withdrawing(self) -> list[asyncio.Task[None]]:
         return [t for t in self._tasks if t.get_name() == "callsid-router-withdraw"]
-
-
-class _RunReply:
-    """The owner's one acknowledgement of a run, sent once every write has settled."""
-
-    def __init__(self, router: RedisRouter, run: Run) -> None:
-        self.router = router
-        self.run = run
-        self.failed: list[Ack] = []
-        self.waiting = 0
-        self.closed = False
-
-    def fail(self, position: int, error: BaseException | None) -> None:
-        """Event `position` was not delivered: `error`, or (None) no session here for it."""
-        ack = Ack(id=position, sender=self.router.worker_id)
-        if error is None:
-            kind = self.run.events[position - 1].type
-            update = {"error": "not_here", "target": self.run.target, "kind": kind}
-            self.failed.append(ack.model_copy(update=update))
-        else:
-            self.failed.append(ack.failed(error))
-
-    def wait(self, position: int, batch: Batch) -> None:
-        self.waiting += 1
-        batch.add_done_callback(functools.partial(self._settled, position))
-
-    def close(self) -> None:
-        self.closed = True
-        self._maybe_send()
-
-    def _settled(self, position: int, batch: Batch) -> None:
-        self.waiting -= 1
-        if batch.cancelled():
-            self.fail(position, SenderError("confirmation cancelled"))
-        else:
-            failure: Failure | None = batch.result()
-            if failure is not None:
-                self.fail(position, failure())
-        self._maybe_send()
-
-    def _maybe_send(self) -> None:
-        if self.closed and not self.waiting:
-            self.failed.sort(key=lambda ack: ack.id)
-            reply = RunAck(id=self.run.id, sender=self.router.worker_id, failed=self.failed)
-            self.router._reply(self.run.sender, reply)
 
 
 def _decode(raw: bytes | str) -> str:

@@ -1,9 +1,10 @@
 """A worker's ownership of its sessions' calls in Redis, for `RedisRouter`.
 
-Each call this worker holds is announced under `<prefix>:route:sid:<call_sid>` and
-`<prefix>:route:conv:<conversation_id>`, valued `"<worker id> <conversation id>"`, with a lease
-that `heartbeat()` renews every `lease / 3`. Calls are announced only while `active` (the
-worker's listener is delivering): a worker that cannot deliver must not claim calls.
+Each call this worker holds is announced under `<prefix>:route:sid:{<call_sid>}` and
+`<prefix>:route:conv:{<conversation_id>}` (the braces: a Redis Cluster hash tag), valued
+`"<worker id> <conversation id>"`, with a lease that `heartbeat()` renews every `lease / 3`.
+Calls are announced only while `active` (the worker's listener is delivering): a worker that
+cannot deliver must not claim calls.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ class Leases:
         self.scripts = (self._renew, self._withdraw)
 
     def sid_key(self, call_sid: str) -> str:
-        return f"{self.key_prefix}:route:sid:{call_sid}"
+        return f"{self.key_prefix}:route:sid:{{{call_sid}}}"
 
     def conversation_key(self, conversation_id: str) -> str:
-        return f"{self.key_prefix}:route:conv:{conversation_id}"
+        return f"{self.key_prefix}:route:conv:{{{conversation_id}}}"
 
     def key(self, call_sid: str | None, conversation_id: str | None) -> str:
         """The ownership key a send looks up: by call SID, else by conversation id."""

@@ -1,8 +1,9 @@
 """What `RedisRouter` workers say to each other on their pub/sub channels, as typed records.
 
-No I/O here. A channel is a Redis pub/sub channel anyone with access to the Redis can publish
-on, so every message is decoded once, at the boundary, into a typed record (or refused): the
-listener then works on checked fields only, and no message can end it. Four shapes:
+No I/O here (`RunReply` hands its acknowledgement to a callable). A channel is a Redis pub/sub
+channel anyone with access to the Redis can publish on, so every message is decoded once, at the
+boundary, into a typed record (or refused): the listener then works on checked fields only, and
+no message can end it. Four shapes:
 
 * `{"op": "send", "id", "from", "sid", "cid", "event"}`: deliver `event` (a routable client
   event, docs/protocol.md §8) to the session of call `sid` or conversation `cid`;
@@ -17,6 +18,8 @@ listener then works on checked fields only, and no message can end it. Four shap
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
@@ -24,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAd
 from .._json import loads_bounded
 from ._errors import NotLive, SenderError, SessionClosed
 from ._protocol import MAX_FRAME, ClientToolResult, ContextualUpdate, UserActivity, UserMessage
+from ._transport import Batch, Failure
 
 __all__ = [
     "MAX_MESSAGE_ID",
@@ -37,6 +41,7 @@ __all__ = [
     "RoutableEvent",
     "Run",
     "RunAck",
+    "RunReply",
     "Send",
     "decode",
 ]
@@ -156,6 +161,53 @@ class RunAck(Envelope):
             if ack.id <= size:
                 outcomes[ack.id - 1] = ack.failure() or SenderError("refused without a reason")
         return outcomes
+
+
+class RunReply:
+    """The owner's one acknowledgement of a run, handed to `reply` once every write of the run
+    has settled (`fail` or `wait` each event, then `close`)."""
+
+    def __init__(self, run: Run, worker: str, reply: Callable[[str, RunAck], None]) -> None:
+        self.run = run
+        self.worker = worker
+        self.reply = reply
+        self.failed: list[Ack] = []
+        self.waiting = 0
+        self.closed = False
+
+    def fail(self, position: int, error: BaseException | None) -> None:
+        """Event `position` was not delivered: `error`, or (None) no session here for it."""
+        ack = Ack(id=position, sender=self.worker)
+        if error is None:
+            kind = self.run.events[position - 1].type
+            update = {"error": "not_here", "target": self.run.target, "kind": kind}
+            self.failed.append(ack.model_copy(update=update))
+        else:
+            self.failed.append(ack.failed(error))
+
+    def wait(self, position: int, batch: Batch) -> None:
+        self.waiting += 1
+        batch.add_done_callback(functools.partial(self._settled, position))
+
+    def close(self) -> None:
+        self.closed = True
+        self._maybe_send()
+
+    def _settled(self, position: int, batch: Batch) -> None:
+        self.waiting -= 1
+        if batch.cancelled():
+            self.fail(position, SenderError("confirmation cancelled"))
+        else:
+            failure: Failure | None = batch.result()
+            if failure is not None:
+                self.fail(position, failure())
+        self._maybe_send()
+
+    def _maybe_send(self) -> None:
+        if self.closed and not self.waiting:
+            self.failed.sort(key=lambda ack: ack.id)
+            reply = RunAck(id=self.run.id, sender=self.worker, failed=self.failed)
+            self.reply(self.run.sender, reply)
 
 
 Record = Send | Ack | Run | RunAck
