@@ -9,6 +9,7 @@ fails here as it would in production. Skipped where redis-server or redis-cli is
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -19,8 +20,6 @@ import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
-
-from ..redis_server import free_port
 
 MASTERS = 3
 
@@ -39,16 +38,34 @@ def _start(directory: Path) -> Cluster:
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
         pytest.skip("redis-server and redis-cli are needed for the cluster tests")
-    ports = [free_port() for _ in range(MASTERS)]
+    # Each node needs a second port for the cluster bus; by default port + 10000, which may not
+    # exist or be free, so both are picked (and held together, so none repeats).
+    ports, bus_ports = (free := _free_ports(2 * MASTERS))[:MASTERS], free[MASTERS:]
     processes = []
-    for port in ports:
+    for port, bus_port in zip(ports, bus_ports, strict=True):
         node = directory / str(port)
         node.mkdir()
         processes.append(
             subprocess.Popen(
-                [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", str(node / "nodes.conf"), "--dir", str(node),
-                 "--save", "", "--appendonly", "no"],
+                [
+                    server,
+                    "--port",
+                    str(port),
+                    "--cluster-port",
+                    str(bus_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(node / "nodes.conf"),
+                    "--dir",
+                    str(node),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -56,7 +73,7 @@ def _start(directory: Path) -> Cluster:
     cluster = Cluster(ports, processes)
     try:
         for port in ports:
-            _wait(lambda port=port: redis.Redis(port=port).ping())
+            _wait(lambda port=port: redis.Redis("127.0.0.1", port).ping())
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
              "--cluster-replicas", "0", "--cluster-yes"],
@@ -65,11 +82,27 @@ def _start(directory: Path) -> Cluster:
             timeout=60,
         )  # fmt: skip
         for port in ports:
-            _wait(lambda port=port: redis.Redis(port=port).cluster("info")["cluster_state"] == "ok")
+            _wait(lambda port=port: _info(port)["cluster_state"] == "ok")
     except BaseException:
         _stop(cluster)
         raise
     return cluster
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _info(port: int) -> dict[str, str]:
+    with redis.Redis("127.0.0.1", port, decode_responses=True) as client:
+        return dict(client.cluster("info"))
 
 
 def _wait(ready: object, timeout: float = 30.0) -> None:

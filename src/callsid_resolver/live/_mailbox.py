@@ -223,13 +223,13 @@ class RedisMailbox:
         ttl: float = DEFAULT_TTL,
     ) -> None:
         _check(max_items, ttl)
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.key_prefix = key_prefix
         self.max_items = max_items
         self.ttl = ttl
-        self._redis_error = RedisError
+        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
         self._post = client.register_script(_POST)
         self._post_many = client.register_script(_POST_MANY)
         self._take = client.register_script(_TAKE)

@@ -120,7 +120,7 @@ class RedisRouter:
         worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         if not _WORKER_ID.match(worker_id):
             raise ValueError("worker_id must be 1 to 200 characters without whitespace")
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.registry = registry
@@ -128,7 +128,7 @@ class RedisRouter:
         self.worker_id = worker_id
         self.lease = lease
         self.ack_timeout = ack_timeout
-        self._redis_error = RedisError
+        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
         self._route = client.register_script(ROUTE)
         self._wire = Wire(client)
         self._leases = Leases(client, key_prefix=key_prefix, worker_id=worker_id, lease=lease)

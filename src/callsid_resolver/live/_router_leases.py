@@ -32,7 +32,7 @@ class Leases:
     def __init__(
         self, client: redis.asyncio.Redis, *, key_prefix: str, worker_id: str, lease: float
     ) -> None:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.key_prefix = key_prefix
@@ -40,7 +40,7 @@ class Leases:
         self.lease = lease
         self.owned: dict[str, str] = {}
         self.active = False
-        self._redis_error = RedisError
+        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
         self._renew = client.register_script(RENEW)
         self._withdraw = client.register_script(WITHDRAW)
         self.scripts = (self._renew, self._withdraw)

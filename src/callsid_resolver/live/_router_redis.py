@@ -74,6 +74,9 @@ async def eval_each(
 
 
 async def _evalsha(client: redis.asyncio.Redis, sha: str, calls: list[ScriptCall]) -> list[Any]:
+    if is_cluster(client):  # a cluster pipeline refuses scripts: one call per key, together
+        evals = (client.evalsha(sha, 1, key, *args) for key, args in calls)
+        return list(await asyncio.gather(*evals, return_exceptions=True))
     async with client.pipeline(transaction=False) as pipe:
         for key, args in calls:
             pipe.evalsha(sha, 1, key, *args)
