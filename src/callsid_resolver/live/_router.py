@@ -160,7 +160,7 @@ class RedisRouter:
             await self._wire.load([self._route, *self._leases.scripts])  # EVALSHA from here on
             await self._wire.subscribe(pubsub, self._channel_prefix + self.worker_id)
         except self._redis_error as exc:
-            with contextlib.suppress(self._redis_error):
+            with contextlib.suppress(*self._redis_error):
                 await pubsub.aclose()
             raise SenderError(f"the router could not start: {redis_reason(exc)}") from None
         self._pubsub = pubsub
@@ -191,7 +191,7 @@ class RedisRouter:
                 routed.set_exception(NoRoute("the router closed"))
         for message_id in list(self._pending):
             self._settle(message_id, SenderError("the router closed before the acknowledgement"))
-        with contextlib.suppress(self._redis_error):
+        with contextlib.suppress(*self._redis_error):
             await self._pubsub.aclose()
 
     async def __aenter__(self) -> Self:
