@@ -45,30 +45,12 @@ def _start(directory: Path) -> Cluster:
     for port, bus_port in zip(ports, bus_ports, strict=True):
         node = directory / str(port)
         node.mkdir()
+        config = ["--cluster-config-file", str(node / "nodes.conf"), "--dir", str(node)]
+        command = [server, "--port", str(port), "--cluster-port", str(bus_port)]
+        command += ["--bind", "127.0.0.1", "--cluster-enabled", "yes", *config]
+        command += ["--save", "", "--appendonly", "no"]
         processes.append(
-            subprocess.Popen(
-                [
-                    server,
-                    "--port",
-                    str(port),
-                    "--cluster-port",
-                    str(bus_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    str(node / "nodes.conf"),
-                    "--dir",
-                    str(node),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         )
     cluster = Cluster(ports, processes)
     try:
