@@ -46,7 +46,7 @@ async def _burst(send: Callable[[int], Awaitable[object]], n: int) -> float:
 
 def _client() -> redis.asyncio.Redis:
     pool = redis.asyncio.BlockingConnectionPool.from_url(REDIS_URL, max_connections=50, timeout=30)
-    return redis.asyncio.Redis(connection_pool=pool)
+    return redis.asyncio.Redis.from_pool(pool)
 
 
 async def _router_rounds(base_url: str, prefix: str, n: int, rounds: int) -> tuple[float, float]:
