@@ -8,12 +8,14 @@ process and kill or freeze it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -400,3 +402,66 @@ async def test_a_frozen_worker_times_out_then_is_not_live_within_the_lease(
     assert elapsed < LEASE + worker_a.ack_timeout + 0.5
     os.kill(process.pid, signal.SIGKILL)
     await sender.aclose()
+
+
+async def test_a_burst_crosses_redis_as_runs_with_one_acknowledgement_each(
+    client: AsyncElevenLabsClient,
+    emulator: Emulator,
+    worker_a: RedisRouter,
+    registry_b: SessionRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    published: list[int] = []  # events per routed message
+    route = worker_a._wire.route
+
+    async def counting(*args: Any) -> list[Any]:
+        published.extend(message.count('"type"') for _, (message,) in args[3])
+        return await route(*args)
+
+    monkeypatch.setattr(worker_a._wire, "route", counting)
+    async with ConversationSession(AGENT, client=client) as session:
+        await registry_b.register(session, call_sid=SID)
+        sender = Sender(router=worker_a)
+        receipts = await asyncio.gather(
+            *(sender.send_contextual_update(f"m{i}", call_sid=SID) for i in range(600))
+        )
+        assert {(r.channel, r.worker, r.confirmed) for r in receipts} == {
+            ("session", "worker-b", True)
+        }
+        assert sum(published) == 600
+        assert len(published) <= 6  # runs of up to 256, not one message per send
+        cid = session.conversation_id or ""
+        await eventually(lambda: len(updates(emulator, cid)) >= 600)
+        assert updates(emulator, cid)[-600:] == [f"m{i}" for i in range(600)]
+        await sender.aclose()
+
+
+async def test_a_run_delivered_twice_is_written_once(
+    client: AsyncElevenLabsClient,
+    emulator: Emulator,
+    redis_client: redis.asyncio.Redis,
+    key_prefix: str,
+    worker_a: RedisRouter,
+    registry_b: SessionRegistry,
+) -> None:
+    """A client that retries a pipeline whose reply was lost runs the routing script again:
+    the owner must drop the repeat (same sender, same id), not write it twice."""
+    async with ConversationSession(AGENT, client=client) as session:
+        await registry_b.register(session, call_sid=SID)
+        run = json.dumps(
+            {
+                "op": "run",
+                "id": 77,
+                "from": "worker-a",
+                "sid": SID,
+                "events": [{"type": "contextual_update", "text": "once"}],
+            }
+        )
+        channel = f"{key_prefix}:route:worker:worker-b"
+        assert await redis_client.publish(channel, run) == 1
+        assert await redis_client.publish(channel, run) == 1
+        receipt = await Sender(router=worker_a).send_contextual_update("after", call_sid=SID)
+        assert receipt.worker == "worker-b"
+        cid = session.conversation_id or ""
+        await eventually(lambda: updates(emulator, cid)[-1:] == ["after"])
+        assert updates(emulator, cid).count("once") == 1
