@@ -19,6 +19,8 @@ from ._cache import AsyncResolutionCache, CachedMapping, ResolutionCache, Shared
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
@@ -108,14 +110,17 @@ def _millis(seconds: float) -> int:
 
 
 class RedisCache:
-    """`ResolutionCache` on a `redis.Redis` client you built (connection pool, auth, TLS are yours).
+    """`ResolutionCache` on a `redis.Redis` (or `redis.cluster.RedisCluster`) client you built
+    (connection pool, auth, TLS are yours).
 
     `ttl` is the default lifetime of an entry in seconds; negative entries get the resolver's
     `negative_ttl`. Every process that shares the Redis and the resolver `namespace` shares the
     mappings and the single flight.
     """
 
-    def __init__(self, client: redis.Redis, *, ttl: float = 24 * 3600.0) -> None:
+    def __init__(
+        self, client: redis.Redis | redis.cluster.RedisCluster, *, ttl: float = 24 * 3600.0
+    ) -> None:
         _require_redis()
         if ttl <= 0:
             raise ValueError("ttl must be positive")
@@ -156,7 +161,12 @@ class RedisCache:
 class AsyncRedisCache:
     """`AsyncResolutionCache` on a `redis.asyncio.Redis` client; see `RedisCache`."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, ttl: float = 24 * 3600.0) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        *,
+        ttl: float = 24 * 3600.0,
+    ) -> None:
         _require_redis()
         if ttl <= 0:
             raise ValueError("ttl must be positive")

@@ -29,6 +29,7 @@ from ._errors import MailboxFull, MailboxUnavailable
 
 if TYPE_CHECKING:
     import redis.asyncio
+    import redis.asyncio.cluster
 
 __all__ = ["Mailbox", "MemoryMailbox", "RedisMailbox", "RunMailbox"]
 
@@ -216,7 +217,7 @@ class RedisMailbox:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
         *,
         key_prefix: str = "callsid",
         max_items: int = DEFAULT_MAX_ITEMS,

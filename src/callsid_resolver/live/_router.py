@@ -12,7 +12,9 @@ carries the call SID lands on any process. The router joins the two over Redis:
   (the owner's connection is gone: it died) delete the stale ownership and say so. Sends made
   while the previous batch was out go together in one pipeline, in order. The owner writes
   the messages to its session in the order they were published and publishes an acknowledgement
-  back once the write is confirmed. The sender learns `Receipt`, `NotLive` (nobody holds the call,
+  back once the write is confirmed. A lane's run of sends travels as one message (a `Run`,
+  acknowledged once by a `RunAck`), so a burst costs Redis a few messages, not one per send.
+  The sender learns `Receipt`, `NotLive` (nobody holds the call,
   or the holder is gone), `SessionClosed`, or `RouteTimeout` (no acknowledgement in `ack_timeout`:
   the owner froze or lost Redis; the message may have arrived). Never silence.
 
@@ -45,7 +47,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from typing_extensions import Self
 
@@ -68,6 +70,7 @@ from ._transport import Batch, Failure
 
 if TYPE_CHECKING:
     import redis.asyncio
+    import redis.asyncio.cluster
 
     from ._registry import SessionRegistry
 
@@ -99,15 +102,16 @@ class Routed:
 class RedisRouter:
     """Lets a `Sender` on any worker reach sessions held by other workers (`Sender(router=...)`).
 
-    Give it a `redis.asyncio.Redis` client and, on workers that hold sessions, their
+    Give it a `redis.asyncio.Redis` client (or a `redis.asyncio.cluster.RedisCluster`: Redis
+    >= 7, sharded pub/sub, see `Wire`) and, on workers that hold sessions, their
     `SessionRegistry`; use it as an async context manager (or `start()`/`aclose()`). The client
-    stays yours to close. Redis Cluster is not supported (the routing script reads a key and
-    publishes on a channel computed from its value).
+    stays yours to close. On a client that retries a lost reply (redis-py's default) a routing
+    script may run twice: owners drop a message id they have seen, so nothing is written twice.
     """
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
         registry: SessionRegistry | None = None,
         *,
         key_prefix: str = "callsid",
@@ -130,8 +134,13 @@ class RedisRouter:
         self.ack_timeout = ack_timeout
         self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
         self._route = client.register_script(ROUTE)
-        self._wire = Wire(client)
-        self._leases = Leases(client, key_prefix=key_prefix, worker_id=worker_id, lease=lease)
+        self._wire = Wire(cast("redis.asyncio.Redis", client))  # the same commands, by slot
+        self._leases = Leases(
+            cast("redis.asyncio.Redis", client),
+            key_prefix=key_prefix,
+            worker_id=worker_id,
+            lease=lease,
+        )
         self._channel_prefix = f"{key_prefix}:route:worker:"
         self._pending: dict[int, tuple[list[Batch], asyncio.TimerHandle | None]] = {}
         # Ids grow across restarts too (a worker_id may be reused): owners dedupe on them.
