@@ -425,3 +425,22 @@ async def test_a_garbled_monitor_handshake_falls_back_to_the_mailbox(
     assert (receipt.channel, receipt.conversation_id) == ("mailbox", LIVE_CONVERSATION)
     assert receipt.skipped["monitor"].endswith("the server's handshake reply was garbled")
     assert [i["text"] for i in await mailbox.drain(LIVE_SID)] == ["x"]
+
+
+async def test_a_send_that_may_have_arrived_is_not_sent_again_through_the_mailbox(
+    registry: SessionRegistry, session: ConversationSession
+) -> None:
+    mailbox = MemoryMailbox()
+    cid = session.conversation_id or ""
+
+    async def dropped_under_the_write(event: Any) -> None:
+        # The socket closed while the frame was being written: it may have reached the agent.
+        raise SessionClosed(cid, code=1006, reason="", sent=True)
+
+    session._write = dropped_under_the_write  # type: ignore[method-assign]
+    sender = Sender(registry=registry, mailbox=mailbox)
+    with pytest.raises(SessionClosed) as info:
+        await sender.send_contextual_update("once only", call_sid=BRIDGE_SID)
+    await sender.aclose()
+    assert info.value.sent
+    assert await mailbox.drain(BRIDGE_SID) == []

@@ -366,7 +366,11 @@ class Sender:
                     outcome = await self._try(channel, job, reasons, posted)
                 except Exception as exc:
                     outcome = exc
-            if isinstance(outcome, ConversationOver):
+            # Over, or written to a socket that then dropped: another channel could only deliver
+            # it a second time, so the caller gets the error and decides.
+            if isinstance(outcome, ConversationOver) or (
+                isinstance(outcome, SenderError) and getattr(outcome, "sent", False) is True
+            ):
                 settle(job.done, outcome)
                 return
             if isinstance(outcome, Skip):
