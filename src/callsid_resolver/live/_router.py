@@ -33,7 +33,6 @@ raw: a send gets `NoRoute` (a `SenderError`; the `Sender` falls back to its next
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import itertools
@@ -58,15 +57,11 @@ from ._router_messages import (
     MAX_RUN,
     MAX_RUN_SIZE,
     Ack,
-    MalformedMessage,
-    Run,
     RunAck,
-    RunReply,
-    Send,
-    decode,
 )
+from ._router_owner import Delivery
 from ._router_redis import ROUTE, Outbox, Wire, redis_reason
-from ._transport import Batch, Failure
+from ._transport import Batch
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -81,7 +76,6 @@ logger = logging.getLogger("callsid_resolver.live")
 DEFAULT_LEASE = 10.0
 DEFAULT_ACK_TIMEOUT = 5.0
 _WORKER_ID = re.compile(r"^\S{1,200}$")
-_SEEN = 4096  # (sender, message id) pairs an owner remembers, to deliver each message once
 _ROUTABLE = frozenset({"contextual_update", "user_message", "client_tool_result", "user_activity"})
 
 
@@ -145,9 +139,9 @@ class RedisRouter:
         self._pending: dict[int, tuple[list[Batch], asyncio.TimerHandle | None]] = {}
         # Ids grow across restarts too (a worker_id may be reused): owners dedupe on them.
         self._ids = itertools.count(time.time_ns())
-        self._seen: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
         self._outgoing: Outbox[tuple[str, str, asyncio.Future[Any]]] = Outbox(self._publish)
         self._replies: Outbox[tuple[str, str]] = Outbox(self._publish_replies)
+        self._delivery = Delivery(worker_id, registry, self._reply, self._acknowledged)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
         self._started = False
@@ -429,96 +423,7 @@ class RedisRouter:
         self._spawn(self._leases.withdraw(self._leases.take_all()), "callsid-router-withdraw")
 
     async def _handle(self, data: bytes | str) -> None:
-        # Whatever arrives on our channel, the listener must survive it.
-        try:
-            message = decode(data)
-        except MalformedMessage as exc:
-            logger.warning("dropped a malformed router message on %s: %s", self.worker_id, exc)
-            envelope = exc.envelope
-            if envelope is not None and envelope.op == "send":  # refuse it: no RouteTimeout
-                reply = Ack(id=envelope.id, sender=self.worker_id)
-                self._reply(envelope.sender, reply.failed(MalformedMessage("malformed")))
-            elif envelope is not None and envelope.op == "run":
-                refusal = RunAck(id=envelope.id, sender=self.worker_id, refused="MalformedMessage")
-                self._reply(envelope.sender, refusal)
-            return
-        try:
-            if isinstance(message, (Ack, RunAck)):
-                self._acknowledged(message)
-            elif self._duplicate(message):
-                logger.debug("dropped a repeated router message %d", message.id)
-            elif isinstance(message, Run):
-                await self._deliver_run(message)
-            else:
-                await self._deliver(message)
-        except Exception:  # a bug here must cost one message, not the listener
-            logger.exception("router %s could not handle message %d", self.worker_id, message.id)
-
-    async def _deliver(self, message: Send) -> None:
-        # Awaited in the listener, one message at a time: that is what keeps a call's order.
-        reply = Ack(id=message.id, sender=self.worker_id)
-        try:
-            session = None
-            if self.registry is not None:
-                session = self.registry.get(call_sid=message.sid, conversation_id=message.cid)
-            if session is None:
-                target, kind = message.target, message.event.type
-                self._reply(
-                    message.sender,
-                    reply.model_copy(update={"error": "not_here", "target": target, "kind": kind}),
-                )
-                return
-            batch = await session._write(message.event)
-        except Exception as exc:
-            self._reply(message.sender, reply.failed(exc))
-            return
-        if batch is None:
-            self._reply(message.sender, reply)
-        else:
-            confirmed = functools.partial(self._reply_confirmed, message.sender, reply)
-            batch.add_done_callback(confirmed)
-
-    def _duplicate(self, message: Send | Run) -> bool:
-        """Seen already: a client that retried a pipeline whose reply was lost ran the routing
-        script twice. Message ids only grow per sender, and a repeat follows its original
-        within seconds, so the last `_SEEN` ids are enough to deliver each message once."""
-        seen = (message.sender, message.id)
-        if seen in self._seen:
-            return True
-        self._seen[seen] = None
-        if len(self._seen) > _SEEN:
-            self._seen.popitem(last=False)
-        return False
-
-    async def _deliver_run(self, run: Run) -> None:
-        # Awaited in the listener like `_deliver`: writes go out in run order, runs in order.
-        reply = RunReply(run, self.worker_id, self._reply)
-        session = None
-        if self.registry is not None:
-            session = self.registry.get(call_sid=run.sid, conversation_id=run.cid)
-        for position, event in enumerate(run.events, 1):
-            if session is None:
-                reply.fail(position, None)
-                continue
-            try:
-                batch = await session._write(event)
-            except Exception as exc:
-                reply.fail(position, exc)
-                continue
-            if batch is not None:
-                reply.wait(position, batch)
-        reply.close()
-
-    def _reply_confirmed(self, sender: str, reply: Ack, batch: Batch) -> None:
-        if batch.cancelled():
-            update = {"error": "failed", "detail": "confirmation cancelled"}
-            self._reply(sender, reply.model_copy(update=update))
-            return
-        failure: Failure | None = batch.result()
-        if failure is None:
-            self._reply(sender, reply)
-            return
-        self._reply(sender, reply.failed(failure()))
+        await self._delivery.handle(data)
 
     def _reply(self, worker: str, reply: Ack | RunAck) -> None:
         self._replies.put((self._channel_prefix + worker, reply.to_json()))
