@@ -19,7 +19,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +32,11 @@ from ._errors import (
     ConfirmTimeout,
     ConversationOver,
     InvalidSend,
-    MailboxFull,
     NotLive,
     SenderError,
     SendTimeout,
 )
+from ._lane_runs import Posted, post_run, posts_runs, routed_attempt, same_target
 from ._mailbox import RunMailbox
 from ._protocol import (
     ClientEvent,
@@ -121,7 +120,7 @@ class Sender:
         self.send_timeout = send_timeout
         self._lanes: dict[str, Lane] = {}
         self._closed = False
-        self._posts_runs = _posts_runs(mailbox)
+        self._posts_runs = posts_runs(mailbox)
 
     def __repr__(self) -> str:
         have = [n for n in CHANNELS if getattr(self, "registry" if n == "session" else n)]
@@ -262,7 +261,7 @@ class Sender:
     def _run_of(self, lane: Lane, job: Job, joins: Callable[[Job], bool]) -> list[Job]:
         """`job` and the jobs after it in the lane that go the same way, up to `ROUTED_RUN`."""
         run = [job]
-        while lane.jobs and len(run) < ROUTED_RUN and _same_target(lane.jobs[0], job):
+        while lane.jobs and len(run) < ROUTED_RUN and same_target(lane.jobs[0], job):
             if not joins(lane.jobs[0]):
                 break
             following = lane.jobs.popleft()
@@ -286,33 +285,8 @@ class Sender:
         """A lane's run for the mailbox, queued in one step (one Redis round trip), in order;
         every job then walks `_dispatch` as usual, with its post already made."""
         assert isinstance(self.mailbox, RunMailbox)
-        posting: list[Job] = []
-        for job in run:
-            try:
-                await self.facts.check(job.call_sid, job.conversation_id)
-            except CallMismatch as exc:
-                settle(job.done, exc)
-                continue
-            if job.channel != "mailbox":  # named explicitly, the caller takes the risk
-                over = await self.facts.over(job.call_sid, job.conversation_id)
-                if over is not None:
-                    settle(job.done, over)
-                    continue
-            posting.append(job)
-        if not posting:
-            return
-        sid = posting[0].call_sid
-        assert sid is not None
-        items = [job.event.model_dump(mode="json", exclude_none=True) for job in posting]
-        outcomes: list[BaseException | None]
-        try:
-            queued = await self.mailbox.post_many(sid, items)
-            full = MailboxFull(sid, getattr(self.mailbox, "max_items", len(items)))
-            outcomes = [None] * queued + [full] * (len(items) - queued)
-        except Exception as exc:
-            outcomes = [exc] * len(items)
-        for job, posted in zip(posting, outcomes, strict=True):
-            await self._dispatch(job, posted=_Posted(posted))
+        for job, posted in await post_run(self.mailbox, self.facts, run):
+            await self._dispatch(job, posted=posted)
 
     def _goes_to_another_worker(self, job: Job) -> bool:
         if self.router is None or job.channel not in (None, "session"):
@@ -337,11 +311,11 @@ class Sender:
             logger.debug("router failed", exc_info=exc)
             outcomes = [NoRoute(describe(exc))] * len(run)
         for job, outcome in zip(run, outcomes, strict=True):
-            await self._dispatch(job, session_attempt=_routed_attempt(job, outcome))
+            await self._dispatch(job, session_attempt=routed_attempt(job, outcome))
 
     # -- channels ------------------------------------------------------------------------------
     async def _dispatch(
-        self, job: Job, session_attempt: Attempt | None = None, posted: _Posted | None = None
+        self, job: Job, session_attempt: Attempt | None = None, posted: Posted | None = None
     ) -> None:
         """Try the channels in order; never raises (the outcome goes to the job's future).
 
@@ -401,7 +375,7 @@ class Sender:
         settle(job.done, NotLive(job.event.type, target, reasons, errors))
 
     async def _try(
-        self, channel: Channel, job: Job, skipped: dict[str, str], posted: _Posted | None
+        self, channel: Channel, job: Job, skipped: dict[str, str], posted: Posted | None
     ) -> Receipt | tuple[Batch, Receipt]:
         if channel == "session":
             return await self._via_session(job, skipped)
@@ -444,7 +418,7 @@ class Sender:
         return batch, Receipt("monitor", job.event.type, job.call_sid, cid, skipped=dict(skipped))
 
     async def _via_mailbox(
-        self, job: Job, skipped: dict[str, str], posted: _Posted | None = None
+        self, job: Job, skipped: dict[str, str], posted: Posted | None = None
     ) -> Receipt:
         if isinstance(job.event, ClientToolResult):
             raise Skip("a client tool result can only answer on the session that got the call")
@@ -486,42 +460,6 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _posts_runs(mailbox: Mailbox | None) -> bool:
-    """Whether to queue a lane's run with `post_many`: not when a subclass overrides `post`
-    alone (it wraps each post, for metrics or a filter, and must see every item)."""
-    if not isinstance(mailbox, RunMailbox):
-        return False
-    mro = type(mailbox).__mro__
-    owner = next((c for c in mro if "post" in vars(c)), object)
-    owner_many = next((c for c in mro if "post_many" in vars(c)), object)
-    return mro.index(owner_many) <= mro.index(owner)
-
-
-@dataclass(frozen=True)
-class _Posted:
-    """A mailbox post made for this job in its lane's run: None, or why it failed."""
-
-    error: BaseException | None
-
-
-def _same_target(job: Job, first: Job) -> bool:
-    return (job.call_sid, job.conversation_id) == (first.call_sid, first.conversation_id)
-
-
-def _routed_attempt(job: Job, outcome: Routed | NoRoute) -> Attempt:
-    """The session channel's outcome for a job the router handed over (or could not)."""
-    if isinstance(outcome, NoRoute):
-        return Skip(f"no open session for this call in this process, and {outcome}")
-    receipt = Receipt(
-        "session",
-        job.event.type,
-        job.call_sid,
-        outcome.conversation_id,
-        worker=outcome.worker,
-    )
-    return outcome.ack, receipt
 
 
 def _late(job: Job, receipt: Receipt, timeout: float) -> Failure:
