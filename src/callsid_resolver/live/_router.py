@@ -365,7 +365,7 @@ class RedisRouter:
         withdraw = self._leases.scripts[1]
         try:
             results = await self._wire.route(self._route, withdraw, self._channel_prefix, calls)
-        except self._redis_error as exc:
+        except Exception as exc:  # the outbox must outlive any failure: each send gets it
             results = [exc] * len(batch)
         for (_, _, routed), result in zip(batch, results, strict=True):
             if routed.done():
