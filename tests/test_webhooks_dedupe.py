@@ -229,7 +229,7 @@ async def test_async_redis_dedupe_lets_exactly_one_concurrent_delivery_through(
     assert sorted(results) == [False] + [True] * 19
     await dedupe.forget(key)
     assert await dedupe.seen(key) is False
-    assert 0 < await aredis_client.ttl(f"{namespace}:{key}") <= 24 * 3600
+    assert 0 < await aredis_client.ttl(dedupe.key(key)) <= 24 * 3600
 
 
 # -- the Starlette example drops retried deliveries ----------------------------------------------
