@@ -48,6 +48,7 @@ PAGES = [
     "docs/webhooks.md",
 ]
 SAMPLE_SID = "CA0123456789abcdef0123456789abcdef"
+SAMPLE_CONVERSATION = f"conv_test{7:023d}"  # make_conversation(7), the call the samples look up
 SAMPLE_AGENT = "agent_..."
 RECORDED_AGENT = "agent_fake0example0agent0000000001"
 BRIDGE_SID = "CA" + "b" * 32
@@ -96,6 +97,7 @@ def test_page_samples_run(
     assert codes
     scope: dict[str, Any] = {
         "call_sid": SAMPLE_SID,
+        "conversation_id": SAMPLE_CONVERSATION,
         "response": {
             "callSid": "CAfeedface00000000000000000000f00d",
             "conversation_id": "conv_fake0outbound0twilio00000003",

@@ -12,14 +12,18 @@ import pytest
 from callsid_resolver import (
     AsyncCallSidResolver,
     AsyncElevenLabsClient,
+    CachedMapping,
+    CacheKeys,
     CallSidResolver,
     ConversationNotFound,
     ElevenLabsClient,
     InvalidCallSid,
+    InvalidHint,
     MemoryCache,
     NullCache,
     RetryPolicy,
     ServerError,
+    TieredCache,
 )
 from callsid_resolver.testing import load_profile
 
@@ -542,3 +546,134 @@ def test_the_read_window_opens_by_one_per_completed_read() -> None:
     op = Fetch(("a",) * 50, "CA1", concurrency=8)
     assert [op.room(done, 0) for done in range(10)] == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]
     assert op.room(3, 4) == 0
+
+
+# The warm path (issue #16): a hit in the in-process cache is answered before the plan and the
+# single flight. It must answer exactly what the plan's cache step would, or let the plan run.
+
+
+def no_plan(both: Any) -> None:
+    def refuse(*_: Any) -> Any:
+        raise AssertionError("the plan ran for a warm lookup")
+
+    both.resolver._plan = refuse
+
+
+class PlanOnlyCache(MemoryCache):
+    """A subclass may override `get_many`: the warm path must not bypass it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __bool__(self) -> bool:
+        return True  # empty, yet a cache (`Both` tests `cache or MemoryCache()`)
+
+    def get_many(self, keys: Any) -> list[CachedMapping | None]:
+        self.reads += 1
+        return super().get_many(keys)
+
+
+def test_a_warm_lookup_skips_the_plan_and_shares_one_resolution(make: Any, api: FakeApi) -> None:
+    history(api, 5)
+    both = make()
+    both.remember(sid_of(1), "conv_warm1", agent_id=AGENT)
+    found = both.resolve(sid_of(2))  # through the plan: the filter
+    no_plan(both)
+    first = both.resolve(sid_of(1))
+    assert both.resolve(sid_of(1)) is first  # frozen, built once per entry
+    assert (first.source, first.requests, first.conversation_id, first.agent_id) == (
+        "primed",
+        0,
+        "conv_warm1",
+        AGENT,
+    )
+    again = both.resolve(sid_of(2))
+    assert (again.source, again.requests) == ("cache", 0)
+    assert again.model_dump(exclude={"source", "requests", "matched_by"}) == found.model_dump(
+        exclude={"source", "requests", "matched_by"}
+    )
+    assert api.counts.total() == 2  # the filter's list and GET only
+
+
+def test_the_warm_path_checks_hints_as_the_plan_does(make: Any, api: FakeApi) -> None:
+    both = make()
+    both.remember(sid_of(1), "conv_warm1")
+    with pytest.raises(TypeError, match="unknown hint"):
+        both.resolve(sid_of(1), agnet_id=AGENT)
+    with pytest.raises(InvalidHint):
+        both.resolve(sid_of(1), started_after="yesterday")
+    # Primed without an agent: it may be any agent's, so it answers a hinted lookup.
+    r = both.resolve(sid_of(1), agent_id=AGENT, in_progress=True)
+    assert (r.conversation_id, r.source) == ("conv_warm1", "primed")
+    assert api.counts.total() == 0
+
+
+@pytest.mark.parametrize("cache_type", [MemoryCache, PlanOnlyCache])
+def test_an_entry_of_another_agent_does_not_answer_an_agent_hint(
+    make: Any, api: FakeApi, cache_type: type[MemoryCache]
+) -> None:
+    api.add(make_conversation(1))  # of AGENT
+    both = make(cache=cache_type())
+    both.remember(sid_of(1), "conv_elsewhere", agent_id="agent_other")
+    assert both.resolve(sid_of(1)).conversation_id == "conv_elsewhere"
+    r = both.resolve(sid_of(1), agent_id=AGENT)
+    assert (r.conversation_id, r.source) == (f"conv_test{1:023d}", "filter")
+
+
+def test_an_expired_entry_is_never_served(make: Any, api: FakeApi) -> None:
+    api.add(make_conversation(1))
+    both = make()
+    both.remember(sid_of(1), "conv_old")
+    assert both.resolve(sid_of(1)).conversation_id == "conv_old"
+    both.now = 24 * 3600.0  # the cache's default TTL
+    assert both.resolve(sid_of(1)).conversation_id == f"conv_test{1:023d}"
+
+
+def test_a_subclass_of_memory_cache_goes_through_the_plan(make: Any, api: FakeApi) -> None:
+    cache = PlanOnlyCache()
+    both = make(cache=cache)
+    both.remember(sid_of(1), "conv_1x")
+    assert both.resolve(sid_of(1)).conversation_id == "conv_1x"
+    assert cache.reads == 1
+
+
+def test_the_front_of_a_tiered_cache_answers_warm_lookups(make: Any, api: FakeApi) -> None:
+    back = MemoryCache()
+    both = make(cache=TieredCache(MemoryCache(), back))
+    mapping = CachedMapping(call_sid=sid_of(1), conversation_id="conv_back", agent_id=AGENT)
+    back.set_many({CacheKeys().sid(sid_of(1)): mapping})  # written by another process
+    assert both.resolve(sid_of(1)).conversation_id == "conv_back"  # the plan fills the front
+    no_plan(both)
+    assert both.resolve(sid_of(1)).conversation_id == "conv_back"
+    assert api.counts.total() == 0
+
+
+def test_warm_lookups_stay_right_while_other_threads_write_and_forget(api: FakeApi) -> None:
+    with ElevenLabsClient(API_KEY, transport=httpx.MockTransport(api)) as client:
+        resolver = CallSidResolver(client)
+        for i in range(100):
+            resolver.remember(sid_of(i), f"conv_w{i}")
+        wrong: list[Any] = []
+
+        def read() -> None:
+            for _ in range(20):
+                for i in range(100):
+                    r = resolver.resolve(sid_of(i))
+                    if (r.conversation_id, r.requests) != (f"conv_w{i}", 0):
+                        wrong.append(r)
+
+        def write(start: int) -> None:
+            for i in range(start, 3000, 2):  # grows the tables: the dicts resize under readers
+                resolver.remember(sid_of(i), f"conv_w{i}")
+                if i % 3 == 0:
+                    resolver.forget(sid_of(i))
+
+        threads = [threading.Thread(target=read) for _ in range(3)]
+        threads += [threading.Thread(target=write, args=(start,)) for start in (100, 101)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert wrong == []
+    assert api.counts.total() == 0

@@ -17,13 +17,10 @@ every key family spreads over the cluster by id, never by namespace.
 from __future__ import annotations
 
 import inspect
-import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import cachetools
 from pydantic import BaseModel, ConfigDict
 
 from ._models import TERMINAL_STATUSES, Conversation, Resolution
@@ -59,15 +56,24 @@ class CachedMapping(BaseModel):
         """This entry as a `Resolution` answered from the cache (`source` "cache" or "primed")."""
         assert self.call_sid is not None
         assert self.conversation_id is not None
-        fields = self.model_dump(exclude={"primed", "call_ids"})
-        return Resolution(**fields, source="primed" if self.primed else "cache", requests=requests)
+        return Resolution(
+            call_sid=self.call_sid,
+            conversation_id=self.conversation_id,
+            agent_id=self.agent_id,
+            status=self.status,
+            start_time_unix_secs=self.start_time_unix_secs,
+            source="primed" if self.primed else "cache",
+            requests=requests,
+        )
 
 
 @runtime_checkable
 class ResolutionCache(Protocol):
     """A blocking cache backend. `ttl=None` means the backend's default TTL."""
 
-    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]: ...
+    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry."""
+        ...
 
     def set_many(
         self,
@@ -79,14 +85,18 @@ class ResolutionCache(Protocol):
         """Store `items` for `ttl` seconds; with `only_if_absent`, skip each key that holds a
         live entry (the resolver writes its misses so, never over a mapping written meanwhile)."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Remove `key` (no error when it is absent)."""
+        ...
 
 
 @runtime_checkable
 class AsyncResolutionCache(Protocol):
     """The asyncio twin of `ResolutionCache`, for backends that do I/O (Redis)."""
 
-    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]: ...
+    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry."""
+        ...
 
     async def set_many(
         self,
@@ -94,9 +104,15 @@ class AsyncResolutionCache(Protocol):
         ttl: float | None = None,
         *,
         only_if_absent: bool = False,
-    ) -> None: ...
+    ) -> None:
+        """Store each mapping of `items` under its key for `ttl` seconds (None: the cache's
+        default TTL).
+        """
+        ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove `key` (no error when it is absent)."""
+        ...
 
 
 @runtime_checkable
@@ -104,9 +120,15 @@ class SharedFlight(Protocol):
     """A cache that can also lock a key across processes (Redis): one process of a fleet looks
     a SID up while the others wait for its answer in the cache."""
 
-    def claim(self, key: str, ttl: float) -> Any: ...  # a token, None when held (or awaitable)
+    def claim(self, key: str, ttl: float) -> Any:  # a token, None when held (or awaitable)
+        """Claim `key` for `ttl` seconds: a token if this caller got it, None if another holds it
+        (a coroutine's result for the async caches).
+        """
+        ...
 
-    def release(self, key: str, token: str) -> Any: ...
+    def release(self, key: str, token: str) -> Any:
+        """Release `key` if `token` still holds it (a claim that expired is left alone)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -116,12 +138,15 @@ class CacheKeys:
     namespace: str = "callsid-resolver"
 
     def sid(self, call_sid: str) -> str:
+        """The key of `call_sid`'s cached mapping."""
         return f"{self.namespace}:v{SCHEMA_VERSION}:sid:{{{call_sid}}}"
 
     def conversation(self, conversation_id: str) -> str:
+        """The key of a conversation's cached mapping."""
         return f"{self.namespace}:v{SCHEMA_VERSION}:conv:{{{conversation_id}}}"
 
     def lock(self, call_sid: str) -> str:
+        """The key of the lock that lets one process resolve `call_sid` at a time."""
         return f"{self.namespace}:v{SCHEMA_VERSION}:lock:{{{call_sid}}}"
 
     def entries_for(self, conversations: Sequence[Conversation]) -> dict[str, CachedMapping]:
@@ -146,67 +171,11 @@ class CacheKeys:
         return out
 
 
-class MemoryCache:
-    """An in-process, thread-safe LRU cache with a TTL per entry (cachetools `TLRUCache`).
-
-    `ttl` is the default lifetime in seconds; the resolver gives negative entries their own,
-    shorter one. `timer` is injectable for tests. Safe to share between threads and between the
-    sync and async resolvers of one process.
-    """
-
-    def __init__(
-        self,
-        maxsize: int = 100_000,
-        ttl: float = 24 * 3600.0,
-        *,
-        timer: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if maxsize < 1 or ttl <= 0:
-            raise ValueError("maxsize and ttl must be positive")
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._data: cachetools.TLRUCache[str, tuple[CachedMapping, float]] = cachetools.TLRUCache(
-            maxsize=maxsize, ttu=_expires_at, timer=timer
-        )
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._data)
-
-    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
-        with self._lock:
-            return [entry[0] if (entry := self._data.get(key)) else None for key in keys]
-
-    def set_many(
-        self,
-        items: Mapping[str, CachedMapping],
-        ttl: float | None = None,
-        *,
-        only_if_absent: bool = False,
-    ) -> None:
-        lifetime = self.ttl if ttl is None else ttl
-        with self._lock:
-            for key, value in items.items():
-                if not (only_if_absent and key in self._data):  # `in` skips expired entries
-                    self._data[key] = (value, lifetime)
-
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self._data.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-def _expires_at(_key: str, value: tuple[CachedMapping, float], now: float) -> float:
-    return now + value[1]
-
-
 class NullCache:
     """Remembers nothing: every resolution goes to the API (single flight still applies)."""
 
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """A None for every key: nothing is ever cached."""
         return [None] * len(keys)
 
     def set_many(
@@ -216,9 +185,11 @@ class NullCache:
         *,
         only_if_absent: bool = False,
     ) -> None:
+        """Do nothing: nothing is ever stored."""
         return None
 
     def delete(self, key: str) -> None:
+        """Do nothing: nothing is ever stored."""
         return None
 
 
@@ -261,3 +232,7 @@ def as_async_cache(cache: ResolutionCache | AsyncResolutionCache) -> AsyncResolu
     if inspect.iscoroutinefunction(cache.get_many):
         return cache  # type: ignore[return-value]
     return _BlockingCacheAdapter(cache)  # type: ignore[arg-type]
+
+
+# Last: `_memory` builds on the names above; `MemoryCache` stays importable from here.
+from ._memory import MemoryCache  # noqa: E402

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
+from urllib.request import getproxies
 
 import httpx
 from typing_extensions import Self, Unpack
@@ -24,6 +26,7 @@ from ._core._retry import RetryPolicy, RetryState
 from ._core._secrets import redact_password, scrub
 from ._exceptions import ApiError, DeadlineExceeded, InvalidApiKey, MissingApiKey, TransportError
 from ._models import Conversation, ConversationsPage, ConversationSummary, SignedUrl
+from ._shards import ShardedTransport
 from ._watchdog import Watchdog
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=20)
+AIOHTTP_HINT = "backend='aiohttp' needs httpx-aiohttp: pip install 'callsid-resolver[aiohttp]'"
 API_KEY_ENV = "ELEVENLABS_API_KEY"
 BASE_URL_ENV = "ELEVENLABS_BASE_URL"
 
@@ -87,6 +91,8 @@ class _ClientBase:
     def __init__(
         self, api_key: str | None, base_url: str | None, timeout: httpx.Timeout, retry: RetryPolicy
     ) -> None:
+        # Set by each twin: how many requests may be in flight at once (None: no bound).
+        self.max_in_flight: int | None = None
         raw = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if raw is None or (api_key is None and not raw.strip()):
             raise MissingApiKey(API_KEY_ENV)
@@ -120,6 +126,17 @@ class _ClientBase:
     def __repr__(self) -> str:
         # The key stays out: reprs reach logs and tracebacks.
         return f"{type(self).__name__}(base_url={redact_password(self.base_url)!r})"
+
+    def _set_bound(self, max_in_flight: int | None, limits: httpx.Limits, own_pool: bool) -> None:
+        """Bound in-flight requests to the pool's size (for a pool we build; otherwise only to
+        what the caller passed): a request then waits for a slot in our queue, whose wait counts
+        against the call's deadline only, instead of in httpx's pool, whose `pool` timeout it
+        would exhaust under a burst and whose connection assignment grows with the queue."""
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        if max_in_flight is None and own_pool:
+            max_in_flight = limits.max_connections
+        self.max_in_flight = max_in_flight
 
     def _request(
         self, http: httpx.Client | httpx.AsyncClient, call: ApiCall[Any], state: RetryState
@@ -188,6 +205,11 @@ class ElevenLabsClient(_ClientBase):
     `https://api.eu.residency.elevenlabs.io`) or the emulator,
     and `http_client` to share your own `httpx.Client` (it is then yours to close). The client is
     thread-safe and reuses its connection pool; close it, or use it as a context manager.
+
+    `limits` sizes the pool the client builds (20 connections by default), and at most
+    `max_in_flight` requests (by default the pool's `max_connections`) are sent at once; the rest
+    wait their turn within the call's deadline. With your own `http_client` or `transport`, no
+    bound applies unless you pass `max_in_flight`: size it to that pool (docs/resolution.md).
     """
 
     def __init__(
@@ -199,11 +221,17 @@ class ElevenLabsClient(_ClientBase):
         retry: RetryPolicy | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        max_in_flight: int | None = None,
     ) -> None:
         super().__init__(api_key, base_url, timeout, retry or RetryPolicy())
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
-            timeout=timeout, limits=DEFAULT_LIMITS, transport=transport
+            timeout=timeout, limits=limits, transport=transport
+        )
+        self._set_bound(max_in_flight, limits, http_client is None and transport is None)
+        self._slots = (
+            None if self.max_in_flight is None else threading.BoundedSemaphore(self.max_in_flight)
         )
         self._sleep: Callable[[float], None] = time.sleep
 
@@ -263,6 +291,18 @@ class ElevenLabsClient(_ClientBase):
             self._sleep(delay)
 
     def _attempt(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:
+        """One request in one of the `max_in_flight` slots (see `_ClientBase._set_bound`)."""
+        if self._slots is None:
+            return self._exchange(call, state)
+        if not self._slots.acquire(timeout=max(state.deadline_at - self._clock(), 0.0)):
+            state.attempt_timeout(self.timeout, self._clock())  # counted: it was tried
+            raise httpx.PoolTimeout(f"no request slot of {self.max_in_flight} freed in time")
+        try:
+            return self._exchange(call, state)
+        finally:
+            self._slots.release()
+
+    def _exchange(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:
         """One request, its body read as a stream so that neither the deadline nor the body cap
         can be overrun: httpx's timeouts bound each read, not the whole (docs/protocol.md §10)."""
         request = self._request(self._http, call, state)
@@ -287,6 +327,7 @@ class ElevenLabsClient(_ClientBase):
         return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     def close(self) -> None:
+        """Close the HTTP connections, unless the client was given its own `http_client`."""
         if self._owns_http:
             self._http.close()
 
@@ -303,7 +344,14 @@ class ElevenLabsClient(_ClientBase):
 
 
 class AsyncElevenLabsClient(_ClientBase):
-    """The `asyncio` twin of `ElevenLabsClient`, with the same methods as coroutines."""
+    """The `asyncio` twin of `ElevenLabsClient`, with the same methods as coroutines.
+
+    `limits` and `max_in_flight` as in `ElevenLabsClient`. `backend="aiohttp"` (extra
+    `callsid-resolver[aiohttp]`) sends through aiohttp's connection pool behind httpx's API
+    (httpx-aiohttp), which keeps up better with hundreds of concurrent requests; it speaks
+    HTTP/1.1 only, does not read proxy settings from the environment, and is ignored when you
+    pass `http_client` or `transport`.
+    """
 
     def __init__(
         self,
@@ -314,12 +362,26 @@ class AsyncElevenLabsClient(_ClientBase):
         retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        max_in_flight: int | None = None,
+        backend: Literal["httpx", "aiohttp"] = "httpx",
     ) -> None:
         super().__init__(api_key, base_url, timeout, retry or RetryPolicy())
         self._owns_http = http_client is None
+        own_pool = http_client is None and transport is None
+        if backend not in ("httpx", "aiohttp"):
+            raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
+        if backend == "aiohttp" and own_pool:
+            transport = _aiohttp_transport(limits)
+        elif own_pool and limits.max_connections and not _env_proxies():
+            # httpx's pool in small pools (see `_shards`); with a proxy from the environment,
+            # httpx's own transport, which is the one that honours it.
+            transport = ShardedTransport(limits)
         self._http = http_client or httpx.AsyncClient(
-            timeout=timeout, limits=DEFAULT_LIMITS, transport=transport
+            timeout=timeout, limits=limits, transport=transport
         )
+        self._set_bound(max_in_flight, limits, own_pool)
+        self._slots = None if self.max_in_flight is None else asyncio.Semaphore(self.max_in_flight)
         self._sleep: Callable[[float], Any] = asyncio.sleep
 
     async def list_conversations(
@@ -380,15 +442,31 @@ class AsyncElevenLabsClient(_ClientBase):
             await self._sleep(delay)
 
     async def _attempt(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:
-        """One request, bounded as a whole by the time left (docs/protocol.md §10)."""
-        request = self._request(self._http, call, state)
+        """One request, bounded as a whole by the time left (docs/protocol.md §10), the wait
+        for a slot included (see `_ClientBase._set_bound`)."""
         left = max(state.deadline_at - self._clock(), 0.001)
+        slots = self._slots
+        sent = state.attempts
         try:
-            return await asyncio.wait_for(self._exchange(call, request), left)
+            if slots is None:
+                return await asyncio.wait_for(self._exchange(call, state), left)
+            return await asyncio.wait_for(self._bounded(slots, call, state), left)
         except asyncio.TimeoutError:
+            if state.attempts == sent:  # never sent, it waited for a slot: counted all the same
+                state.attempt_timeout(self.timeout, self._clock())
+                message = f"no request slot of {self.max_in_flight} freed in time"
+                raise httpx.PoolTimeout(message) from None
             raise httpx.ReadTimeout("total deadline reached during the request") from None
 
-    async def _exchange(self, call: ApiCall[Any], request: httpx.Request) -> httpx.Response:
+    async def _bounded(
+        self, slots: asyncio.Semaphore, call: ApiCall[Any], state: RetryState
+    ) -> httpx.Response:
+        async with slots:
+            return await self._exchange(call, state)
+
+    async def _exchange(self, call: ApiCall[Any], state: RetryState) -> httpx.Response:
+        # Built once a slot is held, so that the attempt's timeouts count from the send.
+        request = self._request(self._http, call, state)
         response = await self._http.send(request, stream=True)
         try:
             limit = call.body_limit(response.status_code)
@@ -402,6 +480,7 @@ class AsyncElevenLabsClient(_ClientBase):
         return self._finish(call, request, response, bytes(body[: limit + 1]))
 
     async def aclose(self) -> None:
+        """Close the HTTP connections, unless the client was given its own `http_client`."""
         if self._owns_http:
             await self._http.aclose()
 
@@ -415,6 +494,21 @@ class AsyncElevenLabsClient(_ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _env_proxies() -> bool:
+    return any(scheme in getproxies() for scheme in ("http", "https", "all"))
+
+
+def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx-aiohttp's transport with a connector the size of `limits`: aiohttp's pool hands
+    a freed connection to the next waiter without httpcore's scan of every connection."""
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError as exc:
+        raise ImportError(AIOHTTP_HINT) from exc
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
+    return transport
 
 
 def _new_cursor(query: ListQuery, seen: set[str | None]) -> bool:

@@ -373,6 +373,9 @@ class RateLimited(ApiError):
 
     @property
     def reason(self) -> RateLimitReason | None:
+        """Why the API refused: `"concurrency"` (too many requests at once) or `"rate"` (too many
+        in a short time), from the error code; None when it does not say.
+        """
         return _RATE_LIMIT_CODES.get(self.error_code or "")
 
 

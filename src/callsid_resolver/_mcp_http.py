@@ -196,8 +196,8 @@ def secure_app(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `callsid-resolver mcp` (the CLI calls `run(args)` with them)."""
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
     parser.add_argument("--path", default="/mcp", help="the endpoint's path (default /mcp)")
     parser.add_argument(
         "--redis", metavar="URL", help="Redis shared with the backends (default: in memory)"

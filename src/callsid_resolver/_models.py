@@ -73,6 +73,7 @@ class ConversationSummary(_ApiModel):
 
     @property
     def is_live(self) -> bool:
+        """True while the call is `initiated` or `in-progress`."""
         return self.status in LIVE_STATUSES
 
 
@@ -204,6 +205,7 @@ class Conversation(_ApiModel):
 
     @property
     def is_live(self) -> bool:
+        """True while the call is `initiated` or `in-progress`."""
         return self.status in LIVE_STATUSES
 
 

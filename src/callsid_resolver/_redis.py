@@ -129,6 +129,9 @@ class RedisCache:
         self._release = client.register_script(_RELEASE)
 
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry. One
+        `MGET`.
+        """
         if not keys:
             return []
         return [_decode(raw) for raw in _mget(self.client)(list(keys))]
@@ -140,6 +143,9 @@ class RedisCache:
         *,
         only_if_absent: bool = False,
     ) -> None:
+        """Store each mapping of `items` under its key for `ttl` seconds (None: the cache's
+        default TTL). One pipelined round trip.
+        """
         px = _millis(self.ttl if ttl is None else ttl)
         with self.client.pipeline(transaction=False) as pipe:
             for key, value in items.items():
@@ -147,6 +153,7 @@ class RedisCache:
             pipe.execute()
 
     def delete(self, key: str) -> None:
+        """Remove `key` (no error when it is absent)."""
         self.client.delete(key)
 
     def claim(self, key: str, ttl: float) -> str | None:
@@ -155,6 +162,7 @@ class RedisCache:
         return token if self.client.set(key, token, nx=True, px=_millis(ttl)) else None
 
     def release(self, key: str, token: str) -> None:
+        """Release `key` if `token` still holds it (one atomic script)."""
         self._release(keys=[key], args=[token])
 
 
@@ -175,6 +183,9 @@ class AsyncRedisCache:
         self._release = client.register_script(_RELEASE)
 
     async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry. One
+        `MGET`.
+        """
         if not keys:
             return []
         return [_decode(raw) for raw in await _mget(self.client)(list(keys))]
@@ -186,6 +197,9 @@ class AsyncRedisCache:
         *,
         only_if_absent: bool = False,
     ) -> None:
+        """Store each mapping of `items` under its key for `ttl` seconds (None: the cache's
+        default TTL). One pipelined round trip.
+        """
         px = _millis(self.ttl if ttl is None else ttl)
         async with self.client.pipeline(transaction=False) as pipe:
             for key, value in items.items():
@@ -193,13 +207,16 @@ class AsyncRedisCache:
             await pipe.execute()
 
     async def delete(self, key: str) -> None:
+        """Remove `key` (no error when it is absent)."""
         await self.client.delete(key)
 
     async def claim(self, key: str, ttl: float) -> str | None:
+        """Claim `key` for `ttl` seconds with `SET NX`: a token, or None if it is held."""
         token = uuid.uuid4().hex
         return token if await self.client.set(key, token, nx=True, px=_millis(ttl)) else None
 
     async def release(self, key: str, token: str) -> None:
+        """Release `key` if `token` still holds it (one atomic script)."""
         await self._release(keys=[key], args=[token])
 
 
@@ -214,6 +231,10 @@ class TieredCache:
             self.claim, self.release = back.claim, back.release
 
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry.
+
+        The local front answers first; keys it misses are read from Redis and kept locally.
+        """
         found = self.front.get_many(keys)
         missing = [k for k, v in zip(keys, found, strict=True) if v is None]
         if not missing:
@@ -230,6 +251,7 @@ class TieredCache:
         *,
         only_if_absent: bool = False,
     ) -> None:
+        """Store in Redis, then in the local front cache."""
         if only_if_absent:
             # Only the shared cache can tell whether a key is absent fleet-wide; the front, which
             # keeps no misses (see `_merge`), is left alone.
@@ -240,6 +262,7 @@ class TieredCache:
         self.back.set_many(items, ttl)
 
     def delete(self, key: str) -> None:
+        """Remove `key` from Redis, then from the local front cache."""
         self.front.delete(key)
         self.back.delete(key)
 
@@ -254,6 +277,10 @@ class AsyncTieredCache:
             self.claim, self.release = back.claim, back.release
 
     async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+        """The cached mappings of `keys`, in order; None where a key has no live entry.
+
+        The local front answers first; keys it misses are read from Redis and kept locally.
+        """
         found = self.front.get_many(keys)
         missing = [k for k, v in zip(keys, found, strict=True) if v is None]
         if not missing:
@@ -270,6 +297,7 @@ class AsyncTieredCache:
         *,
         only_if_absent: bool = False,
     ) -> None:
+        """Store in Redis, then in the local front cache."""
         if only_if_absent:  # see `TieredCache.set_many`
             await self.back.set_many(items, ttl, only_if_absent=True)
             return
@@ -277,6 +305,7 @@ class AsyncTieredCache:
         await self.back.set_many(items, ttl)
 
     async def delete(self, key: str) -> None:
+        """Remove `key` from Redis, then from the local front cache."""
         self.front.delete(key)
         await self.back.delete(key)
 

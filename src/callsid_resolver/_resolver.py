@@ -34,6 +34,7 @@ from ._core._plan import Hints, Plan, ServerCapabilities, Settings, resolve_plan
 from ._exceptions import ApiError, CacheUnavailable, NotFound
 from ._flights import TaskFlights, ThreadFlights
 from ._lookups import Lookups, log_cache_fault, without_cache
+from ._memory import warm_table
 from ._models import Conversation, Resolution
 from ._priming import CallRef, ToolCallMemo
 
@@ -91,6 +92,36 @@ class _ResolverBase:
         self.capabilities = ServerCapabilities()
         self.cache_faults = 0
         self._lookups = Lookups(self.settings.keys)
+        self._warm_entries, self._warm_clock = warm_table(cache, self.settings.keys)
+
+    def _warm(self, call_sid: str, hints: ResolveHints) -> Resolution | None:
+        """The answer from the in-process cache, before the plan and the single flight: what
+        the plan's first step would return, or None to let the plan run (a miss, a cached miss,
+        an entry of another agent than the `agent_id` hint names).
+
+        The table holds only validated call SIDs, so a hit needs no validation of `call_sid`.
+        """
+        table = self._warm_entries
+        if table is None:
+            return None
+        try:
+            entry = table.get(call_sid)
+        except TypeError:  # unhashable: the plan refuses it
+            return None
+        if entry is None or entry.conversation_id is None or entry.expires <= self._warm_clock():
+            return None
+        if hints:  # checked as the plan checks them; the agent rule is `_Search._of_the_agent`
+            self._check_hints(hints)
+            agent_id = narrow_hints(hints).agent_id
+            if agent_id is not None and entry.agent_id not in (None, agent_id):
+                return None
+        return entry.resolution or entry.to_resolution()
+
+    @staticmethod
+    def _check_hints(hints: ResolveHints) -> None:
+        unknown = hints.keys() - ResolveHints.__annotations__.keys()
+        if unknown:
+            raise TypeError(f"unknown hint(s): {', '.join(sorted(unknown))}")
 
     def _forgetting(self, sid: str) -> str:
         self._lookups.forgetting(sid)
@@ -103,9 +134,7 @@ class _ResolverBase:
     def _plan(
         self, call_sid: str, hints: ResolveHints
     ) -> tuple[tuple[str, Hints], Callable[[], Plan]]:
-        unknown = hints.keys() - ResolveHints.__annotations__.keys()
-        if unknown:
-            raise TypeError(f"unknown hint(s): {', '.join(sorted(unknown))}")
+        self._check_hints(hints)
         sid = validate_call_sid(call_sid)
         narrowed = narrow_hints(hints)
         return (sid, narrowed), lambda: resolve_plan(
@@ -153,9 +182,9 @@ class CallSidResolver(_ResolverBase):
         cache: ResolutionCache | None = None,
         **options: Unpack[ResolverOptions],
     ) -> None:
-        super().__init__(cache, options)
-        self.client = client
         self.cache: ResolutionCache = cache if cache is not None else MemoryCache()
+        super().__init__(self.cache, options)
+        self.client = client
         self._flights = ThreadFlights()
 
     def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
@@ -167,6 +196,9 @@ class CallSidResolver(_ResolverBase):
         (saying what was searched, and for a live call how else to learn the mapping) when no
         conversation shows the id.
         """
+        found = self._warm(call_sid, hints)
+        if found is not None:
+            return found
         key, plan = self._plan(call_sid, hints)
         return self._flights.run(key, lambda: self._drive(plan(), key[0]))
 
@@ -199,12 +231,24 @@ class CallSidResolver(_ResolverBase):
         memo = self._tool_call_memo()
         ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
         if entries:
-            self.cache.set_many(entries)
+            try:
+                self.cache.set_many(entries)
+            except Exception as exc:
+                raise CacheUnavailable("remember_tool_call", exc) from exc
             memo.written(ref)
         return ref
 
     def forget(self, call_sid: str) -> None:
-        """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
+        """Drop what the cache holds for `call_sid` (a mapping or a cached miss), so the next
+        `resolve()` asks the API.
+
+        Args:
+            call_sid: the call SID to forget.
+
+        Raises:
+            InvalidCallSid: `call_sid` is not a call SID.
+            CacheUnavailable: the cache could not be reached.
+        """
         key = self._forgetting(validate_call_sid(call_sid))
         try:
             self.cache.delete(key)
@@ -301,13 +345,17 @@ class AsyncCallSidResolver(_ResolverBase):
         cache: ResolutionCache | AsyncResolutionCache | None = None,
         **options: Unpack[ResolverOptions],
     ) -> None:
-        super().__init__(cache, options)
+        given = cache if cache is not None else MemoryCache()
+        super().__init__(given, options)
         self.client = client
-        self.cache = as_async_cache(cache if cache is not None else MemoryCache())
+        self.cache = as_async_cache(given)
         self._flights = TaskFlights()
 
     async def resolve(self, call_sid: str, **hints: Unpack[ResolveHints]) -> Resolution:
         """The conversation of `call_sid`; see `CallSidResolver.resolve`."""
+        found = self._warm(call_sid, hints)
+        if found is not None:
+            return found
         key, plan = self._plan(call_sid, hints)
         return await self._flights.run(key, lambda: self._drive(plan(), key[0]))
 
@@ -328,12 +376,24 @@ class AsyncCallSidResolver(_ResolverBase):
         memo = self._tool_call_memo()
         ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
         if entries:
-            await self.cache.set_many(entries)
+            try:
+                await self.cache.set_many(entries)
+            except Exception as exc:
+                raise CacheUnavailable("remember_tool_call", exc) from exc
             memo.written(ref)
         return ref
 
     async def forget(self, call_sid: str) -> None:
-        """Drop what the cache holds for `call_sid`; `CacheUnavailable` when it could not."""
+        """Drop what the cache holds for `call_sid` (a mapping or a cached miss), so the next
+        `resolve()` asks the API.
+
+        Args:
+            call_sid: the call SID to forget.
+
+        Raises:
+            InvalidCallSid: `call_sid` is not a call SID.
+            CacheUnavailable: the cache could not be reached.
+        """
         key = self._forgetting(validate_call_sid(call_sid))
         try:
             await self.cache.delete(key)

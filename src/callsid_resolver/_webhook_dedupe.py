@@ -95,6 +95,7 @@ class _RedisKeys:
         self.ttl_ms = max(1, int(ttl * 1000))
 
     def key(self, event: WebhookEvent | str) -> str:
+        """The Redis key that marks `event` (or a delivery key) as seen."""
         # In braces: a Redis Cluster hash tag, so deliveries spread over the cluster by key.
         return f"{self.prefix}:{{{delivery_key(event)}}}"
 

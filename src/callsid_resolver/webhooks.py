@@ -206,10 +206,12 @@ class WebhookEvent(_ApiModel):
 
     @property
     def conversation_id(self) -> str | None:
+        """The conversation the event is about, when the payload carries it."""
         return self._field("conversation_id")
 
     @property
     def agent_id(self) -> str | None:
+        """The agent of the conversation, when the payload carries it."""
         return self._field("agent_id")
 
     @property

@@ -78,6 +78,9 @@ class ListQuery:
                 object.__setattr__(self, name, tuple(value))
 
     def params(self) -> list[tuple[str, str]]:
+        """The query string of `GET /v1/convai/conversations`, unset fields left out
+        (docs/protocol.md §2).
+        """
         out: list[tuple[str, str]] = []
         for f in fields(self):
             value = getattr(self, f.name)

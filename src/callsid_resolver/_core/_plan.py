@@ -112,9 +112,9 @@ class _Search:
 
     def run(self) -> Plan:
         cached: list[CachedMapping | None] = yield ReadCache((self.keys.sid(self.call_sid),))
-        entry = cached[0]
+        entry = self._of_the_agent(cached[0])
         if entry is None and self.settings.shared_flight:
-            entry = yield from self._wait_for_another_process()
+            entry = self._of_the_agent((yield from self._wait_for_another_process()))
         if entry is not None:
             if entry.conversation_id is None:
                 raise ConversationNotFound(self.call_sid, None, cached=True)
@@ -355,6 +355,14 @@ class _Search:
         if summary.conversation_id in self.checked:
             return False
         return summary.conversation_initiation_source not in NON_TELEPHONY_SOURCES
+
+    def _of_the_agent(self, entry: CachedMapping | None) -> CachedMapping | None:
+        """A cached entry, unless it names another agent than the `agent_id` hint (one primed
+        without an agent may be of any); the resolvers' warm path applies the same rule."""
+        hint = self.hints.agent_id
+        if entry is None or hint is None or entry.agent_id in (None, hint):
+            return entry
+        return None
 
     def _agent_fits(self, agent_id: str | None) -> bool:
         return self.hints.agent_id is None or agent_id == self.hints.agent_id

@@ -35,6 +35,7 @@ class RetryPolicy:
             raise ValueError("backoff and deadline must be positive")
 
     def start(self, now: float) -> RetryState:
+        """A fresh retry state for one call, its deadline counted from `now` (monotonic seconds)."""
         return RetryState(self, started=now)
 
 

@@ -55,7 +55,9 @@ class Mailbox(Protocol):
         """
         ...
 
-    async def size(self, call_sid: str) -> int: ...
+    async def size(self, call_sid: str) -> int:
+        """How many items wait for `call_sid`."""
+        ...
 
 
 @runtime_checkable
@@ -102,6 +104,12 @@ class MemoryMailbox:
         return f"<MemoryMailbox calls={len(self._boxes)} max_items={self.max_items}>"
 
     async def post(self, call_sid: str, item: Any) -> int:
+        """Queue `item` (any JSON value) for `call_sid`; the number now waiting.
+
+        Raises:
+            MailboxFull: the box already holds `max_items`.
+            TypeError: `item` is not JSON-serialisable.
+        """
         sid = validate_call_sid(call_sid)
         encoded = json.dumps(item)  # fails now, for the sender, if the item is not JSON
         with self._lock:
@@ -128,6 +136,7 @@ class MemoryMailbox:
             return len(taken)
 
     async def drain(self, call_sid: str) -> list[Any]:
+        """Take every item waiting for `call_sid`, oldest first, and empty its box."""
         sid = validate_call_sid(call_sid)
         with self._lock:
             self._expire(self._clock())
@@ -135,6 +144,7 @@ class MemoryMailbox:
         return [json.loads(raw) for raw in items]
 
     async def size(self, call_sid: str) -> int:
+        """How many items wait for `call_sid`."""
         sid = validate_call_sid(call_sid)
         with self._lock:
             self._expire(self._clock())
@@ -239,9 +249,16 @@ class RedisMailbox:
         return f"<RedisMailbox key_prefix={self.key_prefix!r} max_items={self.max_items}>"
 
     def key(self, call_sid: str) -> str:
+        """The Redis list that holds `call_sid`'s items (hash-tagged by call SID)."""
         return f"{self.key_prefix}:mailbox:{{{validate_call_sid(call_sid)}}}"
 
     async def post(self, call_sid: str, item: Any) -> int:
+        """Queue `item` (any JSON value) for `call_sid`, atomically; the number now waiting.
+
+        Raises:
+            MailboxFull: the box already holds `max_items`.
+            TypeError: `item` is not JSON-serialisable.
+        """
         key = self.key(call_sid)
         args: list[str | int] = [json.dumps(item), self.max_items, self._ttl_ms]
         count = int(await self._redis(call_sid, "post", self._post(keys=[key], args=args)))
@@ -259,6 +276,7 @@ class RedisMailbox:
         return int(await self._redis(call_sid, "post", self._post_many(keys=[key], args=args)))
 
     async def drain(self, call_sid: str) -> list[Any]:
+        """Take every item waiting for `call_sid`, oldest first, in one transaction."""
         key = self.key(call_sid)
         raw = await self._redis(call_sid, "drain", self.client.lrange(key, 0, -1))
         if not raw:
@@ -280,6 +298,7 @@ class RedisMailbox:
         return [value for ok, value in decoded[gone:] if ok]
 
     async def size(self, call_sid: str) -> int:
+        """How many items wait for `call_sid`."""
         key = self.key(call_sid)
         return int(await self._redis(call_sid, "size", self.client.llen(key)))
 

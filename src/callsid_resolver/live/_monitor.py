@@ -122,7 +122,18 @@ class MonitorChannel:
     async def end_call(
         self, *, call_sid: str | None = None, conversation_id: str | None = None
     ) -> str:
-        """Hang up the call; returns its conversation id."""
+        """End the call through its monitoring socket (docs/protocol.md §11).
+
+        Args:
+            call_sid: the call's `system__call_sid` (needs the channel's resolver).
+            conversation_id: the conversation, when you have it.
+
+        Returns:
+            The conversation id the command went to.
+
+        Raises:
+            MonitorError: the socket was refused (plan, scope, monitoring disabled) or dropped.
+        """
         return await self.send(
             MonitorCommand.end_call(), call_sid=call_sid, conversation_id=conversation_id
         )

@@ -67,6 +67,7 @@ class ClientEvent(BaseModel):
 
     def to_json(self) -> str:
         # Optional fields the caller left out stay off the wire (`context_id`, overrides).
+        """The event as the socket sends it, unset optional fields left out."""
         return self.model_dump_json(exclude_none=True)
 
 
@@ -285,20 +286,28 @@ class MonitorCommand(BaseModel):
 
     @classmethod
     def contextual_update(cls, text: str) -> MonitorCommand:
+        """A command adding `text` to the agent's context."""
         return cls(command_type="contextual_update", parameters={"contextual_update": text})
 
     @classmethod
     def end_call(cls) -> MonitorCommand:
+        """A command ending the call."""
         return cls(command_type="end_call")
 
     @classmethod
     def transfer_to_number(cls, phone_number: str) -> MonitorCommand:
         # The number reaches a live call's routing: refuse what is plainly not a number early.
+        """A command transferring the call to `phone_number` (digits, optional leading `+`).
+
+        Raises:
+            ValueError: `phone_number` is not a phone number.
+        """
         if not _PHONE.fullmatch(phone_number):
             raise ValueError("phone_number must be digits with an optional leading '+'")
         return cls(command_type="transfer_to_number", parameters={"phone_number": phone_number})
 
     def to_json(self) -> str:
+        """The command as the monitoring socket sends it."""
         return self.model_dump_json(exclude_none=True)
 
 

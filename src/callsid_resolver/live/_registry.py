@@ -27,9 +27,13 @@ logger = logging.getLogger("callsid_resolver.live")
 class RegistryListener(Protocol):
     """Told of each call that gets a session in the registry, and of each that loses it."""
 
-    async def session_registered(self, call_sid: str, conversation_id: str) -> None: ...
+    async def session_registered(self, call_sid: str, conversation_id: str) -> None:
+        """Called when a session is registered for `call_sid`."""
+        ...
 
-    def session_dropped(self, call_sid: str, conversation_id: str) -> None: ...
+    def session_dropped(self, call_sid: str, conversation_id: str) -> None:
+        """Called when the session of `call_sid` closes or is unregistered."""
+        ...
 
 
 class SessionRegistry:
@@ -85,6 +89,7 @@ class SessionRegistry:
                 logger.warning("could not announce the session of %s: %s", sid, exc)
 
     def unregister(self, session: ConversationSession) -> None:
+        """Forget `session` (its listeners hear `session_dropped`)."""
         self._drop(session)
 
     def get(
@@ -99,10 +104,12 @@ class SessionRegistry:
         return session if session is not None and not session.closed else None
 
     def call_sid_of(self, conversation_id: str) -> str | None:
+        """The call SID a conversation's session was registered under, or None."""
         session = self._by_conversation.get(conversation_id)
         return self._sid_of.get(id(session)) if session is not None else None
 
     def sessions(self) -> list[ConversationSession]:
+        """The sessions registered now."""
         return list(self._by_conversation.values())
 
     def calls(self) -> dict[str, str]:
@@ -114,9 +121,11 @@ class SessionRegistry:
         }
 
     def add_listener(self, listener: RegistryListener) -> None:
+        """Tell `listener` about every registration and drop from now on."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: RegistryListener) -> None:
+        """Stop telling `listener` (no error if it was not added)."""
         if listener in self._listeners:
             self._listeners.remove(listener)
 

@@ -211,9 +211,11 @@ class RedisRouter:
 
     # -- ownership (the registry tells us) --------------------------------------------------
     async def session_registered(self, call_sid: str, conversation_id: str) -> None:
+        """Announce that this worker holds `call_sid`'s session (the registry calls it)."""
         await self._leases.announce(call_sid, conversation_id)
 
     def session_dropped(self, call_sid: str, conversation_id: str) -> None:
+        """Withdraw this worker's claim on `call_sid` (the registry calls it)."""
         self._leases.forget(call_sid, conversation_id)
         try:
             asyncio.get_running_loop()

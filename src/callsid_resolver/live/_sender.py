@@ -136,6 +136,24 @@ class Sender:
         context_id: str | None = None,
         channel: Channel | None = None,
     ) -> Receipt:
+        """Add `text` to the agent's context without a reply (docs/protocol.md §11).
+
+        Args:
+            text: the update, e.g. `"Caller is a VIP"`.
+            call_sid: the call's `system__call_sid`; resolved to its conversation when needed.
+            conversation_id: the conversation, when you have it (skips the resolution).
+            channel: force one channel (`"session"`, `"monitor"` or `"mailbox"`) instead of the
+                first that reaches the call.
+            context_id: updates sharing it replace each other (session channel only).
+
+        Returns:
+            A `Receipt` naming the channel that took it.
+
+        Raises:
+            NotLive: no channel reached the call (`.reasons` says why, per channel).
+            SendTimeout: a channel took longer than the sender's timeout.
+            RouteTimeout: the worker holding the session did not acknowledge in time.
+        """
         event = ContextualUpdate(text=text, context_id=context_id)
         return await self.send(
             event, call_sid=call_sid, conversation_id=conversation_id, channel=channel
@@ -149,6 +167,25 @@ class Sender:
         conversation_id: str | None = None,
         channel: Channel | None = None,
     ) -> Receipt:
+        """Send `text` as if the caller had said it: the agent answers it. Only a session carries
+        it
+        (the monitor and the mailbox have no such message).
+
+        Args:
+            text: the message.
+            call_sid: the call's `system__call_sid`; resolved to its conversation when needed.
+            conversation_id: the conversation, when you have it (skips the resolution).
+            channel: force one channel (`"session"`, `"monitor"` or `"mailbox"`) instead of the
+                first that reaches the call.
+
+        Returns:
+            A `Receipt` naming the channel that took it.
+
+        Raises:
+            NotLive: no channel reached the call (`.reasons` says why, per channel).
+            SendTimeout: a channel took longer than the sender's timeout.
+            RouteTimeout: the worker holding the session did not acknowledge in time.
+        """
         event = UserMessage(text=text)
         return await self.send(
             event, call_sid=call_sid, conversation_id=conversation_id, channel=channel
@@ -164,6 +201,25 @@ class Sender:
         conversation_id: str | None = None,
         channel: Channel | None = None,
     ) -> Receipt:
+        """Answer a client tool call (`client_tool_call`) of the agent.
+
+        Args:
+            tool_call_id: the id of the agent's `client_tool_call`.
+            result: the result; anything but a string is sent as JSON text.
+            is_error: tell the agent the tool failed.
+            call_sid: the call's `system__call_sid`; resolved to its conversation when needed.
+            conversation_id: the conversation, when you have it (skips the resolution).
+            channel: force one channel (`"session"`, `"monitor"` or `"mailbox"`) instead of the
+                first that reaches the call.
+
+        Returns:
+            A `Receipt` naming the channel that took it.
+
+        Raises:
+            NotLive: no channel reached the call (`.reasons` says why, per channel).
+            SendTimeout: a channel took longer than the sender's timeout.
+            RouteTimeout: the worker holding the session did not acknowledge in time.
+        """
         event = ClientToolResult(
             tool_call_id=tool_call_id, result=tool_result_text(result), is_error=is_error
         )

@@ -211,6 +211,7 @@ class ConversationSession:
 
     @property
     def closed(self) -> bool:
+        """True once the socket is closed, by either side."""
         return self._closed
 
     @property
@@ -245,18 +246,33 @@ class ConversationSession:
             await confirmed(batch)
 
     async def send_contextual_update(self, text: str, *, context_id: str | None = None) -> None:
+        """Add `text` to the agent's context without a reply.
+
+        Args:
+            text: the update.
+            context_id: updates sharing it replace each other in the agent's context.
+        """
         await self.send(ContextualUpdate(text=text, context_id=context_id))
 
     async def send_user_message(self, text: str) -> None:
+        """Send `text` as if the user had said it: the agent answers it."""
         await self.send(UserMessage(text=text))
 
     async def send_tool_result(
         self, tool_call_id: str, result: Any, *, is_error: bool = False
     ) -> None:
+        """Answer the agent's `client_tool_call` `tool_call_id`.
+
+        Args:
+            tool_call_id: the id of the agent's `client_tool_call`.
+            result: the result; anything but a string is sent as JSON text.
+            is_error: tell the agent the tool failed.
+        """
         text = tool_result_text(result)
         await self.send(ClientToolResult(tool_call_id=tool_call_id, result=text, is_error=is_error))
 
     async def send_user_activity(self) -> None:
+        """Tell the agent the user is active (it holds off interrupting)."""
         await self.send(UserActivity())
 
     async def _write(self, event: ClientEvent) -> Batch | None:

@@ -49,6 +49,7 @@ class RequestRecord:
 
     @property
     def request_id(self) -> str:
+        """The `request-id` the emulator answered this request with."""
         return f"emu_{self.number:08d}"
 
     def param(self, name: str) -> str | None:
@@ -76,6 +77,7 @@ class RequestLog(Sequence[RequestRecord]):
     def add(
         self, method: str, path: str, params: Sequence[tuple[str, str]], endpoint: str
     ) -> RequestRecord:
+        """Record one request; its `RequestRecord` (the status is set once answered)."""
         with self._lock:
             record = RequestRecord(next(self._numbers), method, path, list(params), endpoint)
             self._records.append(record)
@@ -83,13 +85,16 @@ class RequestLog(Sequence[RequestRecord]):
         return record
 
     def count(self, endpoint: str) -> int:
+        """Requests to `endpoint` since the last `reset()`."""
         return self._counts[endpoint]
 
     @property
     def total(self) -> int:
+        """Requests to every endpoint since the last `reset()`."""
         return self._counts.total()
 
     def counts(self) -> dict[str, int]:
+        """Requests per endpoint since the last `reset()`."""
         return dict(self._counts)
 
     def reset(self) -> None:
@@ -99,6 +104,7 @@ class RequestLog(Sequence[RequestRecord]):
             self._counts.clear()
 
     def of(self, endpoint: str) -> list[RequestRecord]:
+        """The logged requests to `endpoint`, in order."""
         return [r for r in self._records if r.endpoint == endpoint]
 
     @overload
@@ -164,6 +170,15 @@ class Emulator:
             self.add_conversation(conversation)
 
     # -- profile ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        live = sum(c.get("status") in ("initiated", "in-progress") for c in self.conversations())
+        key = "any key" if self.api_key is None else "one key"
+        return (
+            f"<Emulator {len(self.store)} conversation(s), {live} live, profile "
+            f"{self.profile.name!r}, filter_mode={self.filter_mode!r}, {key}, "
+            f"{self.total_requests} request(s) served>"
+        )
+
     @property
     def profile(self) -> EmulatorProfile:
         """The reading of the real API being played; set it to a name, a file or a profile."""
@@ -252,6 +267,7 @@ class Emulator:
             self._faults += [fault] * times
 
     def take_fault(self, endpoint: str) -> _http.Fault | None:
+        """The next scripted fault for `endpoint`, removed from the queue, or None."""
         with self._lock:
             for i, fault in enumerate(self._faults):
                 if fault.endpoint in (None, endpoint):
@@ -259,6 +275,7 @@ class Emulator:
         return None
 
     def clear_faults(self) -> None:
+        """Drop every fault scripted with `inject` that has not fired yet."""
         with self._lock:
             self._faults.clear()
 
@@ -268,13 +285,16 @@ class Emulator:
 
     @property
     def total_requests(self) -> int:
+        """Requests to every endpoint since the last `reset_counts()`."""
         return self.requests.total
 
     @property
     def counts(self) -> dict[str, int]:
+        """Requests per endpoint since the last `reset_counts()`."""
         return self.requests.counts()
 
     def reset_counts(self) -> None:
+        """Start counting requests from zero."""
         self.requests.reset()
 
     # -- signed URLs -----------------------------------------------------------------------
@@ -288,6 +308,7 @@ class Emulator:
 
     # -- agent-socket conversations (the socket side is `_sockets`) --------------------------
     def session(self, conversation_id: str) -> Session:
+        """The agent-socket session of a conversation (KeyError if none was opened)."""
         return self.sessions[conversation_id]
 
     def session_events(self, conversation_id: str) -> list[Json]:

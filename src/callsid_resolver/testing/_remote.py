@@ -37,13 +37,16 @@ class RemoteEmulator:
         self._http = httpx.Client(base_url=base_url, timeout=10)
 
     def count(self, endpoint: str) -> int:
+        """Requests to `endpoint` since the last `reset_counts()`."""
         return int(self._counts().get(endpoint, 0))
 
     @property
     def total_requests(self) -> int:
+        """Requests to every endpoint since the last `reset_counts()`."""
         return sum(self._counts().values())
 
     def reset_counts(self) -> None:
+        """Start counting requests from zero."""
         self._http.post("/_emulator/reset").raise_for_status()
 
     def configure(self, **settings: Any) -> dict[str, Any]:
@@ -89,6 +92,7 @@ class RemoteEmulator:
         return counts
 
     def close(self) -> None:
+        """Close the connection to the control endpoint."""
         self._http.close()
 
 

@@ -63,6 +63,7 @@ class Session:
 
     @property
     def live(self) -> bool:
+        """True while the client's socket is connected."""
         return self._socket is not None
 
     @property
@@ -72,11 +73,17 @@ class Session:
         return [p for p in self.pings[:-1] if p not in answered]
 
     def record(self, message: Json) -> None:
+        """Keep one client event (and note a pong's `event_id`)."""
         self.events.append(message)
         if message.get("type") == "pong":
             self.pongs.append(int(message.get("event_id", -1)))
 
     async def send(self, event: Json) -> None:
+        """Send one server event to the client, and to every monitor watching.
+
+        Raises:
+            RuntimeError: the session is closed.
+        """
         if self._socket is None:
             raise RuntimeError(f"the session {self.conversation_id} is closed")
         async with self._lock:
@@ -88,6 +95,7 @@ class Session:
                     await forward(event)
 
     async def call_client_tool(self, tool_name: str, parameters: Json) -> str:
+        """Make the agent send a `client_tool_call`; its `tool_call_id`."""
         event_id = next(self.event_ids)
         tool_call_id = f"toolu_emu{self.conversation_id[-8:]}{event_id:04d}"
         body = {"tool_name": tool_name, "tool_call_id": tool_call_id, "parameters": parameters}
@@ -97,6 +105,7 @@ class Session:
         return tool_call_id
 
     def tool_results(self, tool_call_id: str) -> list[Json]:
+        """The `client_tool_result` events answering `tool_call_id`."""
         return [
             e
             for e in self.events
@@ -115,6 +124,7 @@ class Session:
         return await asyncio.wait_for(poll(), timeout)
 
     async def close(self, code: int, reason: str) -> None:
+        """Close the socket with `code` and `reason`, if it is still open."""
         if self._socket is not None and self._socket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self._socket.close(code, reason)

@@ -24,11 +24,13 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.emulator = emulator
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request of an `httpx.Client`."""
         if self.emulator.latency:
             time.sleep(self.emulator.latency)
         return self._answer(request, request.read())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request of an `httpx.AsyncClient`."""
         if self.emulator.latency:
             await asyncio.sleep(self.emulator.latency)
         return self._answer(request, await request.aread())

@@ -12,7 +12,7 @@ __all__ = ["sign_webhook"]
 def sign_webhook(body: bytes | str, secret: str, *, timestamp: int | None = None) -> str:
     """The `ElevenLabs-Signature` header value ElevenLabs would send with `body`.
 
-    `t=<unix seconds>,v0=<hex HMAC-SHA256 of "<t>.<body>" keyed with secret>` (api-facts §9);
+    `t=<unix seconds>,v0=<hex HMAC-SHA256 of "<t>.<body>" keyed with secret>` (docs/protocol.md §9);
     `timestamp` defaults to now. Post `body` byte for byte with this header.
     """
     if not secret:

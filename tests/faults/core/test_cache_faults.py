@@ -92,6 +92,8 @@ def test_redis_killed_mid_lookup_still_answers_then_recovers(
         assert isinstance(info.value.__cause__, redis.ConnectionError)
         with pytest.raises(CacheUnavailable):
             resolver.forget(sid_of(7))
+        with pytest.raises(CacheUnavailable):  # not remembered: the next tool call writes again
+            resolver.remember_tool_call(sid_of(97), "conv_tool")
         outbound = {"success": True, "conversation_id": "conv_out", "callSid": sid_of(98)}
         with pytest.raises(CacheUnavailable):
             prime_from_outbound_call(resolver, outbound, agent_id="agent_1")
@@ -103,6 +105,8 @@ def test_redis_killed_mid_lookup_still_answers_then_recovers(
         assert resolver.cache_faults == faults
         resolver.remember(sid_of(99), "conv_primed")
         assert resolver.resolve(sid_of(99)).conversation_id == "conv_primed"
+        assert resolver.remember_tool_call(sid_of(97), "conv_tool").written
+        assert resolver.resolve(sid_of(97)).conversation_id == "conv_tool"
 
 
 def test_a_write_refused_by_redis_keeps_the_answer(
@@ -182,6 +186,8 @@ async def test_async_fleet_with_redis_killed_mid_run(
             await resolvers[0].remember(sid_of(99), "conv_primed")
         with pytest.raises(CacheUnavailable):
             await resolvers[0].forget(sid_of(7))
+        with pytest.raises(CacheUnavailable):
+            await resolvers[0].remember_tool_call(sid_of(97), "conv_tool")
         tiered = AsyncCallSidResolver(
             clients[0], cache=AsyncTieredCache(MemoryCache(), AsyncRedisCache(arclient))
         )
