@@ -124,6 +124,7 @@ class MemoryMailbox:
             return len(items)
 
     async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        """Queue `items` in order under one lock; how many fitted. See `RunMailbox`."""
         sid = validate_call_sid(call_sid)
         encoded = [json.dumps(item) for item in items]
         with self._lock:
