@@ -8,7 +8,7 @@ between numbers measured in the same run on the same machine, never against a fi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 Verdict = Literal["met", "short", "failed"]
@@ -49,6 +49,11 @@ class Goal:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"ratio": round(self.ratio, 3), "verdict": self.verdict}
+
+
+def goal_from_dict(saved: dict[str, Any]) -> Goal:
+    """A goal again from `Goal.as_dict` (a saved report), ignoring the derived keys."""
+    return Goal(**{f.name: saved[f.name] for f in fields(Goal) if f.name in saved})
 
 
 def run_area(area: str, measure: Callable[[bool], list[Goal]], quick: bool) -> list[Goal]:

@@ -110,7 +110,7 @@ def requests_per_call(base_url: str, namespace: str, sids: list[str], remote: An
         for sid in sids:
             resolver.resolve(sid)
     client.close()
-    return (remote.total_requests - before) / len(sids)
+    return float(remote.total_requests - before) / len(sids)
 
 
 def cleanup(*namespaces: str) -> None:
@@ -122,16 +122,14 @@ def cleanup(*namespaces: str) -> None:
     client.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=4, help="primed tool calls per call")
-    args = parser.parse_args()
+def measure_mcp(calls_count: int = 100, repeat: int = 4) -> dict[str, Any]:
+    """Tool-call latencies (ms) and ElevenLabs requests per call; `python -m benchmarks` runs it
+    as its `mcp` section, `main` prints it."""
     phone = [
         c for c in synthetic_conversations(HISTORY, seed=SEED) if c["metadata"].get("phone_call")
     ]
     calls = [(c["metadata"]["phone_call"]["call_sid"], c["conversation_id"]) for c in phone]
-    calls = calls[-args.calls :]  # the newest, as live calls would be
+    calls = calls[-calls_count:]  # the newest, as live calls would be
     namespace, baseline = f"bench-mcp-{uuid.uuid4().hex[:8]}", f"bench-cold-{uuid.uuid4().hex[:8]}"
     try:
         with (
@@ -139,27 +137,55 @@ def main() -> None:
             mcp_process(namespace) as url,
         ):
             before = emulator.remote.total_requests
-            times = asyncio.run(agent_and_backends(url, namespace, calls, args.repeat))
+            times = asyncio.run(agent_and_backends(url, namespace, calls, repeat))
             by_server = (emulator.remote.total_requests - before) / len(calls)
             sids = [sid for sid, _ in calls]
             primed = requests_per_call(emulator.base_url, namespace, sids, emulator.remote)
             unprimed = requests_per_call(emulator.base_url, baseline, sids, emulator.remote)
     finally:
         cleanup(namespace, baseline)
-    print(
-        f"{len(calls)} calls, {args.repeat} primed tool calls each (ms, real MCP client over HTTP)"
-    )
-    print("| tool call | n | median | p95 |")
-    print("|---|---|---|---|")
-    for kind, values in times.items():
-        median, p95 = statistics.median(values), percentile(values, 0.95)
-        print(f"| {kind} | {len(values)} | {median:.2f} | {p95:.2f} |")
-    print()
-    print("| ElevenLabs requests per call | |")
-    print("|---|---|")
-    print(f"| MCP server (priming + drain) | {by_server:.2f} |")
-    print(f"| backend resolve after the tool call (primed) | {primed:.2f} |")
-    print(f"| backend resolve without priming (baseline) | {unprimed:.2f} |")
+    return {
+        "calls": len(calls),
+        "repeat": repeat,
+        "tool_calls_ms": {
+            kind: {"n": len(v), "median": statistics.median(v), "p95": percentile(v, 0.95)}
+            for kind, v in times.items()
+        },
+        "requests_per_call": {"server": by_server, "primed": primed, "unprimed": unprimed},
+    }
+
+
+def markdown(result: dict[str, Any]) -> list[str]:
+    per_call = result["requests_per_call"]
+    lines = [
+        "## The mailbox MCP tool",
+        "",
+        f"{result['calls']} calls, {result['repeat']} primed tool calls each (ms, real MCP "
+        "client over HTTP)",
+        "",
+        "| tool call | n | median | p95 |",
+        "|---|---|---|---|",
+    ]
+    for kind, t in result["tool_calls_ms"].items():
+        lines.append(f"| {kind} | {t['n']} | {t['median']:.2f} | {t['p95']:.2f} |")
+    return [
+        *lines,
+        "",
+        "| ElevenLabs requests per call | |",
+        "|---|---|",
+        f"| MCP server (priming + drain) | {per_call['server']:.2f} |",
+        f"| backend resolve after the tool call (primed) | {per_call['primed']:.2f} |",
+        f"| backend resolve without priming (baseline) | {per_call['unprimed']:.2f} |",
+        "",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=4, help="primed tool calls per call")
+    args = parser.parse_args()
+    print("\n".join(markdown(measure_mcp(args.calls, args.repeat))))
 
 
 if __name__ == "__main__":
