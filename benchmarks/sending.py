@@ -10,12 +10,13 @@ the router is acknowledged by worker B once its own write is confirmed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,9 +125,10 @@ async def _run(base_url: str, redis_url: str, prefix: str, n: int) -> list[SendR
     return results
 
 
-def measure_sending(redis_url: str, messages: int) -> list[SendResult]:
-    """Run the three paths; raises if any message is not delivered where it should be."""
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def emulator_and_worker_b(redis_url: str, prefix: str) -> Iterator[str]:
+    """The emulator, and worker B holding call `THERE_SID` behind a `RedisRouter` under
+    `prefix`; yields the emulator's base URL."""
     with EmulatorProcess(recording="default") as server:
         server.remote.configure(ping_interval=5.0)
         # Our own interpreter and our own arguments: nothing untrusted reaches the command line.
@@ -141,11 +143,18 @@ def measure_sending(redis_url: str, messages: int) -> list[SendResult]:
         try:
             if worker.stdout.readline().strip() != "ready":
                 raise RuntimeError("worker B did not start")
-            return asyncio.run(_run(server.base_url, redis_url, prefix, messages))
+            yield server.base_url
         finally:
             worker.stdin.close()
             worker.wait(timeout=30)
             worker.stdout.close()
+
+
+def measure_sending(redis_url: str, messages: int) -> list[SendResult]:
+    """Run the three paths; raises if any message is not delivered where it should be."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    with emulator_and_worker_b(redis_url, prefix) as base_url:
+        return asyncio.run(_run(base_url, redis_url, prefix, messages))
 
 
 def markdown(rows: list[dict[str, Any]]) -> list[str]:

@@ -165,7 +165,7 @@ class TestMemoryCacheKeyFamilies:
         ]
         ((stored_sid, entry),) = sids.items()
         assert stored_sid is mapping.call_sid  # the key costs no string of its own
-        conversations = next(f.table for f in cache._families if f.prefix.endswith(":conv:"))
+        conversations = next(f.table for f in cache._families if ":conv:" in f.prefix)
         assert conversations["conv_1"] is entry
         assert len(cache) == 2
 
@@ -231,8 +231,8 @@ class TestNullCache(CacheContract):
 
 def test_keys_are_namespaced_and_versioned() -> None:
     keys = CacheKeys("tenant-a")
-    assert keys.sid("CA1") == "tenant-a:v1:sid:CA1"
-    assert keys.conversation("conv_1") == "tenant-a:v1:conv:conv_1"
+    assert keys.sid("CA1") == "tenant-a:v1:sid:{CA1}"
+    assert keys.conversation("conv_1") == "tenant-a:v1:conv:{conv_1}"
     assert CacheKeys().sid("CA1") != keys.sid("CA1")
 
 

@@ -209,8 +209,9 @@ def test_redis_dedupe_is_shared_and_expires(redis_client: Any, namespace: str) -
         worker_b = RedisDedupe(other, key_prefix=namespace, ttl=0.3)
         assert worker_a.seen(event) is False
         assert worker_b.seen(event) is True  # another worker, same Redis: a retry
-        assert redis_client.exists(f"{namespace}:{delivery_key(event)}") == 1
-        assert 0 < redis_client.pttl(f"{namespace}:{delivery_key(event)}") <= 300
+        assert worker_a.key(event) == f"{namespace}:{{{delivery_key(event)}}}"  # a cluster tag
+        assert redis_client.exists(worker_a.key(event)) == 1
+        assert 0 < redis_client.pttl(worker_a.key(event)) <= 300
         worker_b.forget(event)
         assert worker_a.seen(event) is False
         time.sleep(0.4)
@@ -228,7 +229,7 @@ async def test_async_redis_dedupe_lets_exactly_one_concurrent_delivery_through(
     assert sorted(results) == [False] + [True] * 19
     await dedupe.forget(key)
     assert await dedupe.seen(key) is False
-    assert 0 < await aredis_client.ttl(f"{namespace}:{key}") <= 24 * 3600
+    assert 0 < await aredis_client.ttl(dedupe.key(key)) <= 24 * 3600
 
 
 # -- the Starlette example drops retried deliveries ----------------------------------------------

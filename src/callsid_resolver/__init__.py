@@ -65,7 +65,13 @@ from ._models import (
     TranscriptEntry,
 )
 from ._priming import CallRef
-from ._redis import AsyncRedisCache, AsyncTieredCache, RedisCache, TieredCache
+from ._redis import (
+    AsyncRedisCache,
+    AsyncTieredCache,
+    RedisCache,
+    TieredCache,
+    async_redis_client,
+)
 from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
 from .live import (
     ConversationOver,
@@ -207,6 +213,7 @@ __all__ = [
     "__version__",
     "aprime_from_outbound_call",
     "aprime_from_webhook",
+    "async_redis_client",
     "is_twilio_call_sid",
     "mapping_from_outbound_call",
     "mapping_from_webhook",

@@ -4,12 +4,14 @@ A cache maps string keys to `CachedMapping` values with a TTL per entry. The res
 kinds of keys, both namespaced and versioned (`CacheKeys`), so that a change of the stored shape
 never reads an old one:
 
-* `<ns>:v1:sid:<call_sid>` → the conversation of that call, or a negative entry ("not found as
+* `<ns>:v1:sid:{<call_sid>}` → the conversation of that call, or a negative entry ("not found as
   of now", `conversation_id=None`) that lives only `negative_ttl` seconds;
-* `<ns>:v1:conv:<conversation_id>` → the call SID a conversation carries (None for a finished
+* `<ns>:v1:conv:{<conversation_id>}` → the call SID a conversation carries (None for a finished
   web conversation), which lets a scan skip conversations it has already read.
 
 A mapping from a call SID to its conversation never changes, so positive entries can live long.
+The id in braces is a Redis Cluster hash tag: a SID's entry and its lock share one slot, and
+every key family spreads over the cluster by id, never by namespace.
 """
 
 from __future__ import annotations
@@ -137,15 +139,15 @@ class CacheKeys:
 
     def sid(self, call_sid: str) -> str:
         """The key of `call_sid`'s cached mapping."""
-        return f"{self.namespace}:v{SCHEMA_VERSION}:sid:{call_sid}"
+        return f"{self.namespace}:v{SCHEMA_VERSION}:sid:{{{call_sid}}}"
 
     def conversation(self, conversation_id: str) -> str:
         """The key of a conversation's cached mapping."""
-        return f"{self.namespace}:v{SCHEMA_VERSION}:conv:{conversation_id}"
+        return f"{self.namespace}:v{SCHEMA_VERSION}:conv:{{{conversation_id}}}"
 
     def lock(self, call_sid: str) -> str:
         """The key of the lock that lets one process resolve `call_sid` at a time."""
-        return f"{self.namespace}:v{SCHEMA_VERSION}:lock:{call_sid}"
+        return f"{self.namespace}:v{SCHEMA_VERSION}:lock:{{{call_sid}}}"
 
     def entries_for(self, conversations: Sequence[Conversation]) -> dict[str, CachedMapping]:
         """The entries that fetched conversations teach us, keyed for `set_many`."""

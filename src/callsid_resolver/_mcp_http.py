@@ -255,11 +255,9 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
     if args.namespace:
         names["namespace"] = args.namespace
     if args.redis:
-        import redis.asyncio
+        from ._redis import AsyncRedisCache, async_redis_client
 
-        from ._redis import AsyncRedisCache
-
-        connection = redis.asyncio.Redis.from_url(args.redis)
+        connection = async_redis_client(args.redis)  # a blocking pool, no silent resends
         cache = AsyncRedisCache(connection)
         prefix = {"key_prefix": args.namespace} if args.namespace else {}
         mailbox = RedisMailbox(connection, **prefix)

@@ -4,22 +4,32 @@
 resolver's namespaced keys with a TTL per entry, and offer `claim`/`release`: a short lock
 (`SET NX PX`) that lets exactly one process of a fleet look a SID up while the others wait for
 its answer in the shared cache. A holder that crashes blocks nobody past the lock's TTL.
-`TieredCache` puts a `MemoryCache` in front of either, in one line.
+`TieredCache` puts a `MemoryCache` in front of either, in one line. `async_redis_client(url)`
+builds a `redis.asyncio` client the way the library does wherever it makes one itself.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._cache import AsyncResolutionCache, CachedMapping, ResolutionCache, SharedFlight
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
 
-__all__ = ["AsyncRedisCache", "AsyncTieredCache", "RedisCache", "TieredCache"]
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "AsyncRedisCache",
+    "AsyncTieredCache",
+    "RedisCache",
+    "TieredCache",
+    "async_redis_client",
+]
 
 INSTALL_HINT = "RedisCache needs redis-py: pip install 'callsid-resolver[redis]'"
 
@@ -29,6 +39,44 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+DEFAULT_MAX_CONNECTIONS = 50
+
+
+def async_redis_client(
+    url: str,
+    *,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    timeout: float = 20.0,
+    **connection_kwargs: Any,
+) -> redis.asyncio.Redis:
+    """A `redis.asyncio.Redis` for `url` as the library builds one (the MCP server's `--redis`).
+
+    Two choices differ from `redis.asyncio.Redis.from_url(url)`:
+
+    * A `BlockingConnectionPool` of `max_connections`: a burst waits up to `timeout` seconds for
+      a free connection. redis-py's default pool raises `MaxConnectionsError` instead once 100
+      commands are in flight (a burst of 5,000 mailbox posts lost 4,900 that way).
+    * No automatic retry (`Retry(NoBackoff(), 0)`): redis-py's default resends a command, or a
+      whole pipeline, whose reply was lost, so a script that did run would run again (a
+      mailbox item queued twice). A lost reply is reported instead (`MailboxUnavailable`,
+      `NoRoute`), and the caller decides. The router is safe either way (owners drop repeated
+      message ids), the mailbox is not: set `retry` the same on a client of your own.
+
+    `connection_kwargs` go to each connection (`password=`, `ssl_ca_certs=`, ...). The client is
+    yours to close (`await client.aclose()`).
+    """
+    _require_redis()
+    import redis.asyncio
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    connection_kwargs.setdefault("retry", Retry(NoBackoff(), 0))
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout, **connection_kwargs
+    )
+    return redis.asyncio.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def _require_redis() -> None:
@@ -51,19 +99,28 @@ def _decode(raw: bytes | str | None) -> CachedMapping | None:
         return None  # a foreign or older shape under our key reads as a miss, never as an error
 
 
+def _mget(client: Any) -> Any:
+    """MGET, or on a Redis Cluster client its per-slot split (`mget_nonatomic`): the keys of
+    different SIDs hash to different slots, and one MGET across slots is refused (CROSSSLOT)."""
+    return getattr(client, "mget_nonatomic", None) or client.mget
+
+
 def _millis(seconds: float) -> int:
     return max(int(seconds * 1000), 1)
 
 
 class RedisCache:
-    """`ResolutionCache` on a `redis.Redis` client you built (connection pool, auth, TLS are yours).
+    """`ResolutionCache` on a `redis.Redis` (or `redis.cluster.RedisCluster`) client you built
+    (connection pool, auth, TLS are yours).
 
     `ttl` is the default lifetime of an entry in seconds; negative entries get the resolver's
     `negative_ttl`. Every process that shares the Redis and the resolver `namespace` shares the
     mappings and the single flight.
     """
 
-    def __init__(self, client: redis.Redis, *, ttl: float = 24 * 3600.0) -> None:
+    def __init__(
+        self, client: redis.Redis | redis.cluster.RedisCluster, *, ttl: float = 24 * 3600.0
+    ) -> None:
         _require_redis()
         if ttl <= 0:
             raise ValueError("ttl must be positive")
@@ -77,7 +134,7 @@ class RedisCache:
         """
         if not keys:
             return []
-        return [_decode(raw) for raw in self.client.mget(list(keys))]
+        return [_decode(raw) for raw in _mget(self.client)(list(keys))]
 
     def set_many(
         self,
@@ -112,7 +169,12 @@ class RedisCache:
 class AsyncRedisCache:
     """`AsyncResolutionCache` on a `redis.asyncio.Redis` client; see `RedisCache`."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, ttl: float = 24 * 3600.0) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        *,
+        ttl: float = 24 * 3600.0,
+    ) -> None:
         _require_redis()
         if ttl <= 0:
             raise ValueError("ttl must be positive")
@@ -126,7 +188,7 @@ class AsyncRedisCache:
         """
         if not keys:
             return []
-        return [_decode(raw) for raw in await self.client.mget(list(keys))]
+        return [_decode(raw) for raw in await _mget(self.client)(list(keys))]
 
     async def set_many(
         self,

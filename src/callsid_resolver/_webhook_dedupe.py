@@ -96,13 +96,14 @@ class _RedisKeys:
 
     def key(self, event: WebhookEvent | str) -> str:
         """The Redis key that marks `event` (or a delivery key) as seen."""
-        return f"{self.prefix}:{delivery_key(event)}"
+        # In braces: a Redis Cluster hash tag, so deliveries spread over the cluster by key.
+        return f"{self.prefix}:{{{delivery_key(event)}}}"
 
 
 class RedisDedupe(_RedisKeys):
     """Deliveries seen by any worker sharing `client` (a `redis.Redis` you built).
 
-    Keys are `<key_prefix>:<delivery key>`, expiring after `ttl` seconds.
+    Keys are `<key_prefix>:{<delivery key>}`, expiring after `ttl` seconds.
     """
 
     def __init__(

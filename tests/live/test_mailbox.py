@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 import redis.asyncio
 
-from callsid_resolver import InvalidCallSid
-from callsid_resolver.live import Mailbox, MailboxFull, MemoryMailbox, RedisMailbox
+from callsid_resolver import InvalidCallSid, async_redis_client
+from callsid_resolver.live import (
+    Mailbox,
+    MailboxFull,
+    MemoryMailbox,
+    RedisMailbox,
+    RunMailbox,
+    Sender,
+)
 
 from .conftest import REDIS_URL
 
@@ -133,3 +140,52 @@ async def test_redis_mailbox_across_two_connections(key_prefix: str) -> None:
     finally:
         await poster_client.aclose()
         await drainer_client.aclose()
+
+
+async def test_post_many_queues_what_fits_in_order_and_the_rest_is_refused(
+    mailbox: Mailbox,
+) -> None:
+    assert isinstance(mailbox, RunMailbox)
+    assert await mailbox.post(SID, "a") == 1
+    assert await mailbox.post_many(SID, []) == 0
+    assert await mailbox.post_many(SID, ["b", "c", "d", "e", "f", "g"]) == 4  # room for 4 of 6
+    assert await mailbox.post_many(SID, ["h"]) == 0
+    with pytest.raises(MailboxFull):
+        await mailbox.post(SID, "i")
+    assert await mailbox.drain(SID) == ["a", "b", "c", "d", "e"]
+
+
+class CountingMailbox(RedisMailbox):
+    def __init__(self, client: redis.asyncio.Redis, key_prefix: str) -> None:
+        super().__init__(client, key_prefix=key_prefix, max_items=10_000)
+        self.calls: list[int] = []
+
+    async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        self.calls.append(len(items))
+        return await super().post_many(call_sid, items)
+
+
+async def test_a_burst_of_5000_posts_on_the_library_client_loses_nothing(key_prefix: str) -> None:
+    """A small blocking pool makes a burst wait for connections instead of failing (redis-py's
+    default pool raised `MaxConnectionsError` for most of such a burst), and the `Sender`
+    queues each lane's run in one script: far fewer round trips than messages, in order."""
+    client = async_redis_client(REDIS_URL, max_connections=4)
+    assert client.connection_pool.connection_kwargs["retry"].get_retries() == 0
+    mailbox = CountingMailbox(client, key_prefix)
+    sender = Sender(mailbox=mailbox, queue_size=5_000)
+    sids = [f"CA{i:032x}" for i in range(1, 11)]
+    try:
+        receipts = await asyncio.gather(
+            *(sender.send_contextual_update(f"m{i}", call_sid=sids[i % 10]) for i in range(5_000))
+        )
+        assert {r.channel for r in receipts} == {"mailbox"}
+        assert sum(mailbox.calls) == 5_000
+        assert len(mailbox.calls) <= 5_000 // 100  # runs, not one round trip per message
+        for lane, sid in enumerate(sids):
+            texts = [item["text"] for item in await mailbox.drain(sid)]
+            assert texts == [f"m{i}" for i in range(lane, 5_000, 10)]
+        raw = await asyncio.gather(*(client.rpush(f"{key_prefix}:raw", i) for i in range(5_000)))
+        assert sorted(raw) == list(range(1, 5_001))  # direct commands wait for a connection too
+    finally:
+        await sender.aclose()
+        await client.aclose()

@@ -8,12 +8,14 @@ process and kill or freeze it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -115,7 +117,7 @@ async def test_ownership_is_announced_with_a_lease_and_withdrawn_on_close(
         await registry_b.register(session, call_sid=SID)
         assert await worker_a.owner(call_sid=SID) == "worker-b"
         assert await worker_a.owner(conversation_id=session.conversation_id) == "worker-b"
-        ttl = await redis_client.pttl(f"{key_prefix}:route:sid:{SID}")
+        ttl = await redis_client.pttl(f"{key_prefix}:route:sid:{{{SID}}}")
         assert 0 < ttl <= 1000
     await asyncio.sleep(0.05)  # the withdrawal is a task started by the close
     assert await worker_a.owner(call_sid=SID) is None
@@ -154,7 +156,7 @@ async def test_the_heartbeat_renews_the_lease_and_restores_a_lost_key(
     key_prefix: str,
     registry_b: SessionRegistry,
 ) -> None:
-    key = f"{key_prefix}:route:sid:{SID}"
+    key = f"{key_prefix}:route:sid:{{{SID}}}"
     async with ConversationSession(AGENT, client=client) as session:
         await registry_b.register(session, call_sid=SID)
         await asyncio.sleep(1.5)  # longer than the lease: only renewals keep it
@@ -199,7 +201,7 @@ async def test_a_worker_without_the_session_answers_not_live(
 ) -> None:
     # Ownership says B, B is listening, but B's registry has no such call (it closed a moment
     # ago, its withdrawal still on the way).
-    await redis_client.set(f"{key_prefix}:route:sid:{OTHER_SID}", "worker-b conv_gone", px=5000)
+    await redis_client.set(f"{key_prefix}:route:sid:{{{OTHER_SID}}}", "worker-b conv_gone", px=5000)
     with pytest.raises(NotLive) as info:
         await Sender(router=worker_a).send_user_message("hello?", call_sid=OTHER_SID)
     assert info.value.reasons == {"session": "worker worker-b no longer holds the session"}
@@ -242,7 +244,7 @@ async def test_a_silent_owner_makes_the_send_time_out_not_hang(
     # A worker that is subscribed but never answers (frozen): a real subscriber on Redis.
     ghost = redis_client.pubsub()
     await ghost.subscribe(f"{key_prefix}:route:worker:ghost")
-    await redis_client.set(f"{key_prefix}:route:sid:{SID}", "ghost conv_x", px=5000)
+    await redis_client.set(f"{key_prefix}:route:sid:{{{SID}}}", "ghost conv_x", px=5000)
     async with RedisRouter(redis_client, key_prefix=key_prefix, ack_timeout=0.2) as router:
         started = time.monotonic()
         with pytest.raises(RouteTimeout) as info:
@@ -256,7 +258,7 @@ async def test_a_silent_owner_makes_the_send_time_out_not_hang(
 async def test_a_gone_owner_is_noticed_on_the_send_and_forgotten(
     redis_client: redis.asyncio.Redis, key_prefix: str, worker_a: RedisRouter
 ) -> None:
-    key = f"{key_prefix}:route:sid:{SID}"
+    key = f"{key_prefix}:route:sid:{{{SID}}}"
     await redis_client.set(key, "nobody-listens conv_x", px=5000)
     with pytest.raises(NotLive) as info:
         await Sender(router=worker_a).send_contextual_update("x", call_sid=SID)
@@ -400,3 +402,66 @@ async def test_a_frozen_worker_times_out_then_is_not_live_within_the_lease(
     assert elapsed < LEASE + worker_a.ack_timeout + 0.5
     os.kill(process.pid, signal.SIGKILL)
     await sender.aclose()
+
+
+async def test_a_burst_crosses_redis_as_runs_with_one_acknowledgement_each(
+    client: AsyncElevenLabsClient,
+    emulator: Emulator,
+    worker_a: RedisRouter,
+    registry_b: SessionRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    published: list[int] = []  # events per routed message
+    route = worker_a._wire.route
+
+    async def counting(*args: Any) -> list[Any]:
+        published.extend(message.count('"type"') for _, (message,) in args[3])
+        return await route(*args)
+
+    monkeypatch.setattr(worker_a._wire, "route", counting)
+    async with ConversationSession(AGENT, client=client) as session:
+        await registry_b.register(session, call_sid=SID)
+        sender = Sender(router=worker_a)
+        receipts = await asyncio.gather(
+            *(sender.send_contextual_update(f"m{i}", call_sid=SID) for i in range(600))
+        )
+        assert {(r.channel, r.worker, r.confirmed) for r in receipts} == {
+            ("session", "worker-b", True)
+        }
+        assert sum(published) == 600
+        assert len(published) <= 6  # runs of up to 256, not one message per send
+        cid = session.conversation_id or ""
+        await eventually(lambda: len(updates(emulator, cid)) >= 600)
+        assert updates(emulator, cid)[-600:] == [f"m{i}" for i in range(600)]
+        await sender.aclose()
+
+
+async def test_a_run_delivered_twice_is_written_once(
+    client: AsyncElevenLabsClient,
+    emulator: Emulator,
+    redis_client: redis.asyncio.Redis,
+    key_prefix: str,
+    worker_a: RedisRouter,
+    registry_b: SessionRegistry,
+) -> None:
+    """A client that retries a pipeline whose reply was lost runs the routing script again:
+    the owner must drop the repeat (same sender, same id), not write it twice."""
+    async with ConversationSession(AGENT, client=client) as session:
+        await registry_b.register(session, call_sid=SID)
+        run = json.dumps(
+            {
+                "op": "run",
+                "id": 77,
+                "from": "worker-a",
+                "sid": SID,
+                "events": [{"type": "contextual_update", "text": "once"}],
+            }
+        )
+        channel = f"{key_prefix}:route:worker:worker-b"
+        assert await redis_client.publish(channel, run) == 1
+        assert await redis_client.publish(channel, run) == 1
+        receipt = await Sender(router=worker_a).send_contextual_update("after", call_sid=SID)
+        assert receipt.worker == "worker-b"
+        cid = session.conversation_id or ""
+        await eventually(lambda: updates(emulator, cid)[-1:] == ["after"])
+        assert updates(emulator, cid).count("once") == 1

@@ -37,7 +37,7 @@ from ._errors import (
     SessionError,
     SessionOpenFailed,
 )
-from ._mailbox import Mailbox, MemoryMailbox, RedisMailbox
+from ._mailbox import Mailbox, MemoryMailbox, RedisMailbox, RunMailbox
 from ._monitor import MonitorChannel
 from ._monitor_socket import MonitorEventHandler, MonitorStats
 from ._protocol import (
@@ -115,6 +115,7 @@ __all__ = [
     "RedisRouter",
     "RegistryListener",
     "RouteTimeout",
+    "RunMailbox",
     "SendTimeout",
     "Sender",
     "SenderError",

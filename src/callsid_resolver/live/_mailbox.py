@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from .._core._callsid import validate_call_sid
@@ -29,8 +29,9 @@ from ._errors import MailboxFull, MailboxUnavailable
 
 if TYPE_CHECKING:
     import redis.asyncio
+    import redis.asyncio.cluster
 
-__all__ = ["Mailbox", "MemoryMailbox", "RedisMailbox"]
+__all__ = ["Mailbox", "MemoryMailbox", "RedisMailbox", "RunMailbox"]
 
 logger = logging.getLogger("callsid_resolver.live")
 T = TypeVar("T")
@@ -56,6 +57,16 @@ class Mailbox(Protocol):
 
     async def size(self, call_sid: str) -> int:
         """How many items wait for `call_sid`."""
+        ...
+
+
+@runtime_checkable
+class RunMailbox(Mailbox, Protocol):
+    """A `Mailbox` that queues a run of items in one step (`Sender` uses it for a lane's run)."""
+
+    async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        """Queue `items` in order, as `post` would one by one; how many were queued (a prefix:
+        the rest found the mailbox full). Raises `MailboxUnavailable`, never `MailboxFull`."""
         ...
 
 
@@ -112,6 +123,19 @@ class MemoryMailbox:
             self._boxes[sid] = (now + self.ttl, items)
             return len(items)
 
+    async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        """Queue `items` in order under one lock; how many fitted. See `RunMailbox`."""
+        sid = validate_call_sid(call_sid)
+        encoded = [json.dumps(item) for item in items]
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            expiry, queued = self._boxes.pop(sid, (0.0, []))
+            taken = encoded[: max(self.max_items - len(queued), 0)]
+            queued.extend(taken)
+            self._boxes[sid] = (now + self.ttl if taken else expiry, queued)
+            return len(taken)
+
     async def drain(self, call_sid: str) -> list[Any]:
         """Take every item waiting for `call_sid`, oldest first, and empty its box."""
         sid = validate_call_sid(call_sid)
@@ -142,6 +166,17 @@ if n >= tonumber(ARGV[2]) then return -1 end
 n = redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return n
+"""
+# A run of posts in one step, as the posts would be one by one: as many as there is room for.
+# ARGV: max items, TTL (ms), then the items. RPUSH in slices: Lua's unpack() has a stack limit.
+_POST_MANY = """
+local n = redis.call('LLEN', KEYS[1])
+local count = math.max(math.min(tonumber(ARGV[1]) - n, #ARGV - 2), 0)
+for first = 3, 2 + count, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, 2 + count)))
+end
+if count > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return count
 """
 # The second half of a drain. ARGV: TTL (ms), c, c 1-based positions of items the client could
 # not decode, then the SHA-1 of each of the n items it read. Posts only append and drains only
@@ -181,7 +216,8 @@ return gone
 class RedisMailbox:
     """A mailbox shared by a fleet, on a `redis.asyncio.Redis` client you built.
 
-    One list per call SID under `<key_prefix>:mailbox:<call_sid>`, its TTL renewed by each post.
+    One list per call SID under `<key_prefix>:mailbox:{<call_sid>}` (a Redis Cluster hash tag:
+    the list and its `:corrupt` sibling share a slot), its TTL renewed by each post.
     A drain reads the list, decodes it, then takes what it read in one script, less what a
     concurrent drain took meanwhile: two drains never both get an item, and an item is removed
     only once it has been decoded and is returned. Undecodable items go to `<key>:corrupt`
@@ -192,29 +228,30 @@ class RedisMailbox:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
         *,
         key_prefix: str = "callsid",
         max_items: int = DEFAULT_MAX_ITEMS,
         ttl: float = DEFAULT_TTL,
     ) -> None:
         _check(max_items, ttl)
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.key_prefix = key_prefix
         self.max_items = max_items
         self.ttl = ttl
-        self._redis_error = RedisError
+        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
         self._post = client.register_script(_POST)
+        self._post_many = client.register_script(_POST_MANY)
         self._take = client.register_script(_TAKE)
 
     def __repr__(self) -> str:
         return f"<RedisMailbox key_prefix={self.key_prefix!r} max_items={self.max_items}>"
 
     def key(self, call_sid: str) -> str:
-        """The Redis list that holds `call_sid`'s items."""
-        return f"{self.key_prefix}:mailbox:{validate_call_sid(call_sid)}"
+        """The Redis list that holds `call_sid`'s items (hash-tagged by call SID)."""
+        return f"{self.key_prefix}:mailbox:{{{validate_call_sid(call_sid)}}}"
 
     async def post(self, call_sid: str, item: Any) -> int:
         """Queue `item` (any JSON value) for `call_sid`, atomically; the number now waiting.
@@ -229,6 +266,15 @@ class RedisMailbox:
         if count < 0:
             raise MailboxFull(call_sid, self.max_items)
         return count
+
+    async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        """Queue `items` in one script (one round trip); how many fitted. See `RunMailbox`."""
+        key = self.key(call_sid)
+        if not items:
+            return 0
+        args: list[str | int] = [self.max_items, self._ttl_ms]
+        args.extend(json.dumps(item) for item in items)
+        return int(await self._redis(call_sid, "post", self._post_many(keys=[key], args=args)))
 
     async def drain(self, call_sid: str) -> list[Any]:
         """Take every item waiting for `call_sid`, oldest first, in one transaction."""

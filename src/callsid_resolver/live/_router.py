@@ -12,7 +12,9 @@ carries the call SID lands on any process. The router joins the two over Redis:
   (the owner's connection is gone: it died) delete the stale ownership and say so. Sends made
   while the previous batch was out go together in one pipeline, in order. The owner writes
   the messages to its session in the order they were published and publishes an acknowledgement
-  back once the write is confirmed. The sender learns `Receipt`, `NotLive` (nobody holds the call,
+  back once the write is confirmed. A lane's run of sends travels as one message (a `Run`,
+  acknowledged once by a `RunAck`), so a burst costs Redis a few messages, not one per send.
+  The sender learns `Receipt`, `NotLive` (nobody holds the call,
   or the holder is gone), `SessionClosed`, or `RouteTimeout` (no acknowledgement in `ack_timeout`:
   the owner froze or lost Redis; the message may have arrived). Never silence.
 
@@ -34,26 +36,36 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import os
 import re
 import secrets
 import socket
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from typing_extensions import Self
 
 from ._errors import RouteTimeout, SenderError
 from ._protocol import ClientEvent
 from ._router_leases import Leases
-from ._router_messages import Ack, MalformedMessage, Send, decode
-from ._router_redis import ROUTE, Outbox, eval_each, redis_reason
-from ._transport import Batch, Failure
+from ._router_messages import (
+    MAX_RUN,
+    MAX_RUN_SIZE,
+    Ack,
+    RunAck,
+)
+from ._router_owner import Delivery
+from ._router_redis import ROUTE, Outbox, Wire, redis_reason
+from ._transport import Batch
 
 if TYPE_CHECKING:
     import redis.asyncio
+    import redis.asyncio.cluster
 
     from ._registry import SessionRegistry
 
@@ -84,15 +96,16 @@ class Routed:
 class RedisRouter:
     """Lets a `Sender` on any worker reach sessions held by other workers (`Sender(router=...)`).
 
-    Give it a `redis.asyncio.Redis` client and, on workers that hold sessions, their
+    Give it a `redis.asyncio.Redis` client (or a `redis.asyncio.cluster.RedisCluster`: Redis
+    >= 7, sharded pub/sub, see `Wire`) and, on workers that hold sessions, their
     `SessionRegistry`; use it as an async context manager (or `start()`/`aclose()`). The client
-    stays yours to close. Redis Cluster is not supported (the routing script reads a key and
-    publishes on a channel computed from its value).
+    stays yours to close. On a client that retries a lost reply (redis-py's default) a routing
+    script may run twice: owners drop a message id they have seen, so nothing is written twice.
     """
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
         registry: SessionRegistry | None = None,
         *,
         key_prefix: str = "callsid",
@@ -105,7 +118,7 @@ class RedisRouter:
         worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         if not _WORKER_ID.match(worker_id):
             raise ValueError("worker_id must be 1 to 200 characters without whitespace")
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.registry = registry
@@ -113,14 +126,22 @@ class RedisRouter:
         self.worker_id = worker_id
         self.lease = lease
         self.ack_timeout = ack_timeout
-        self._redis_error = RedisError
+        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
         self._route = client.register_script(ROUTE)
-        self._leases = Leases(client, key_prefix=key_prefix, worker_id=worker_id, lease=lease)
+        self._wire = Wire(cast("redis.asyncio.Redis", client))  # the same commands, by slot
+        self._leases = Leases(
+            cast("redis.asyncio.Redis", client),
+            key_prefix=key_prefix,
+            worker_id=worker_id,
+            lease=lease,
+        )
         self._channel_prefix = f"{key_prefix}:route:worker:"
-        self._pending: dict[int, tuple[Batch, asyncio.TimerHandle | None]] = {}
-        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[list[Batch], asyncio.TimerHandle | None]] = {}
+        # Ids grow across restarts too (a worker_id may be reused): owners dedupe on them.
+        self._ids = itertools.count(time.time_ns())
         self._outgoing: Outbox[tuple[str, str, asyncio.Future[Any]]] = Outbox(self._publish)
         self._replies: Outbox[tuple[str, str]] = Outbox(self._publish_replies)
+        self._delivery = Delivery(worker_id, registry, self._reply, self._acknowledged)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
         self._started = False
@@ -139,13 +160,10 @@ class RedisRouter:
             return
         pubsub: Any = self.client.pubsub(ignore_subscribe_messages=True)
         try:
-            async with self.client.pipeline(transaction=False) as pipe:  # EVALSHA from here on
-                for script in (self._route, *self._leases.scripts):
-                    pipe.script_load(script.script)
-                await pipe.execute()
-            await pubsub.subscribe(self._channel_prefix + self.worker_id)
+            await self._wire.load([self._route, *self._leases.scripts])  # EVALSHA from here on
+            await self._wire.subscribe(pubsub, self._channel_prefix + self.worker_id)
         except self._redis_error as exc:
-            with contextlib.suppress(self._redis_error):
+            with contextlib.suppress(*self._redis_error):
                 await pubsub.aclose()
             raise SenderError(f"the router could not start: {redis_reason(exc)}") from None
         self._pubsub = pubsub
@@ -176,7 +194,7 @@ class RedisRouter:
                 routed.set_exception(NoRoute("the router closed"))
         for message_id in list(self._pending):
             self._settle(message_id, SenderError("the router closed before the acknowledgement"))
-        with contextlib.suppress(self._redis_error):
+        with contextlib.suppress(*self._redis_error):
             await self._pubsub.aclose()
 
     async def __aenter__(self) -> Self:
@@ -229,33 +247,94 @@ class RedisRouter:
     ) -> Routed:
         """Publish `event` to the worker holding the call; raises `NoRoute` when there is none.
 
-        `Sender` calls this; awaiting `Routed.ack` gives None (acknowledged) or a callable
-        that builds the error.
+        Awaiting `Routed.ack` gives None (acknowledged) or a callable that builds the error.
+        """
+        outcome = (
+            await self.forward_run([event], call_sid=call_sid, conversation_id=conversation_id)
+        )[0]
+        if isinstance(outcome, NoRoute):
+            raise outcome
+        return outcome
+
+    async def forward_run(
+        self,
+        events: Sequence[ClientEvent],
+        *,
+        call_sid: str | None = None,
+        conversation_id: str | None = None,
+    ) -> list[Routed | NoRoute]:
+        """Publish `events`, in this order, to the worker holding the call, as one run.
+
+        The run crosses Redis as one message (cut at `MAX_RUN` events or `MAX_RUN_SIZE`
+        characters) and is acknowledged once, when the owner's writes have all settled. Returns
+        one outcome per event: its `Routed`, or the `NoRoute` that says why it was not handed
+        over (nobody holds the call, an event type that cannot be routed, Redis unavailable).
+        `Sender` calls this for each lane's run of messages bound for another worker.
         """
         if not self._started:
             raise NoRoute("the router is not started")
         if not self._leases.active:  # no acknowledgement could reach us: fail now, not later
             raise NoRoute("this worker's router stopped listening")
-        if event.type not in _ROUTABLE:
-            raise NoRoute(f"{event.type} cannot be routed to another worker")
         key = self._leases.key(call_sid, conversation_id)
-        message_id = next(self._ids)
-        message = Send.model_validate(
-            {
-                "id": message_id,
-                "from": self.worker_id,
-                "sid": call_sid,
-                "cid": conversation_id,
-                "event": event.model_dump(exclude_none=True),
-            },
-            strict=False,
-        )
+        outcomes: list[Routed | NoRoute | None] = [None] * len(events)
+        chunks: list[list[tuple[int, str]]] = [[]]
+        size = 0
+        for position, event in enumerate(events):
+            if event.type not in _ROUTABLE:
+                outcomes[position] = NoRoute(f"{event.type} cannot be routed to another worker")
+                continue
+            encoded = event.model_dump_json(exclude_none=True)
+            if chunks[-1] and (len(chunks[-1]) >= MAX_RUN or size + len(encoded) > MAX_RUN_SIZE):
+                chunks.append([])
+                size = 0
+            chunks[-1].append((position, encoded))
+            size += len(encoded)
         loop = asyncio.get_running_loop()
-        ack: Batch = loop.create_future()
-        # Pending before publishing: the acknowledgement may be read before the script returns.
-        self._pending[message_id] = (ack, None)
-        routed: asyncio.Future[Any] = loop.create_future()
-        self._outgoing.put((key, message.to_json(), routed))
+        sent = []
+        for chunk in filter(None, chunks):
+            message_id = next(self._ids)
+            acks: list[Batch] = [loop.create_future() for _ in chunk]
+            # Pending before publishing: the acknowledgement may be read before the script returns.
+            self._pending[message_id] = (acks, None)
+            routed: asyncio.Future[Any] = loop.create_future()
+            message = self._run_message(message_id, call_sid, conversation_id, chunk)
+            self._outgoing.put((key, message, routed))  # every chunk in one pipeline, in order
+            sent.append((message_id, chunk, acks, routed))
+        for message_id, chunk, acks, routed in sent:
+            result: tuple[str, str | None] | NoRoute
+            try:
+                result = await self._handed_over(message_id, routed, call_sid, conversation_id)
+            except NoRoute as exc:
+                result = exc
+            for (position, _), ack in zip(chunk, acks, strict=True):
+                if isinstance(result, NoRoute):
+                    outcomes[position] = result
+                else:
+                    outcomes[position] = Routed(result[0], result[1], ack)
+        return [outcome or NoRoute("not sent") for outcome in outcomes]
+
+    def _run_message(
+        self,
+        message_id: int,
+        call_sid: str | None,
+        conversation_id: str | None,
+        chunk: list[tuple[int, str]],
+    ) -> str:
+        # Built from the events' own JSON: validating our own typed events again would cost as
+        # much as the rest of the send. The owner decodes it into a checked `Run` all the same.
+        target = {"sid": call_sid} if call_sid is not None else {"cid": conversation_id}
+        head = json.dumps({"op": "run", "id": message_id, "from": self.worker_id, **target})
+        return f'{head[:-1]}, "events": [{",".join(encoded for _, encoded in chunk)}]}}'
+
+    async def _handed_over(
+        self,
+        message_id: int,
+        routed: asyncio.Future[Any],
+        call_sid: str | None,
+        conversation_id: str | None,
+    ) -> tuple[str, str | None]:
+        """The owner (worker, conversation id) a run reached; raises `NoRoute` otherwise, and
+        starts the acknowledgement's timer."""
         try:
             found = await routed
         except self._redis_error as exc:
@@ -272,20 +351,23 @@ class RedisRouter:
         if receivers == 0:
             self._pending.pop(message_id, None)
             raise NoRoute(f"worker {worker} held the session but is gone")
-        if message_id in self._pending and not ack.done():
+        pending = self._pending.get(message_id)
+        if pending is not None:
             target = f"call {call_sid}" if call_sid else f"conversation {conversation_id}"
             timeout = RouteTimeout(target, worker=worker, timeout=self.ack_timeout)
+            loop = asyncio.get_running_loop()
             timer = loop.call_later(self.ack_timeout, self._settle, message_id, timeout)
-            self._pending[message_id] = (ack, timer)
-        return Routed(worker, owned_conversation or None, ack)
+            self._pending[message_id] = (pending[0], timer)
+        return worker, owned_conversation or None
 
     async def _publish(self, batch: list[tuple[str, str, asyncio.Future[Any]]]) -> None:
         # Forwards made while the previous pipeline was out go together, in the order made:
         # one round trip for all, and Redis runs them in that order.
-        calls = [(key, [self._channel_prefix, message]) for key, message, _ in batch]
+        calls = [(key, [message]) for key, message, _ in batch]
+        withdraw = self._leases.scripts[1]
         try:
-            results = await eval_each(self.client, self._route, calls)
-        except self._redis_error as exc:
+            results = await self._wire.route(self._route, withdraw, self._channel_prefix, calls)
+        except Exception as exc:  # the outbox must outlive any failure: each send gets it
             results = [exc] * len(batch)
         for (_, _, routed), result in zip(batch, results, strict=True):
             if routed.done():
@@ -296,22 +378,30 @@ class RedisRouter:
                 routed.set_result(result)
 
     def _settle(self, message_id: int, error: BaseException | None) -> None:
-        ack, timer = self._pending.pop(message_id, (None, None))
+        acks, _ = self._pending.get(message_id, ((), None))
+        self._settle_each(message_id, [error] * len(acks))
+
+    def _settle_each(self, message_id: int, errors: Sequence[BaseException | None]) -> None:
+        acks, timer = self._pending.pop(message_id, ((), None))
         if timer is not None:
             timer.cancel()
-        if ack is not None and not ack.done():
-            ack.set_result(None if error is None else functools.partial(_same, error))
+        for ack, error in zip(acks, errors, strict=True):
+            if not ack.done():
+                ack.set_result(None if error is None else functools.partial(_same, error))
 
-    def _acknowledged(self, reply: Ack) -> None:
-        self._settle(reply.id, reply.failure())
+    def _acknowledged(self, reply: Ack | RunAck) -> None:
+        if isinstance(reply, Ack):
+            self._settle(reply.id, reply.failure())
+            return
+        acks, _ = self._pending.get(reply.id, ((), None))
+        self._settle_each(reply.id, reply.failures(len(acks)))
 
     # -- receiving (this worker holds sessions) --------------------------------------------
     async def _listen(self) -> None:
         while True:
             try:
-                async for message in self._pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._handle(message["data"])
+                async for data in self._wire.messages(self._pubsub):
+                    await self._handle(data)
                 return  # unsubscribed: the router is closing
             except self._redis_error as exc:
                 # redis-py reconnects and subscribes again on the next read; meanwhile senders
@@ -335,69 +425,15 @@ class RedisRouter:
         self._spawn(self._leases.withdraw(self._leases.take_all()), "callsid-router-withdraw")
 
     async def _handle(self, data: bytes | str) -> None:
-        # Whatever arrives on our channel, the listener must survive it.
-        try:
-            message = decode(data)
-        except MalformedMessage as exc:
-            logger.warning("dropped a malformed router message on %s: %s", self.worker_id, exc)
-            envelope = exc.envelope
-            if envelope is not None and envelope.op == "send":  # refuse it: no RouteTimeout
-                reply = Ack(id=envelope.id, sender=self.worker_id)
-                self._reply(envelope.sender, reply.failed(MalformedMessage("malformed")))
-            return
-        try:
-            if isinstance(message, Ack):
-                self._acknowledged(message)
-            else:
-                await self._deliver(message)
-        except Exception:  # a bug here must cost one message, not the listener
-            logger.exception("router %s could not handle message %d", self.worker_id, message.id)
+        await self._delivery.handle(data)
 
-    async def _deliver(self, message: Send) -> None:
-        # Awaited in the listener, one message at a time: that is what keeps a call's order.
-        reply = Ack(id=message.id, sender=self.worker_id)
-        try:
-            session = None
-            if self.registry is not None:
-                session = self.registry.get(call_sid=message.sid, conversation_id=message.cid)
-            if session is None:
-                target, kind = message.target, message.event.type
-                self._reply(
-                    message.sender,
-                    reply.model_copy(update={"error": "not_here", "target": target, "kind": kind}),
-                )
-                return
-            batch = await session._write(message.event)
-        except Exception as exc:
-            self._reply(message.sender, reply.failed(exc))
-            return
-        if batch is None:
-            self._reply(message.sender, reply)
-        else:
-            confirmed = functools.partial(self._reply_confirmed, message.sender, reply)
-            batch.add_done_callback(confirmed)
-
-    def _reply_confirmed(self, sender: str, reply: Ack, batch: Batch) -> None:
-        if batch.cancelled():
-            update = {"error": "failed", "detail": "confirmation cancelled"}
-            self._reply(sender, reply.model_copy(update=update))
-            return
-        failure: Failure | None = batch.result()
-        if failure is None:
-            self._reply(sender, reply)
-            return
-        self._reply(sender, reply.failed(failure()))
-
-    def _reply(self, worker: str, reply: Ack) -> None:
+    def _reply(self, worker: str, reply: Ack | RunAck) -> None:
         self._replies.put((self._channel_prefix + worker, reply.to_json()))
 
     async def _publish_replies(self, replies: list[tuple[str, str]]) -> None:
         # Everything acknowledged since the last flush goes in one pipeline: one round trip.
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for channel, reply in replies:
-                    pipe.publish(channel, reply)
-                await pipe.execute()
+            await self._wire.publish(replies)
         except self._redis_error as exc:
             logger.warning("could not send %d acknowledgements: %s", len(replies), exc)
 

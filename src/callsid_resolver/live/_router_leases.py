@@ -1,9 +1,10 @@
 """A worker's ownership of its sessions' calls in Redis, for `RedisRouter`.
 
-Each call this worker holds is announced under `<prefix>:route:sid:<call_sid>` and
-`<prefix>:route:conv:<conversation_id>`, valued `"<worker id> <conversation id>"`, with a lease
-that `heartbeat()` renews every `lease / 3`. Calls are announced only while `active` (the
-worker's listener is delivering): a worker that cannot deliver must not claim calls.
+Each call this worker holds is announced under `<prefix>:route:sid:{<call_sid>}` and
+`<prefix>:route:conv:{<conversation_id>}` (the braces: a Redis Cluster hash tag), valued
+`"<worker id> <conversation id>"`, with a lease that `heartbeat()` renews every `lease / 3`.
+Calls are announced only while `active` (the worker's listener is delivering): a worker that
+cannot deliver must not claim calls.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Leases:
     def __init__(
         self, client: redis.asyncio.Redis, *, key_prefix: str, worker_id: str, lease: float
     ) -> None:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.key_prefix = key_prefix
@@ -39,16 +40,16 @@ class Leases:
         self.lease = lease
         self.owned: dict[str, str] = {}
         self.active = False
-        self._redis_error = RedisError
+        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
         self._renew = client.register_script(RENEW)
         self._withdraw = client.register_script(WITHDRAW)
         self.scripts = (self._renew, self._withdraw)
 
     def sid_key(self, call_sid: str) -> str:
-        return f"{self.key_prefix}:route:sid:{call_sid}"
+        return f"{self.key_prefix}:route:sid:{{{call_sid}}}"
 
     def conversation_key(self, conversation_id: str) -> str:
-        return f"{self.key_prefix}:route:conv:{conversation_id}"
+        return f"{self.key_prefix}:route:conv:{{{conversation_id}}}"
 
     def key(self, call_sid: str | None, conversation_id: str | None) -> str:
         """The ownership key a send looks up: by call SID, else by conversation id."""

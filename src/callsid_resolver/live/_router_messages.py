@@ -1,17 +1,25 @@
 """What `RedisRouter` workers say to each other on their pub/sub channels, as typed records.
 
-No I/O here. A channel is a Redis pub/sub channel anyone with access to the Redis can publish
-on, so every message is decoded once, at the boundary, into a `Send` or an `Ack` (or refused):
-the listener then works on checked fields only, and no message can end it. Two shapes:
+No I/O here (`RunReply` hands its acknowledgement to a callable). A channel is a Redis pub/sub
+channel anyone with access to the Redis can publish on, so every message is decoded once, at the
+boundary, into a typed record (or refused): the listener then works on checked fields only, and
+no message can end it. Four shapes:
 
 * `{"op": "send", "id", "from", "sid", "cid", "event"}`: deliver `event` (a routable client
   event, docs/protocol.md §8) to the session of call `sid` or conversation `cid`;
 * `{"op": "ack", "id", "from", "error"?, ...}`: the owner's answer to send `id`; no `error`
-  means its write was confirmed.
+  means its write was confirmed;
+* `{"op": "run", "id", "from", "sid", "cid", "events"}`: deliver `events` (1 to `MAX_RUN`), in
+  that order, to one session: a burst crosses Redis as one message instead of one per event;
+* `{"op": "runack", "id", "from", "failed"}`: the owner's one answer to run `id`, once every
+  write of the run has settled. `failed` holds an `Ack` (with an `error`) per event that was not
+  delivered, its `id` the event's 1-based position in the run; every other event was confirmed.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
@@ -19,19 +27,27 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAd
 from .._json import loads_bounded
 from ._errors import NotLive, SenderError, SessionClosed
 from ._protocol import MAX_FRAME, ClientToolResult, ContextualUpdate, UserActivity, UserMessage
+from ._transport import Batch, Failure
 
 __all__ = [
     "MAX_MESSAGE_ID",
+    "MAX_RUN",
+    "MAX_RUN_SIZE",
     "Ack",
     "Envelope",
     "MalformedMessage",
     "Message",
+    "Record",
     "RoutableEvent",
+    "Run",
+    "RunAck",
+    "RunReply",
     "Send",
     "decode",
 ]
 
 MAX_MESSAGE_ID = 2**63 - 1
+MAX_RUN = 256  # events in one run, at most
 _MAX_TEXT = 200  # ids, worker names, reasons: all short on the wire we write
 WorkerName = Annotated[str, Field(pattern=r"^\S{1,200}$")]
 ShortText = Annotated[str, Field(max_length=_MAX_TEXT)]
@@ -63,7 +79,7 @@ class _Record(BaseModel):
 class Envelope(_Record):
     """The part of every message the listener needs to answer at all."""
 
-    op: Literal["send", "ack"]
+    op: Literal["send", "ack", "run", "runack"]
     id: MessageId
     sender: WorkerName = Field(alias="from")
 
@@ -115,13 +131,94 @@ class Ack(Envelope):
         return None
 
 
-Message = Annotated[Send | Ack, Field(discriminator="op")]
-_MESSAGE: TypeAdapter[Send | Ack] = TypeAdapter(Message)
-# A send's event is at most a frame; the envelope adds a few hundred characters.
+class Run(Envelope):
+    """Events for one session, to be written in this order; answered by one `RunAck`."""
+
+    op: Literal["run"] = "run"
+    sid: ShortText | None = None
+    cid: ShortText | None = None
+    events: Annotated[list[RoutableEvent], Field(min_length=1, max_length=MAX_RUN)]
+
+    @property
+    def target(self) -> str:
+        return f"call {self.sid}" if self.sid else f"conversation {self.cid}"
+
+
+class RunAck(Envelope):
+    """The answer to run `id`: an `Ack` per event that failed (its `id` the 1-based position)."""
+
+    op: Literal["runack"] = "runack"
+    failed: Annotated[list[Ack], Field(max_length=MAX_RUN)] = []
+    refused: ShortText | None = None  # the whole run was refused (unreadable): why, in a word
+
+    def failures(self, size: int) -> list[BaseException | None]:
+        """The outcome of each of the run's `size` events: None for confirmed, else the error."""
+        if self.refused is not None:
+            error = SenderError(f"worker {self.sender} could not read the run: {self.refused}")
+            return [error] * size
+        outcomes: list[BaseException | None] = [None] * size
+        for ack in self.failed:
+            if ack.id <= size:
+                outcomes[ack.id - 1] = ack.failure() or SenderError("refused without a reason")
+        return outcomes
+
+
+class RunReply:
+    """The owner's one acknowledgement of a run, handed to `reply` once every write of the run
+    has settled (`fail` or `wait` each event, then `close`)."""
+
+    def __init__(self, run: Run, worker: str, reply: Callable[[str, RunAck], None]) -> None:
+        self.run = run
+        self.worker = worker
+        self.reply = reply
+        self.failed: list[Ack] = []
+        self.waiting = 0
+        self.closed = False
+
+    def fail(self, position: int, error: BaseException | None) -> None:
+        """Event `position` was not delivered: `error`, or (None) no session here for it."""
+        ack = Ack(id=position, sender=self.worker)
+        if error is None:
+            kind = self.run.events[position - 1].type
+            update = {"error": "not_here", "target": self.run.target, "kind": kind}
+            self.failed.append(ack.model_copy(update=update))
+        else:
+            self.failed.append(ack.failed(error))
+
+    def wait(self, position: int, batch: Batch) -> None:
+        self.waiting += 1
+        batch.add_done_callback(functools.partial(self._settled, position))
+
+    def close(self) -> None:
+        self.closed = True
+        self._maybe_send()
+
+    def _settled(self, position: int, batch: Batch) -> None:
+        self.waiting -= 1
+        if batch.cancelled():
+            self.fail(position, SenderError("confirmation cancelled"))
+        else:
+            failure: Failure | None = batch.result()
+            if failure is not None:
+                self.fail(position, failure())
+        self._maybe_send()
+
+    def _maybe_send(self) -> None:
+        if self.closed and not self.waiting:
+            self.failed.sort(key=lambda ack: ack.id)
+            reply = RunAck(id=self.run.id, sender=self.worker, failed=self.failed)
+            self.reply(self.run.sender, reply)
+
+
+Record = Send | Ack | Run | RunAck
+Message = Annotated[Record, Field(discriminator="op")]
+_MESSAGE: TypeAdapter[Record] = TypeAdapter(Message)
+# A run is cut by the sender to stay within a frame; the envelope adds a few hundred characters.
 _MAX_SIZE = MAX_FRAME + 4096
+MAX_RUN_SIZE = MAX_FRAME  # characters of a run's events, at most (the sender cuts runs there)
 
 
-def decode(data: bytes | str) -> Send | Ack:
+def decode(data: bytes | str) -> Record:
     """One channel message as a record; raises `MalformedMessage` (never anything else)."""
     try:
         raw: Any = loads_bounded(data, max_size=_MAX_SIZE)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ from ._errors import (
     SenderError,
     SendTimeout,
 )
+from ._lane_runs import Posted, post_run, posts_runs, routed_attempt, same_target
+from ._mailbox import RunMailbox
 from ._protocol import (
     ClientEvent,
     ClientToolResult,
@@ -55,7 +58,8 @@ from ._records import (
     confirm,
     settle,
 )
-from ._router import NoRoute
+from ._router import NoRoute, Routed
+from ._router_messages import MAX_RUN
 from ._transport import Batch, Failure, bounded
 
 if TYPE_CHECKING:
@@ -67,7 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CHANNELS", "Channel", "Receipt", "Sender"]
 
-ROUTED_RUN = 256  # messages of one lane forwarded together at most
+ROUTED_RUN = MAX_RUN  # messages of one lane forwarded together at most
 logger = logging.getLogger("callsid_resolver.live")
 
 
@@ -116,6 +120,7 @@ class Sender:
         self.send_timeout = send_timeout
         self._lanes: dict[str, Lane] = {}
         self._closed = False
+        self._posts_runs = posts_runs(mailbox)
 
     def __repr__(self) -> str:
         have = [n for n in CHANNELS if getattr(self, "registry" if n == "session" else n)]
@@ -286,22 +291,15 @@ class Sender:
                 self._admit(lane)
                 if job.cancelled:
                     continue
+                if self._goes_to_mailbox(job):
+                    await self._dispatch_posted(self._run_of(lane, job, self._goes_to_mailbox))
+                    continue
                 if not self._goes_to_another_worker(job):
                     await self._dispatch(job)
                     continue
-                # A run of messages for a session on another worker leaves in one Redis round
-                # trip (the router pipelines forwards made together), in lane order.
-                run = [job]
-                while (
-                    lane.jobs
-                    and len(run) < ROUTED_RUN
-                    and self._goes_to_another_worker(lane.jobs[0])
-                ):
-                    following = lane.jobs.popleft()
-                    self._admit(lane)
-                    if not following.cancelled:
-                        run.append(following)
-                await self._dispatch_routed(run)
+                # A run of messages for a session on another worker leaves as one router
+                # message (one Redis round trip, one acknowledgement), in lane order.
+                await self._dispatch_routed(self._run_of(lane, job, self._goes_to_another_worker))
         finally:
             # Reached with both deques empty, or on `aclose()`: fail whatever is left.
             if self._lanes.get(key) is lane:
@@ -316,6 +314,36 @@ class Sender:
             assert admitted.admitted is not None
             admitted.admitted.set_result(None)
 
+    def _run_of(self, lane: Lane, job: Job, joins: Callable[[Job], bool]) -> list[Job]:
+        """`job` and the jobs after it in the lane that go the same way, up to `ROUTED_RUN`."""
+        run = [job]
+        while lane.jobs and len(run) < ROUTED_RUN and same_target(lane.jobs[0], job):
+            if not joins(lane.jobs[0]):
+                break
+            following = lane.jobs.popleft()
+            self._admit(lane)
+            if not following.cancelled:
+                run.append(following)
+        return run
+
+    def _goes_to_mailbox(self, job: Job) -> bool:
+        """Known before trying anything: the mailbox is named, or it is the only channel."""
+        if not self._posts_runs or job.call_sid is None:
+            return False
+        if isinstance(job.event, ClientToolResult):
+            return False
+        if job.channel == "mailbox":
+            return True
+        only = self.registry is None and self.router is None and self.monitor is None
+        return job.channel is None and only
+
+    async def _dispatch_posted(self, run: list[Job]) -> None:
+        """A lane's run for the mailbox, queued in one step (one Redis round trip), in order;
+        every job then walks `_dispatch` as usual, with its post already made."""
+        assert isinstance(self.mailbox, RunMailbox)
+        for job, posted in await post_run(self.mailbox, self.facts, run):
+            await self._dispatch(job, posted=posted)
+
     def _goes_to_another_worker(self, job: Job) -> bool:
         if self.router is None or job.channel not in (None, "session"):
             return False
@@ -325,19 +353,30 @@ class Sender:
 
     async def _dispatch_routed(self, run: list[Job]) -> None:
         assert self.router is not None
-        router = self.router
-        # Tasks start in creation order, so the forwards reach the router in lane order.
-        attempts = await asyncio.gather(
-            *(self._via_router(job, router) for job in run), return_exceptions=True
-        )
-        for job, attempt in zip(run, attempts, strict=True):
-            await self._dispatch(job, session_attempt=attempt)
+        first = run[0]
+        outcomes: list[Routed | NoRoute]
+        try:
+            outcomes = await self.router.forward_run(
+                [job.event for job in run],
+                call_sid=first.call_sid,
+                conversation_id=first.conversation_id,
+            )
+        except NoRoute as exc:
+            outcomes = [exc] * len(run)
+        except Exception as exc:  # a bug must cost this run, not the lane
+            logger.debug("router failed", exc_info=exc)
+            outcomes = [NoRoute(describe(exc))] * len(run)
+        for job, outcome in zip(run, outcomes, strict=True):
+            await self._dispatch(job, session_attempt=routed_attempt(job, outcome))
 
     # -- channels ------------------------------------------------------------------------------
-    async def _dispatch(self, job: Job, session_attempt: Attempt | None = None) -> None:
+    async def _dispatch(
+        self, job: Job, session_attempt: Attempt | None = None, posted: Posted | None = None
+    ) -> None:
         """Try the channels in order; never raises (the outcome goes to the job's future).
 
-        `session_attempt` is the session channel's outcome when it was tried already. A channel
+        `session_attempt` is the session channel's outcome when it was tried already, `posted`
+        the mailbox's when the post was made already (checked for over and mismatch). A channel
         that fails for any reason is a reason in `NotLive` and the next one is tried; only a
         conversation known to be over stops the walk.
         """
@@ -354,7 +393,7 @@ class Sender:
                 outcome = session_attempt
             else:
                 try:
-                    outcome = await self._try(channel, job, reasons)
+                    outcome = await self._try(channel, job, reasons, posted)
                 except Exception as exc:
                     outcome = exc
             # Over, or written to a socket that then dropped: another channel could only deliver
@@ -392,13 +431,13 @@ class Sender:
         settle(job.done, NotLive(job.event.type, target, reasons, errors))
 
     async def _try(
-        self, channel: Channel, job: Job, skipped: dict[str, str]
+        self, channel: Channel, job: Job, skipped: dict[str, str], posted: Posted | None
     ) -> Receipt | tuple[Batch, Receipt]:
         if channel == "session":
             return await self._via_session(job, skipped)
         if channel == "monitor":
             return await self._via_monitor(job, skipped)
-        return await self._via_mailbox(job, skipped)
+        return await self._via_mailbox(job, skipped, posted)
 
     async def _via_session(
         self, job: Job, skipped: dict[str, str]
@@ -420,22 +459,6 @@ class Sender:
         )
         return receipt if batch is None else (batch, receipt)
 
-    async def _via_router(self, job: Job, router: RedisRouter) -> tuple[Batch, Receipt]:
-        try:
-            routed = await router.forward(
-                job.event, call_sid=job.call_sid, conversation_id=job.conversation_id
-            )
-        except NoRoute as exc:
-            raise Skip(f"no open session for this call in this process, and {exc}") from None
-        receipt = Receipt(
-            "session",
-            job.event.type,
-            job.call_sid,
-            routed.conversation_id,
-            worker=routed.worker,
-        )
-        return routed.ack, receipt
-
     async def _via_monitor(self, job: Job, skipped: dict[str, str]) -> tuple[Batch, Receipt]:
         if not isinstance(job.event, ContextualUpdate):
             raise Skip(
@@ -450,7 +473,9 @@ class Sender:
         batch = await self.monitor.write(cid, MonitorCommand.contextual_update(job.event.text))
         return batch, Receipt("monitor", job.event.type, job.call_sid, cid, skipped=dict(skipped))
 
-    async def _via_mailbox(self, job: Job, skipped: dict[str, str]) -> Receipt:
+    async def _via_mailbox(
+        self, job: Job, skipped: dict[str, str], posted: Posted | None = None
+    ) -> Receipt:
         if isinstance(job.event, ClientToolResult):
             raise Skip("a client tool result can only answer on the session that got the call")
         if self.mailbox is None:
@@ -460,11 +485,15 @@ class Sender:
             sid = self.registry.call_sid_of(job.conversation_id)
         if sid is None:
             raise Skip("the mailbox is keyed by call SID and none was given")
-        if job.channel != "mailbox":  # named explicitly, the caller takes the risk
-            over = await self.facts.over(job.call_sid, job.conversation_id)
-            if over is not None:
-                raise over
-        await self.mailbox.post(sid, job.event.model_dump(mode="json", exclude_none=True))
+        if posted is not None:  # in a run: checked and posted already
+            if posted.error is not None:
+                raise posted.error
+        else:
+            if job.channel != "mailbox":  # named explicitly, the caller takes the risk
+                over = await self.facts.over(job.call_sid, job.conversation_id)
+                if over is not None:
+                    raise over
+            await self.mailbox.post(sid, job.event.model_dump(mode="json", exclude_none=True))
         cid = job.conversation_id or (await self.facts.conversation_of(sid))[0]
         return Receipt("mailbox", job.event.type, sid, cid, skipped=dict(skipped))
 
