@@ -168,8 +168,7 @@ class Sender:
         channel: Channel | None = None,
     ) -> Receipt:
         """Send `text` as if the caller had said it: the agent answers it. Only a session carries
-        it
-        (the monitor and the mailbox have no such message).
+        it (the monitor and the mailbox have no such message).
 
         Args:
             text: the message.
