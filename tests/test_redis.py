@@ -175,8 +175,11 @@ def test_threads_of_separate_resolvers_make_one_upstream_lookup(
     for t in threads:
         t.join()
     assert {r.conversation_id for r in results} == {f"conv_test{60:023d}"}
-    assert sum(1 for r in results if r.requests > 0) == 1
-    assert api.counts["list"] == 1 + 1 + 1  # one lookup: rejected filter, live, one page
+    (leader,) = [r for r in results if r.requests > 0]
+    # One lookup: rejected filter, live, one page (and, when every read of that page started
+    # before the match came back, the next page listed ahead), every request its own.
+    assert api.counts["list"] in (3, 4)
+    assert api.counts.total() == leader.requests
 
 
 async def test_async_resolvers_share_one_lookup_through_redis(

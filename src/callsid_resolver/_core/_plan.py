@@ -172,7 +172,10 @@ class _Search:
         waited = 0.0
         while waited < self.settings.flight_ttl:
             if (yield ClaimFlight(lock, self.settings.flight_ttl)):
-                return None
+                # A holder may have answered and let go between our first read and our claim:
+                # its answer is in the cache, and a lookup of our own would cost the API twice.
+                held: CachedMapping | None = (yield ReadCache((self.keys.sid(self.call_sid),)))[0]
+                return held
             yield Pause(poll)
             waited += poll
             entry: CachedMapping | None = (yield ReadCache((self.keys.sid(self.call_sid),)))[0]
