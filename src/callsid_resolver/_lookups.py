@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from ._cache import CachedMapping, CacheKeys
 from ._core._ops import ClaimFlight, ReadCache, WriteCache
+from ._exceptions import CacheUnavailable
 
 logger = logging.getLogger("callsid_resolver")
 
@@ -62,3 +64,14 @@ def without_cache(op: ClaimFlight | ReadCache | WriteCache) -> Any:
     if isinstance(op, ReadCache):
         return [None] * len(op.keys)
     return True if isinstance(op, ClaimFlight) else None
+
+
+@contextmanager
+def caller_cache_fault(operation: str) -> Iterator[None]:
+    """A cache fault in an operation the caller asked for (`remember`, `forget`, ...) becomes
+    `CacheUnavailable`: unlike a lookup, it has no answer to fall back on. Serves both twins
+    (the `with` may hold an `await`)."""
+    try:
+        yield
+    except Exception as exc:
+        raise CacheUnavailable(operation, exc) from exc

@@ -33,9 +33,9 @@ from ._core._callsid import validate_call_sid
 from ._core._hints import narrow_hints
 from ._core._ops import ClaimFlight, Fetch, ListPage, Operation, Pause, ReadCache, WriteCache
 from ._core._plan import Hints, Plan, ServerCapabilities, Settings, resolve_plan
-from ._exceptions import ApiError, CacheUnavailable, NotFound
+from ._exceptions import ApiError, NotFound
 from ._flights import TaskFlights, ThreadFlights
-from ._lookups import Lookups, log_cache_fault, without_cache
+from ._lookups import Lookups, caller_cache_fault, log_cache_fault, without_cache
 from ._memory import warm_table
 from ._models import Conversation, Resolution
 from ._priming import CallRef, ToolCallMemo
@@ -210,10 +210,8 @@ class CallSidResolver(_ResolverBase):
         Raises `CacheUnavailable` when the cache could not store it.
         """
         entries = self._primed(call_sid, conversation_id, agent_id)
-        try:
+        with caller_cache_fault("remember"):
             self.cache.set_many(entries)
-        except Exception as exc:
-            raise CacheUnavailable("remember", exc) from exc
 
     def remember_tool_call(
         self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
@@ -233,10 +231,8 @@ class CallSidResolver(_ResolverBase):
         memo = self._tool_call_memo()
         ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
         if entries:
-            try:
+            with caller_cache_fault("remember_tool_call"):
                 self.cache.set_many(entries)
-            except Exception as exc:
-                raise CacheUnavailable("remember_tool_call", exc) from exc
             memo.written(ref)
         return ref
 
@@ -252,10 +248,8 @@ class CallSidResolver(_ResolverBase):
             CacheUnavailable: the cache could not be reached.
         """
         key = self._forgetting(validate_call_sid(call_sid))
-        try:
+        with caller_cache_fault("forget"):
             self.cache.delete(key)
-        except Exception as exc:
-            raise CacheUnavailable("forget", exc) from exc
 
     def _drive(self, plan: Plan, sid: str) -> Resolution:
         outcome: Any = None
@@ -396,10 +390,8 @@ class AsyncCallSidResolver(_ResolverBase):
     ) -> None:
         """Record a mapping learned elsewhere; see `CallSidResolver.remember`."""
         entries = self._primed(call_sid, conversation_id, agent_id)
-        try:
+        with caller_cache_fault("remember"):
             await self.cache.set_many(entries)
-        except Exception as exc:
-            raise CacheUnavailable("remember", exc) from exc
 
     async def remember_tool_call(
         self, call_sid: str, conversation_id: str, *, agent_id: str | None = None
@@ -408,10 +400,8 @@ class AsyncCallSidResolver(_ResolverBase):
         memo = self._tool_call_memo()
         ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
         if entries:
-            try:
+            with caller_cache_fault("remember_tool_call"):
                 await self.cache.set_many(entries)
-            except Exception as exc:
-                raise CacheUnavailable("remember_tool_call", exc) from exc
             memo.written(ref)
         return ref
 
@@ -427,10 +417,8 @@ class AsyncCallSidResolver(_ResolverBase):
             CacheUnavailable: the cache could not be reached.
         """
         key = self._forgetting(validate_call_sid(call_sid))
-        try:
+        with caller_cache_fault("forget"):
             await self.cache.delete(key)
-        except Exception as exc:
-            raise CacheUnavailable("forget", exc) from exc
 
     async def _drive(self, plan: Plan, sid: str) -> Resolution:
         outcome: Any = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -25,7 +25,6 @@ from callsid_resolver import (
 from callsid_resolver._priming import ToolCallMemo
 
 from ..conftest import API_KEY, REDIS_URL, FakeApi, make_conversation, sid_of
-from ..test_resolver import Both
 
 SID = sid_of(7)
 CONV = "conv_test00000000000000000000007"
@@ -52,19 +51,6 @@ class CountingCache(MemoryCache):
 
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
         return super().get_many(keys)
-
-
-@pytest.fixture(params=["sync", "async"])
-def make(request: pytest.FixtureRequest, api: FakeApi) -> Iterator[Any]:
-    made: list[Both] = []
-
-    def factory(**settings: Any) -> Both:
-        made.append(Both(request.param, api, **settings))
-        return made[-1]
-
-    yield factory
-    for both in made:
-        both.close()
 
 
 def test_a_primed_sid_resolves_with_no_request(make: Any, api: FakeApi) -> None:
