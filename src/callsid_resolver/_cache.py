@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
-
-from ._models import TERMINAL_STATUSES, Conversation, Resolution
+from ._core._keys import Keys
+from ._core._store import (
+    AsyncResolutionCache,
+    CachedMapping,
+    ResolutionCache,
+)
 
 __all__ = [
     "AsyncResolutionCache",
@@ -35,84 +37,7 @@ __all__ = [
     "SharedFlight",
 ]
 
-SCHEMA_VERSION = 1
 T = TypeVar("T")
-
-
-class CachedMapping(BaseModel):
-    """A call SID ↔ conversation mapping as stored; either side may be None (a known absence)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    call_sid: str | None
-    conversation_id: str | None
-    agent_id: str | None = None
-    status: str | None = None
-    start_time_unix_secs: int | None = None
-    primed: bool = False  # learned for free (webhook, outbound call, own session), not looked up
-    call_ids: tuple[str, ...] = ()  # every id the conversation shows (SIP: UUID and Call-ID)
-
-    def to_resolution(self, requests: int = 0) -> Resolution:
-        """This entry as a `Resolution` answered from the cache (`source` "cache" or "primed")."""
-        assert self.call_sid is not None
-        assert self.conversation_id is not None
-        return Resolution(
-            call_sid=self.call_sid,
-            conversation_id=self.conversation_id,
-            agent_id=self.agent_id,
-            status=self.status,
-            start_time_unix_secs=self.start_time_unix_secs,
-            source="primed" if self.primed else "cache",
-            requests=requests,
-        )
-
-
-@runtime_checkable
-class ResolutionCache(Protocol):
-    """A blocking cache backend. `ttl=None` means the backend's default TTL."""
-
-    def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
-        """The cached mappings of `keys`, in order; None where a key has no live entry."""
-        ...
-
-    def set_many(
-        self,
-        items: Mapping[str, CachedMapping],
-        ttl: float | None = None,
-        *,
-        only_if_absent: bool = False,
-    ) -> None:
-        """Store `items` for `ttl` seconds; with `only_if_absent`, skip each key that holds a
-        live entry (the resolver writes its misses so, never over a mapping written meanwhile)."""
-
-    def delete(self, key: str) -> None:
-        """Remove `key` (no error when it is absent)."""
-        ...
-
-
-@runtime_checkable
-class AsyncResolutionCache(Protocol):
-    """The asyncio twin of `ResolutionCache`, for backends that do I/O (Redis)."""
-
-    async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
-        """The cached mappings of `keys`, in order; None where a key has no live entry."""
-        ...
-
-    async def set_many(
-        self,
-        items: Mapping[str, CachedMapping],
-        ttl: float | None = None,
-        *,
-        only_if_absent: bool = False,
-    ) -> None:
-        """Store each mapping of `items` under its key for `ttl` seconds (None: the cache's
-        default TTL).
-        """
-        ...
-
-    async def delete(self, key: str) -> None:
-        """Remove `key` (no error when it is absent)."""
-        ...
 
 
 @runtime_checkable
@@ -131,44 +56,7 @@ class SharedFlight(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class CacheKeys:
-    """Builds the namespaced, versioned keys; one namespace per ElevenLabs workspace is wise."""
-
-    namespace: str = "callsid-resolver"
-
-    def sid(self, call_sid: str) -> str:
-        """The key of `call_sid`'s cached mapping."""
-        return f"{self.namespace}:v{SCHEMA_VERSION}:sid:{{{call_sid}}}"
-
-    def conversation(self, conversation_id: str) -> str:
-        """The key of a conversation's cached mapping."""
-        return f"{self.namespace}:v{SCHEMA_VERSION}:conv:{{{conversation_id}}}"
-
-    def lock(self, call_sid: str) -> str:
-        """The key of the lock that lets one process resolve `call_sid` at a time."""
-        return f"{self.namespace}:v{SCHEMA_VERSION}:lock:{{{call_sid}}}"
-
-    def entries_for(self, conversations: Sequence[Conversation]) -> dict[str, CachedMapping]:
-        """The entries that fetched conversations teach us, keyed for `set_many`."""
-        out: dict[str, CachedMapping] = {}
-        for conv in conversations:
-            sid = conv.call_sid
-            mapping = CachedMapping(
-                call_sid=sid,
-                conversation_id=conv.conversation_id,
-                agent_id=conv.agent_id,
-                status=conv.status,
-                start_time_unix_secs=conv.metadata.start_time_unix_secs,
-            )
-            if sid is not None:
-                out[self.sid(sid)] = mapping
-                out[self.conversation(conv.conversation_id)] = mapping
-            elif conv.status in TERMINAL_STATUSES:
-                # A live call may not show its phone record yet; only a finished conversation's
-                # lack of a call SID is final.
-                out[self.conversation(conv.conversation_id)] = mapping
-        return out
+CacheKeys = Keys  # the key scheme moved to `_core._keys`; C/E settle the public name
 
 
 class NullCache:

@@ -31,6 +31,7 @@ from ._core import _api
 from ._core._api import ListQuery
 from ._core._callsid import validate_call_sid
 from ._core._hints import narrow_hints
+from ._core._keys import DEFAULT_NAMESPACE
 from ._core._ops import ClaimFlight, Fetch, ListPage, Operation, Pause, ReadCache, WriteCache
 from ._core._plan import Hints, Plan, ServerCapabilities, Settings, resolve_plan
 from ._exceptions import ApiError, NotFound
@@ -88,7 +89,7 @@ class _ResolverBase:
         tuning = {k: v for k, v in options.items() if k != "namespace"}
         self.settings = Settings(
             shared_flight=isinstance(cache, SharedFlight),
-            keys=CacheKeys(options.get("namespace", CacheKeys.namespace)),
+            keys=CacheKeys(options.get("namespace", DEFAULT_NAMESPACE)),
             **tuning,  # type: ignore[arg-type]
         )
         self.capabilities = ServerCapabilities()

@@ -14,9 +14,10 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .._cache import CachedMapping, CacheKeys
 from .._models import Resolution
 from ._api import ListQuery
+from ._keys import Keys
+from ._store import CachedMapping
 from ._window import ReadWindow
 
 # The two variables a carrier's call id can be in (docs/protocol.md §7, §12).
@@ -94,7 +95,7 @@ class Settings:
     shared_flight: bool = False
     flight_ttl: float = 20.0
     flight_poll: float = 0.05
-    keys: CacheKeys = field(default_factory=CacheKeys)
+    keys: Keys = field(default_factory=Keys)
 
     def __post_init__(self) -> None:
         if self.max_scan < 0 or self.concurrency < 1 or min(self.negative_ttl, self.live_ttl) < 0:

@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from .._cache import CachedMapping
 from .._exceptions import BadRequest, ConversationNotFound, SearchSummary
 from .._models import (
     LIVE_STATUSES,
@@ -54,6 +53,7 @@ from ._ops import (
     WriteCache,
     fits_later,
 )
+from ._store import CachedMapping, entries_for
 
 __all__ = [
     "ClaimFlight",
@@ -349,7 +349,7 @@ class _Search:
         """The cache entries fetched conversations teach: every id a conversation shows maps to
         it (a SIP call is looked up by its Call-ID as often as by its `call_sid`), and, apart,
         the live conversations that showed no id, to be remembered for `live_ttl` only."""
-        entries = self.keys.entries_for(conversations)
+        entries = entries_for(self.keys, conversations)
         hidden: dict[str, CachedMapping] = {}
         for conv in conversations:
             ids = conv.call_ids
