@@ -79,7 +79,7 @@ def test_an_unknown_429_code_has_no_reason() -> None:
 def test_a_typed_422_names_its_parameter() -> None:
     _, api = client("observed")
     with api, pytest.raises(BadRequest) as info:
-        api._call(_api.list_conversations(_api.ListQuery(cursor="mangled")))
+        api.perform(_api.list_conversations(_api.ListQuery(cursor="mangled")))
     assert (info.value.error_code, info.value.param) == ("invalid_parameters", "cursor")
     assert "(param cursor)" in str(info.value)
 

@@ -239,7 +239,7 @@ class ElevenLabsClient(_ClientBase):
         self, *, cursor: str | None = None, **filters: Unpack[ListFilters]
     ) -> ConversationsPage:
         """One page of conversations, newest first unless `sort_direction="asc"`."""
-        return self._call(_api.list_conversations(ListQuery(cursor=cursor, **filters)))[0]
+        return self.perform(_api.list_conversations(ListQuery(cursor=cursor, **filters)))[0]
 
     def iter_pages(self, **filters: Unpack[ListFilters]) -> Iterator[ConversationsPage]:
         """Every page, following `next_cursor` until `has_more` is false, or until the server
@@ -247,7 +247,7 @@ class ElevenLabsClient(_ClientBase):
         query: ListQuery | None = ListQuery(**filters)
         seen: set[str | None] = set()
         while query is not None and _new_cursor(query, seen):
-            page = self._call(_api.list_conversations(query))[0]
+            page = self.perform(_api.list_conversations(query))[0]
             yield page
             query = query.next(page)
 
@@ -258,18 +258,22 @@ class ElevenLabsClient(_ClientBase):
 
     def get_conversation(self, conversation_id: str) -> Conversation:
         """The full conversation, with `metadata.phone_call` and the transcript."""
-        return self._call(_api.get_conversation(conversation_id))[0]
+        return self.perform(_api.get_conversation(conversation_id))[0]
 
     def get_signed_url(self, agent_id: str, *, include_conversation_id: bool = False) -> SignedUrl:
         """A signed WebSocket URL for a private agent (valid 15 minutes to start a conversation)."""
-        return self._call(
+        return self.perform(
             _api.get_signed_url(agent_id, include_conversation_id=include_conversation_id)
         )[0]
 
-    def _call(
+    def perform(
         self, call: ApiCall[ModelT], on_retry: Callable[[int], Any] | None = None
     ) -> tuple[ModelT, int]:
-        """Send with retries; return the decoded model and the number of HTTP requests sent."""
+        """Send one API call with retries (the resolver's seam; users call the named methods).
+
+        Returns the decoded model and the number of HTTP requests sent; `on_retry` hears the
+        status of each answer about to be retried.
+        """
         state = self.retry.start(self._clock())
         while True:
             fault: httpx.RequestError | None = None
@@ -392,14 +396,14 @@ class AsyncElevenLabsClient(_ClientBase):
         self, *, cursor: str | None = None, **filters: Unpack[ListFilters]
     ) -> ConversationsPage:
         """One page of conversations, newest first unless `sort_direction="asc"`."""
-        return (await self._call(_api.list_conversations(ListQuery(cursor=cursor, **filters))))[0]
+        return (await self.perform(_api.list_conversations(ListQuery(cursor=cursor, **filters))))[0]
 
     async def iter_pages(self, **filters: Unpack[ListFilters]) -> AsyncIterator[ConversationsPage]:
         """Every page; see `ElevenLabsClient.iter_pages`."""
         query: ListQuery | None = ListQuery(**filters)
         seen: set[str | None] = set()
         while query is not None and _new_cursor(query, seen):
-            page = (await self._call(_api.list_conversations(query)))[0]
+            page = (await self.perform(_api.list_conversations(query)))[0]
             yield page
             query = query.next(page)
 
@@ -413,19 +417,23 @@ class AsyncElevenLabsClient(_ClientBase):
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """The full conversation, with `metadata.phone_call` and the transcript."""
-        return (await self._call(_api.get_conversation(conversation_id)))[0]
+        return (await self.perform(_api.get_conversation(conversation_id)))[0]
 
     async def get_signed_url(
         self, agent_id: str, *, include_conversation_id: bool = False
     ) -> SignedUrl:
         """A signed WebSocket URL for a private agent (valid 15 minutes to start a conversation)."""
         call = _api.get_signed_url(agent_id, include_conversation_id=include_conversation_id)
-        return (await self._call(call))[0]
+        return (await self.perform(call))[0]
 
-    async def _call(
+    async def perform(
         self, call: ApiCall[ModelT], on_retry: Callable[[int], Any] | None = None
     ) -> tuple[ModelT, int]:
-        """Send with retries; return the decoded model and the number of HTTP requests sent."""
+        """Send one API call with retries (the resolver's seam; users call the named methods).
+
+        Returns the decoded model and the number of HTTP requests sent; `on_retry` hears the
+        status of each answer about to be retried.
+        """
         state = self.retry.start(self._clock())
         while True:
             fault: httpx.RequestError | None = None
@@ -434,7 +442,7 @@ class AsyncElevenLabsClient(_ClientBase):
             except httpx.RequestError as exc:
                 fault = exc
             if fault is not None:
-                # Raised outside the `except`: see `ElevenLabsClient._call`.
+                # Raised outside the `except`: see `ElevenLabsClient.perform`.
                 self._log(call, type(fault).__name__, state)
                 delay = state.after_fault(self._clock())
                 if delay is None:

@@ -287,7 +287,7 @@ class CallSidResolver(_ResolverBase):
         if isinstance(op, Pause):
             return time.sleep(op.seconds)
         if isinstance(op, ListPage):
-            return self.client._call(_api.list_conversations(op.query))
+            return self.client.perform(_api.list_conversations(op.query))
         return self._fetch(op)
 
     def _perform_cache(self, op: ClaimFlight | ReadCache | WriteCache, claims: list[Any]) -> Any:
@@ -349,7 +349,7 @@ class CallSidResolver(_ResolverBase):
 
     def _list_ahead(self, query: ListQuery, on_retry: Callable[[int], Any]) -> Any:
         try:
-            return self.client._call(_api.list_conversations(query), on_retry)
+            return self.client.perform(_api.list_conversations(query), on_retry)
         except Exception as exc:  # the plan lists it again, where the error is handled
             return exc
 
@@ -357,7 +357,7 @@ class CallSidResolver(_ResolverBase):
         self, conversation_id: str, on_retry: Callable[[int], Any]
     ) -> tuple[Conversation | None, int]:
         try:
-            return self.client._call(_api.get_conversation(conversation_id), on_retry)
+            return self.client.perform(_api.get_conversation(conversation_id), on_retry)
         except NotFound as exc:
             return None, exc.attempts
 
@@ -455,7 +455,7 @@ class AsyncCallSidResolver(_ResolverBase):
         if isinstance(op, Pause):
             return await asyncio.sleep(op.seconds)
         if isinstance(op, ListPage):
-            return await self.client._call(_api.list_conversations(op.query))
+            return await self.client.perform(_api.list_conversations(op.query))
         return await self._fetch(op)
 
     async def _perform_cache(
@@ -516,7 +516,7 @@ class AsyncCallSidResolver(_ResolverBase):
 
     async def _list_ahead(self, query: ListQuery, on_retry: Callable[[int], Any]) -> Any:
         try:
-            return await self.client._call(_api.list_conversations(query), on_retry)
+            return await self.client.perform(_api.list_conversations(query), on_retry)
         except Exception as exc:  # the plan lists it again, where the error is handled
             return exc
 
@@ -524,7 +524,7 @@ class AsyncCallSidResolver(_ResolverBase):
         self, conversation_id: str, on_retry: Callable[[int], Any]
     ) -> tuple[Conversation | None, int]:
         try:
-            return await self.client._call(_api.get_conversation(conversation_id), on_retry)
+            return await self.client.perform(_api.get_conversation(conversation_id), on_retry)
         except NotFound as exc:
             return None, exc.attempts
 
