@@ -8,11 +8,14 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 import httpx
 
 from ._client import DEFAULT_BASE_URL
+
+if TYPE_CHECKING:
+    from .testing import EmulatorProfile
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_AUTH, EXIT_FAILURE, EXIT_MISSING_EXTRA = 1, 2, 3, 4, 5
 EXIT_CODES = """\
@@ -31,6 +34,20 @@ exit codes:
   2  bad input or usage, or no key in ELEVENLABS_API_KEY
   4  an API or network failure stopped the checks
 """
+
+
+class UsageError(Exception):
+    """Bad input found after parsing (a file, a port, an environment variable): exit 2."""
+
+
+def profile_argument(value: str) -> EmulatorProfile:
+    """The `EmulatorProfile` that `--profile` names, or a `UsageError` saying what to give."""
+    from .testing import load_profile
+
+    try:
+        return load_profile(value)
+    except (ValueError, LookupError, OSError) as exc:
+        raise UsageError(f"--profile: {exc}") from None
 
 
 # -- argument types: each refuses bad input with a message that argparse turns into exit 2 --

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
-from .cli import UsageError, profile_argument
+from ._cli_support import UsageError, profile_argument
 from .testing import Emulator, EmulatorServer, synthetic_conversations
 from .testing._recordings import list_recordings, load_recording_file
 

@@ -1,4 +1,4 @@
-"""`callsid-resolver mcp`: the mailbox MCP server over streamable HTTP, behind a shared secret.
+"""The MCP server's HTTP gate: a shared secret in front, undelivered tool results put back.
 
 ElevenLabs sends the secret as a custom header of the MCP server's configuration
 (`request_headers`, a workspace secret: docs/mcp.md), `Authorization: Bearer <secret>`. A request
@@ -7,31 +7,18 @@ without it is refused before the MCP SDK sees it, so a refused call drains nothi
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import json
 import logging
-import os
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from .mcp_server import MailboxTool
-
-__all__ = [
-    "SECRET_ENV",
-    "BearerSecret",
-    "ReturnUndelivered",
-    "add_arguments",
-    "run",
-    "secure_app",
-]
+__all__ = ["SECRET_ENV", "BearerSecret", "Requeue", "ReturnUndelivered", "secure_app"]
 
 SECRET_ENV = "CALLSID_MCP_SECRET"  # noqa: S105 - the variable's name, not a secret
-EXIT_USAGE, EXIT_MISSING_EXTRA = 2, 5
 _REFUSAL = json.dumps(
     {
         "error": "unauthorized",
@@ -79,6 +66,14 @@ class BearerSecret:
         return hmac.compare_digest(values[0].strip(), self._secret)
 
 
+class Requeue(Protocol):
+    """Where a result nobody received goes back to (`MailboxTool` is one)."""
+
+    async def requeue(self, call_sid: str, items: list[Any]) -> None:
+        """Put `items` back at the head of `call_sid`'s mailbox, in their order."""
+        ...
+
+
 class ReturnUndelivered:
     """ASGI middleware: a tool result whose client hung up before it was sent goes back to the
     mailbox, so a dropped connection loses no item.
@@ -90,7 +85,7 @@ class ReturnUndelivered:
     any server's reach; this covers the common case, an agent that timed out and hung up.
     """
 
-    def __init__(self, app: ASGIApp, tool: MailboxTool, tool_name: str) -> None:
+    def __init__(self, app: ASGIApp, tool: Requeue, tool_name: str) -> None:
         self.app = app
         self.tool = tool
         self.tool_name = tool_name
@@ -184,7 +179,7 @@ def secure_app(
     app: ASGIApp,
     secret: str,
     *,
-    tool: MailboxTool | None = None,
+    tool: Requeue | None = None,
     tool_name: str = "pending_updates",
 ) -> ASGIApp:
     """`app` (e.g. `MCPServer.streamable_http_app(json_response=True)`) behind `BearerSecret`;
@@ -192,115 +187,3 @@ def secure_app(
     if tool is not None:
         app = ReturnUndelivered(app, tool, tool_name)
     return BearerSecret(app, secret)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `callsid-resolver mcp` (the CLI calls `run(args)` with them)."""
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default loopback)")
-    parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
-    parser.add_argument("--path", default="/mcp", help="the endpoint's path (default /mcp)")
-    parser.add_argument(
-        "--redis", metavar="URL", help="Redis shared with the backends (default: in memory)"
-    )
-    parser.add_argument(
-        "--namespace",
-        help="prefix of the mailbox keys and the resolver's cache keys on Redis "
-        "(default: the library's, 'callsid' and 'callsid-resolver')",
-    )
-    parser.add_argument(
-        "--secret", help=f"the shared secret callers send as a Bearer token; or ${SECRET_ENV}"
-    )
-    parser.add_argument("--tool-name", default=None, help="name of the tool (pending_updates)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted; 2 without a secret, 5 without the `mcp` extra."""
-    secret = args.secret or os.environ.get(SECRET_ENV)
-    if not secret:
-        print(
-            f"error: no shared secret: pass --secret or set {SECRET_ENV}; the server refuses to "
-            "run open, since anyone reaching it could drain a call's updates",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    try:
-        import mcp.server.mcpserver  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        from .mcp_server import INSTALL_HINT
-
-        print(f"error: {INSTALL_HINT}", file=sys.stderr)
-        return EXIT_MISSING_EXTRA
-    if args.redis:
-        try:
-            import redis.asyncio  # noqa: F401
-        except ImportError:
-            print(
-                "error: --redis needs redis-py: pip install 'callsid-resolver[redis]'",
-                file=sys.stderr,
-            )
-            return EXIT_MISSING_EXTRA
-    asyncio.run(_serve(args, secret))
-    return 0
-
-
-async def _serve(args: argparse.Namespace, secret: str) -> None:
-    from ._cache import MemoryCache
-    from .live import Mailbox, MemoryMailbox, RedisMailbox
-
-    cache: Any = MemoryCache()
-    mailbox: Mailbox = MemoryMailbox()
-    names: dict[str, str] = {}
-    connection: Any = None
-    if args.namespace:
-        names["namespace"] = args.namespace
-    if args.redis:
-        from ._redis import AsyncRedisCache, async_redis_client
-
-        connection = async_redis_client(args.redis)  # a blocking pool, no silent resends
-        cache = AsyncRedisCache(connection)
-        prefix = {"key_prefix": args.namespace} if args.namespace else {}
-        mailbox = RedisMailbox(connection, **prefix)
-    try:
-        await _serve_with(args, secret, mailbox, cache, names)
-    finally:
-        if connection is not None:
-            await connection.aclose()
-
-
-async def _serve_with(
-    args: argparse.Namespace, secret: str, mailbox: Any, cache: Any, names: dict[str, str]
-) -> None:
-    import uvicorn
-    from mcp.server.transport_security import TransportSecuritySettings
-
-    from ._client import AsyncElevenLabsClient
-    from ._resolver import AsyncCallSidResolver
-    from .mcp_server import TOOL_NAME, MailboxTool, build_mcp_server
-
-    # This server never calls ElevenLabs: the platform hands it both ids, and it only primes the
-    # shared cache. A key is used if set, so the same resolver could look calls up.
-    key = os.environ.get("ELEVENLABS_API_KEY") or "unused-by-the-mcp-server"
-    async with AsyncElevenLabsClient(key) as client:
-        resolver = AsyncCallSidResolver(client, cache=cache, **names)  # type: ignore[arg-type]
-        tool = MailboxTool(mailbox, resolver)
-        await tool.start()
-        server = build_mcp_server(mailbox, tool=tool, tool_name=args.tool_name or TOOL_NAME)
-        # Stateless JSON: any instance of a fleet behind a load balancer answers any request.
-        # The SDK's Host check (against DNS rebinding) would refuse a reverse proxy's Host in
-        # front of a loopback server; the shared secret, which no rebinding page can know, is
-        # the gate instead.
-        app = server.streamable_http_app(
-            streamable_http_path=args.path,
-            stateless_http=True,
-            json_response=True,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
-        gated = secure_app(app, secret, tool=tool, tool_name=args.tool_name or TOOL_NAME)
-        config = uvicorn.Config(gated, host=args.host, port=args.port, log_level="warning")
-        print(
-            f"MCP server on http://{args.host}:{args.port}{args.path} (Ctrl-C stops it)",
-            file=sys.stderr,
-            flush=True,
-        )
-        await uvicorn.Server(config).serve()

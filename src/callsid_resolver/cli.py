@@ -29,11 +29,13 @@ from ._cli_support import (
     EXIT_USAGE,
     HelpFormatter,
     Parser,
+    UsageError,
     add_profile_argument,
     base_url,
     count_at_least,
     filter_modes,
     port_number,
+    profile_argument,
     request_counter,
     seconds,
     verbose_log,
@@ -63,10 +65,6 @@ __all__ = [
 TESTING_HINT = "this command needs the emulator: pip install 'callsid-resolver[testing]'"
 KEY_HINT = f"export {API_KEY_ENV}=... (the CLI reads the key from the environment only)"
 _EXTRAS = ("starlette", "uvicorn", "websockets")
-
-
-class UsageError(Exception):
-    """Bad input found after parsing (a file, a port, an environment variable): exit 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,14 +229,14 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_arguments(p)
     p.set_defaults(run=doctor.run)
 
-    from . import _mcp_http  # its heavy imports wait for `run`
+    from . import _mcp_cli  # its heavy imports wait for `run`
 
     p = sub.add_parser(
         "mcp", help="serve the mailbox MCP server (streamable HTTP, shared secret)",
         parents=[common], **kw,
     )  # fmt: skip
-    _mcp_http.add_arguments(p)
-    p.set_defaults(run=_mcp_http.run)
+    _mcp_cli.add_arguments(p)
+    p.set_defaults(run=_mcp_cli.run)
     return parser
 
 
@@ -281,16 +279,6 @@ def _demo(args: argparse.Namespace) -> int:
 
     profile = profile_argument(args.profile or "documented")
     return run_demo(json_lines=args.json, out=sys.stdout, profile=profile)
-
-
-def profile_argument(value: str) -> Any:
-    """The `EmulatorProfile` that `--profile` names, or a `UsageError` saying what to give."""
-    from .testing import load_profile
-
-    try:
-        return load_profile(value)
-    except (ValueError, LookupError, OSError) as exc:
-        raise UsageError(f"--profile: {exc}") from None
 
 
 def _emulator(args: argparse.Namespace) -> int:

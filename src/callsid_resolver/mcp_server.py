@@ -17,8 +17,7 @@ nothing, and a result whose client hung up before it was sent goes back to the m
 (`ReturnUndelivered`, which `secure_app(..., tool=...)` adds). On Redis, a store that lost its
 data since the server first saw it (a restart without persistence, a flush, an eviction) is
 reported in the result's `warnings`, so a loss is said, never silent. `callsid-resolver mcp`
-serves this over streamable HTTP behind a shared secret (`add_arguments` and `run` are the
-CLI's hooks; see `_mcp_http`).
+serves this over streamable HTTP behind a shared secret (`_mcp_cli`).
 """
 
 from __future__ import annotations
@@ -34,14 +33,7 @@ import cachetools
 
 from ._core._callsid import validate_call_sid
 from ._exceptions import CallSidResolverError, InvalidCallSid
-from ._mcp_http import (
-    SECRET_ENV,
-    BearerSecret,
-    ReturnUndelivered,
-    add_arguments,
-    run,
-    secure_app,
-)
+from ._mcp_http import SECRET_ENV, BearerSecret, ReturnUndelivered, secure_app
 from ._priming import InvalidConversationId
 from .live import Mailbox, RedisMailbox
 
@@ -59,9 +51,7 @@ __all__ = [
     "BearerSecret",
     "MailboxTool",
     "ReturnUndelivered",
-    "add_arguments",
     "build_mcp_server",
-    "run",
     "secure_app",
     "tool_config_override",
 ]
