@@ -69,11 +69,15 @@ def is_private(module_name: str) -> bool:
     return any(part.startswith("_") for part in module_name.split(".")[1:])
 
 
+def module_names() -> list[str]:
+    walk = pkgutil.walk_packages(callsid_resolver.__path__, "callsid_resolver.")
+    return ["callsid_resolver", *(info.name for info in walk)]
+
+
 def package_modules() -> Iterator[ModuleType]:
-    yield callsid_resolver
-    for info in pkgutil.walk_packages(callsid_resolver.__path__, "callsid_resolver."):
-        if info.name != "callsid_resolver.__main__":  # importing it runs the CLI
-            yield importlib.import_module(info.name)
+    for name in module_names():
+        if name != "callsid_resolver.__main__":  # importing it runs the CLI
+            yield importlib.import_module(name)
 
 
 def exported(module_name: str) -> dict[str, object]:
@@ -97,7 +101,7 @@ def ruff_order(name: str) -> tuple[int, str]:
 
 
 def test_every_module_is_public_an_entry_point_or_private() -> None:
-    names = {module.__name__ for module in package_modules()} | {"callsid_resolver.__main__"}
+    names = set(module_names())
     stray = names - set(PUBLIC_MODULES) - set(ENTRY_POINTS) - {n for n in names if is_private(n)}
     assert not stray, f"public-looking modules that are no home of the API: {sorted(stray)}"
 
@@ -148,22 +152,25 @@ def test_the_whole_error_tree_is_exported_from_the_top_level_only() -> None:
 
 
 def test_every_exception_class_is_in_the_tree_or_internal() -> None:
-    found: dict[str, type] = {}
-    for module in package_modules():
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, BaseException)
-                and value.__module__ == module.__name__
-            ):
-                found[value.__name__] = value
-    for name, cls in sorted(found.items()):
-        if name in INTERNAL_EXCEPTIONS:
+    found = [
+        value
+        for module in package_modules()
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == module.__name__
+    ]
+    public = {id(v) for m in PUBLIC_MODULES for v in exported(m).values()}
+    for cls in found:
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        if cls.__name__ in INTERNAL_EXCEPTIONS:
             assert not issubclass(cls, CallSidResolverError), f"{name} is in the tree"
+            assert id(cls) not in public, f"{name} is exported"
         else:
             assert issubclass(cls, CallSidResolverError), f"{name}: not in the tree nor internal"
-            assert getattr(callsid_resolver, name, None) is cls, name
-    assert set(INTERNAL_EXCEPTIONS) <= set(found), "an internal exception is gone: drop it here"
+            assert getattr(callsid_resolver, cls.__name__, None) is cls, name
+    gone = set(INTERNAL_EXCEPTIONS) - {cls.__name__ for cls in found}
+    assert not gone, f"internal exceptions that no longer exist (drop them here): {gone}"
 
 
 def test_every_public_class_is_defined_in_a_private_module() -> None:
@@ -200,7 +207,7 @@ def test_public_objects_are_documented() -> None:
 def import_statements(text: str) -> Iterator[tuple[str, list[str]]]:
     """(module, names) of each `from callsid_resolver... import ...` in `text`."""
     for module_name, group, line in IMPORT.findall(text):
-        names = (group or line).split("#")[0] if not group else re.sub(r"#.*", "", group)
+        names = re.sub(r"#.*", "", group or line)
         yield module_name, [n.split(" as ")[0].strip() for n in names.split(",") if n.strip()]
 
 
