@@ -1,7 +1,7 @@
 """What a failed resolution searched, and how `ConversationNotFound` words it.
 
-Split from `_exceptions` so the exception tree reads on one screen; `_exceptions` re-exports
-`SearchSummary`, and the public home of both names is `callsid_resolver`.
+Split from `_exceptions` so that module is the exception tree and little else; `SearchSummary`
+is re-exported there, and its public home is `callsid_resolver`.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class SearchSummary:
 
 
 # Where a caller can learn a live call's mapping instead of asking ElevenLabs for it.
-AT_THE_SOURCE = (
+_AT_THE_SOURCE = (
     "ElevenLabs may not show a live call's SID until it ends. Learn the mapping at the source: "
     "map a tool argument to system__conversation_id, read the outbound-call response "
     "(webhooks.mapping_from_outbound_call), use your own session's conversation id, or call "
@@ -113,4 +113,4 @@ def not_found_message(
         if s.hidden_live
         else "no live conversation showed it"
     )
-    return f"{text}. The call is live and {hidden}: {AT_THE_SOURCE}"
+    return f"{text}. The call is live and {hidden}: {_AT_THE_SOURCE}"
