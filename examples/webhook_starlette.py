@@ -28,12 +28,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient, MemoryCache
+from callsid_resolver import (
+    AsyncCallSidResolver,
+    AsyncElevenLabsClient,
+    MalformedPayload,
+    MemoryCache,
+    WebhookError,
+)
 from callsid_resolver.webhooks import (
     AsyncRedisDedupe,
-    MalformedPayload,
     MemoryDedupe,
-    WebhookError,
     aprime_from_webhook,
     delivery_key,
     parse_webhook,

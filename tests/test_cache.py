@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from callsid_resolver import CachedMapping, CacheKeys, MemoryCache, NullCache, ResolutionCache
+from callsid_resolver import CachedMapping, MemoryCache, NullCache, ResolutionCache
+from callsid_resolver._core._keys import Keys as CacheKeys
 
 HIT = CachedMapping(call_sid="CA" + "1" * 32, conversation_id="conv_1", agent_id="agent_1")
 MISS = CachedMapping(call_sid="CA" + "2" * 32, conversation_id=None)

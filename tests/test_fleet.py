@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from callsid_resolver import CacheKeys
+from callsid_resolver._core._keys import Keys as CacheKeys
 from callsid_resolver.testing import Emulator, EmulatorServer, synthetic_conversations
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -18,7 +18,6 @@ from callsid_resolver import (
     AsyncElevenLabsClient,
     AsyncRedisCache,
     AsyncTieredCache,
-    CacheKeys,
     CallSidResolver,
     ElevenLabsClient,
     MemoryCache,
@@ -26,6 +25,7 @@ from callsid_resolver import (
     ResolutionCache,
     TieredCache,
 )
+from callsid_resolver._core._keys import Keys as CacheKeys
 
 from .conftest import API_KEY, FakeApi, make_conversation, sid_of
 from .test_cache import HIT, MISS, CacheContract

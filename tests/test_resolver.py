@@ -13,7 +13,6 @@ from callsid_resolver import (
     AsyncCallSidResolver,
     AsyncElevenLabsClient,
     CachedMapping,
-    CacheKeys,
     CallSidResolver,
     ConversationNotFound,
     ElevenLabsClient,
@@ -25,6 +24,7 @@ from callsid_resolver import (
     ServerError,
     TieredCache,
 )
+from callsid_resolver._core._keys import Keys as CacheKeys
 from callsid_resolver.testing import Emulator, load_profile
 from callsid_resolver.testing._http import Dropped
 

@@ -1,4 +1,6 @@
-"""The one exception tree of callsid-resolver.
+"""The one exception tree of callsid-resolver, drawn once: every class below is importable
+from `callsid_resolver` and from nowhere else public (tests/test_errors_doc.py checks this
+drawing, and the one in docs/errors.md, against the classes).
 
 ```
 CallSidResolverError
@@ -8,23 +10,52 @@ CallSidResolverError
 ├── InvalidApiKey                  a key that cannot be sent: control or non-ASCII characters
 ├── MissingApiKey                  no key given and ELEVENLABS_API_KEY unset
 ├── CacheUnavailable               the cache backend failed where the caller must know
-├── ConversationNotFound           no conversation carries this call SID (says what was searched)
-├── SenderError                    a send into a live call failed (see `live`; NotLive, ...)
-├── WebhookError                   a webhook that must not be trusted (see `webhooks`)
-│   ├── MissingSignature / MalformedSignature / StaleSignature / InvalidSignature
-│   └── MalformedPayload
+├── ConversationNotFound           no conversation carries this call SID (`.searched`, `.live`)
 ├── TransportError                 the request never got an HTTP answer (connect, read, protocol)
 │   └── DeadlineExceeded           retries ran out of the total time budget
-└── ApiError                       ElevenLabs answered with an error status
-    ├── BadRequest                 400, 422 (`.detail` holds the validation items)
-    ├── AuthenticationFailed       401
-    ├── PermissionDenied           403
-    ├── NotFound                   404
-    ├── RateLimited                429 (`.retry_after`, `.reason`: rate or concurrency)
-    ├── ServerError                5xx
-    └── UnexpectedResponse         2xx whose body is not the JSON the endpoint promises
-        └── ResponseTooLarge       a body over its endpoint's size cap
+├── ApiError                       ElevenLabs answered with an error status
+│   ├── BadRequest                 400, 422 (`.detail` holds the validation items)
+│   ├── AuthenticationFailed       401
+│   ├── PermissionDenied           403
+│   ├── NotFound                   404
+│   ├── RateLimited                429 (`.retry_after`, `.reason`: rate or concurrency)
+│   ├── ServerError                5xx
+│   └── UnexpectedResponse         2xx whose body is not the JSON the endpoint promises
+│       └── ResponseTooLarge       a body over its endpoint's size cap
+├── WebhookError                   a webhook that must not be trusted (`webhooks`)
+│   ├── MissingSignature           no `ElevenLabs-Signature` header
+│   ├── MalformedSignature         not `t=<unix>,v0=<64 hex>` (`.reason`)
+│   ├── StaleSignature             authentic, but `t` too old or too far ahead (`.age`)
+│   ├── InvalidSignature           no `v0` matches: wrong secret or altered body
+│   ├── MalformedPayload           authentic, but not a webhook envelope (`.errors`)
+│   └── WebhookArgumentError       an empty secret, a NaN tolerance (also a ValueError)
+└── SenderError                    a send into a live call failed (`live`)
+    ├── SessionError               our own Agents WebSocket
+    │   ├── SessionOpenFailed      handshake refused, unreachable, or no conversation id in time
+    │   └── SessionClosed          closed, or dropped before the send was confirmed (`.sent`)
+    ├── MonitorError               the monitoring WebSocket (`/conversations/{id}/monitor`)
+    │   ├── MonitorUnavailable     could not connect, or the socket dropped (not a refusal)
+    │   └── MonitorRefused         the API said no (`.refusal`, `.status_code`, `.close_code`)
+    │       ├── MonitorPlanRequired     neither Enterprise nor the `realtime-monitoring` flag
+    │       ├── MonitorScopeMissing     the key lacks the `CONVAI_WRITE` scope
+    │       ├── MonitorRoleMissing      the key's user lacks EDITOR access to the workspace
+    │       ├── MonitoringDisabled      the agent has `monitoring_enabled` off
+    │       ├── ConversationNotStarted  the conversation has not begun (`initiated`)
+    │       └── ConversationOver        over (`done`, `failed`, `processing`) or never was
+    ├── InvalidSend                unusable send arguments (also a ValueError); nothing was sent
+    │   └── CallMismatch           the call SID and the conversation id name different calls
+    ├── MailboxFull                the call's mailbox holds `max_items` already; nothing dropped
+    ├── MailboxUnavailable         the mailbox's store (Redis) failed; nothing posted or taken
+    ├── SendTimeout                no room in the conversation's send queue within the timeout
+    ├── ConfirmTimeout             written, but not confirmed within the send timeout (`.sent`)
+    ├── NoRoute                    no worker of the fleet can take it (`RedisRouter`)
+    ├── RouteTimeout               the worker holding the session did not acknowledge in time
+    └── NotLive                    no channel could take the message (`.reasons` per channel)
 ```
+
+The classes live next to the code that raises them: this module holds the root and the
+resolver's and client's errors, `live._errors` the sender's (`NoRoute` is `live._router`'s),
+`_webhook_signature` the webhooks'.
 
 Every error message is built from its fields, and none of them ever holds the API key, a signed
 URL's `conversation_signature` or a full phone number: URLs are reduced to their path before they
@@ -38,7 +69,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from ._core._secrets import mask_phone_numbers
+from ._not_found import SearchSummary, not_found_message
 
 __all__ = [
     "ApiError",
@@ -61,6 +92,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "UnexpectedResponse",
+    "error_class_for",
 ]
 
 
@@ -118,81 +150,6 @@ class MissingApiKey(CallSidResolverError):
         super().__init__(f"no ElevenLabs API key: pass api_key=... or set {env_var}")
 
 
-class SearchSummary:
-    """What a failed resolution looked at, so a user can tell a miss from a too-narrow search."""
-
-    __slots__ = (
-        "checked",
-        "hidden_live",
-        "pages",
-        "requests",
-        "steps",
-        "truncated_by",
-        "unverified",
-        "window",
-    )
-
-    def __init__(
-        self,
-        *,
-        steps: tuple[str, ...],
-        pages: int,
-        checked: int,
-        requests: int,
-        window: tuple[int | None, int | None],
-        hidden_live: int = 0,
-        truncated_by: str | None = None,
-        unverified: int = 0,
-    ) -> None:
-        self.steps = steps
-        self.pages = pages
-        self.checked = checked
-        self.requests = requests
-        self.window = window
-        # Live conversations whose GET showed no call id at all: the call may be one of them.
-        self.hidden_live = hidden_live
-        # Why a walk stopped before the end of the list: "max_scan" (the budget ran out) or
-        # "cursor_loop" (the server sent a cursor seen before); None when the list ended.
-        self.truncated_by = truncated_by
-        # Listed conversations whose GET failed (404 twice): neither matched nor ruled out.
-        self.unverified = unverified
-
-    @property
-    def truncated(self) -> bool:
-        """True when the search stopped before the end of the list (see `truncated_by`)."""
-        return self.truncated_by is not None
-
-    def notes(self) -> str:
-        """What left the search incomplete and how to reach further, or "" when nothing did."""
-        text = ""
-        if self.unverified:
-            text += f"; {self.unverified} listed conversation(s) could not be read (404)"
-        if self.truncated_by == "cursor_loop":
-            text += "; stopped: the server sent a list cursor it had sent before"
-        elif self.truncated_by is not None:
-            text += (
-                "; stopped at max_scan before the end of the list: narrow the search with "
-                "started_after/started_before, agent_id or phone_number_id, or raise max_scan"
-            )
-        return text
-
-    def __repr__(self) -> str:
-        return (
-            f"SearchSummary(steps={self.steps!r}, pages={self.pages}, checked={self.checked}, "
-            f"requests={self.requests}, window={self.window!r}, hidden_live={self.hidden_live}, "
-            f"truncated_by={self.truncated_by!r}, unverified={self.unverified})"
-        )
-
-
-# Where a caller can learn a live call's mapping instead of asking ElevenLabs for it.
-_AT_THE_SOURCE = (
-    "ElevenLabs may not show a live call's SID until it ends. Learn the mapping at the source: "
-    "map a tool argument to system__conversation_id, read the outbound-call response "
-    "(webhooks.mapping_from_outbound_call), use your own session's conversation id, or call "
-    "remember(); or resolve after the call ends"
-)
-
-
 class ConversationNotFound(CallSidResolverError):
     """No conversation with this call SID was found within the search's bounds.
 
@@ -213,32 +170,7 @@ class ConversationNotFound(CallSidResolverError):
         self.searched = searched
         self.cached = cached
         self.live = live or (searched is not None and searched.hidden_live > 0)
-        super().__init__(self._message())
-
-    def _message(self) -> str:
-        # A SIP call id may hold the caller's number (`+15551234567@10.0.0.1`).
-        sid = mask_phone_numbers(self.call_sid)
-        if self.cached:
-            return f"no conversation for call SID {sid} (cached miss; not searched again)"
-        s = self.searched
-        if s is None:
-            return f"no conversation for call SID {sid}"
-        after, before = s.window
-        window = f"start time in [{after or '-inf'}, {before or 'now'}]"
-        text = (
-            f"no conversation for call SID {sid}: "
-            f"tried {', '.join(s.steps) or 'nothing'}; {s.pages} list page(s), "
-            f"{s.checked} conversation(s) checked, {s.requests} request(s), {window}"
-            f"{s.notes()}"
-        )
-        if not self.live:
-            return text
-        hidden = (
-            f"{s.hidden_live} live conversation(s) showed no call id yet"
-            if s.hidden_live
-            else "no live conversation showed it"
-        )
-        return f"{text}. The call is live and {hidden}: {_AT_THE_SOURCE}"
+        super().__init__(not_found_message(call_sid, searched, cached=cached, live=self.live))
 
 
 class TransportError(CallSidResolverError):
@@ -396,6 +328,7 @@ class ResponseTooLarge(UnexpectedResponse):
 
 
 def error_class_for(status_code: int) -> type[ApiError]:
+    """The `ApiError` subclass an error status maps to (the client and the recorder raise it)."""
     if status_code in (400, 422):
         return BadRequest
     if status_code == 401:

@@ -21,13 +21,13 @@ from callsid_resolver import (
     AsyncElevenLabsClient,
     AsyncRedisCache,
     CachedMapping,
-    CacheKeys,
+    NotLive,
     RedisCache,
 )
+from callsid_resolver._core._keys import Keys as CacheKeys
 from callsid_resolver.live import (
     ConversationSession,
     MemoryMailbox,
-    NotLive,
     RedisMailbox,
     RedisRouter,
     Sender,

@@ -10,15 +10,8 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from callsid_resolver import InvalidCallSid, async_redis_client
-from callsid_resolver.live import (
-    Mailbox,
-    MailboxFull,
-    MemoryMailbox,
-    RedisMailbox,
-    RunMailbox,
-    Sender,
-)
+from callsid_resolver import InvalidCallSid, MailboxFull, async_redis_client
+from callsid_resolver.live import Mailbox, MemoryMailbox, RedisMailbox, RunMailbox, Sender
 
 from .conftest import REDIS_URL
 

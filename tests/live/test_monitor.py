@@ -9,22 +9,26 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient, ConversationNotFound
-from callsid_resolver.live import (
-    AgentResponse,
+from callsid_resolver import (
+    AsyncCallSidResolver,
+    AsyncElevenLabsClient,
+    ConversationNotFound,
     ConversationNotStarted,
     ConversationOver,
-    ConversationSession,
-    MonitorChannel,
     MonitoringDisabled,
     MonitorPlanRequired,
     MonitorRefused,
     MonitorRoleMissing,
     MonitorScopeMissing,
-    MonitorStats,
     MonitorUnavailable,
-    ServerEvent,
     SessionOpenFailed,
+)
+from callsid_resolver.live import (
+    AgentResponse,
+    ConversationSession,
+    MonitorChannel,
+    MonitorStats,
+    ServerEvent,
 )
 from callsid_resolver.testing import Emulator, EmulatorServer
 

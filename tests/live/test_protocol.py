@@ -13,6 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callsid_resolver import (
+    ConversationOver,
+    MonitoringDisabled,
+    MonitorPlanRequired,
+    MonitorRefused,
+    MonitorScopeMissing,
+)
 from callsid_resolver._json import JsonRefused, loads_bounded
 from callsid_resolver.live import (
     AgentResponse,
@@ -21,13 +28,8 @@ from callsid_resolver.live import (
     ContextualUpdate,
     ConversationInitiation,
     ConversationInitiationMetadata,
-    ConversationOver,
     ErrorEvent,
     MonitorCommand,
-    MonitoringDisabled,
-    MonitorPlanRequired,
-    MonitorRefused,
-    MonitorScopeMissing,
     Ping,
     Pong,
     UnknownEvent,

@@ -20,13 +20,11 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from callsid_resolver import AsyncElevenLabsClient
+from callsid_resolver import AsyncElevenLabsClient, NotLive, RouteTimeout
 from callsid_resolver.live import (
     ConversationSession,
     MemoryMailbox,
-    NotLive,
     RedisRouter,
-    RouteTimeout,
     Sender,
     SessionRegistry,
 )

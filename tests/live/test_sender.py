@@ -9,17 +9,21 @@ from typing import Any
 
 import pytest
 
-from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient, CallSidResolverError
-from callsid_resolver.live import (
+from callsid_resolver import (
+    AsyncCallSidResolver,
+    AsyncElevenLabsClient,
     CallMismatch,
+    CallSidResolverError,
     ConversationOver,
+    NotLive,
+    SendTimeout,
+    SessionClosed,
+)
+from callsid_resolver.live import (
     ConversationSession,
     MemoryMailbox,
     MonitorChannel,
-    NotLive,
     Sender,
-    SendTimeout,
-    SessionClosed,
     SessionRegistry,
 )
 from callsid_resolver.testing import Emulator

@@ -11,15 +11,8 @@ from typing import Any
 
 import pytest
 
-from callsid_resolver import AsyncElevenLabsClient
-from callsid_resolver.live import (
-    AgentResponse,
-    ClientToolCall,
-    ConversationSession,
-    SessionClosed,
-    SessionOpenFailed,
-    UnknownEvent,
-)
+from callsid_resolver import AsyncElevenLabsClient, SessionClosed, SessionOpenFailed
+from callsid_resolver.live import AgentResponse, ClientToolCall, ConversationSession, UnknownEvent
 from callsid_resolver.testing import Emulator, EmulatorServer, Session
 
 from .conftest import AGENT, CuttableProxy, eventually, on_server

@@ -12,7 +12,6 @@ from callsid_resolver import (
     AsyncCallSidResolver,
     AsyncElevenLabsClient,
     CachedMapping,
-    CacheKeys,
     CacheUnavailable,
     CallRef,
     CallSidResolver,
@@ -22,6 +21,7 @@ from callsid_resolver import (
     MemoryCache,
     RedisCache,
 )
+from callsid_resolver._core._keys import Keys as CacheKeys
 from callsid_resolver._priming import ToolCallMemo
 
 from ..conftest import API_KEY, REDIS_URL, FakeApi, make_conversation, sid_of

@@ -1,33 +1,8 @@
-"""The errors of sending into a live conversation; every one is a `CallSidResolverError`.
+"""The errors of sending into a live conversation, all under `SenderError`.
 
-```
-CallSidResolverError
-└── SenderError                   anything `callsid_resolver.live` raises on purpose
-    ├── SessionError              our own Agents WebSocket
-    │   ├── SessionOpenFailed     handshake refused, unreachable, or no conversation_id in time
-    │   └── SessionClosed         send after close, or the socket dropped before the send was
-    │                             confirmed (`.code`, `.reason`, `.sent`)
-    ├── MonitorError              the monitoring WebSocket (`/conversations/{id}/monitor`)
-    │   ├── MonitorUnavailable    could not connect, or the socket dropped (not a refusal)
-    │   └── MonitorRefused        the API said no (`.refusal`, `.status_code`, `.close_code`)
-    │       ├── MonitorPlanRequired   neither Enterprise nor the `realtime-monitoring` flag
-    │       ├── MonitorScopeMissing   the key lacks the `CONVAI_WRITE` scope
-    │       ├── MonitorRoleMissing    the key's user lacks EDITOR access to the workspace
-    │       ├── MonitoringDisabled    the agent has `monitoring_enabled` off
-    │       ├── ConversationNotStarted  the conversation has not begun (`initiated`)
-    │       └── ConversationOver      the conversation is over (`done`, `failed`, `processing`),
-    │                                 or never was; raised by every channel of a `Sender`
-    ├── MailboxFull               the call's mailbox holds `max_items` already; nothing was dropped
-    ├── InvalidSend               unusable send arguments (also a ValueError); nothing was sent
-    │   └── CallMismatch          the call SID and conversation id given name different calls
-    ├── SendTimeout               no room in the conversation's send queue within the timeout
-    ├── RouteTimeout              the worker holding the session did not acknowledge in time
-    ├── NotLive                   no channel could take the message (`.reasons` per channel)
-    ├── ConfirmTimeout            written, but not confirmed within the send timeout (`.sent`)
-    └── MailboxUnavailable        the mailbox's store (Redis) failed; nothing was posted or taken
-```
-
-Messages are built from fields; none holds an API key or a signed URL's signature.
+Their place in the one exception tree is drawn in `callsid_resolver._exceptions`, and their
+public home is `callsid_resolver` (so one `except` import covers the whole library). Messages
+are built from fields; none holds an API key or a signed URL's signature.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ __all__ = [
     "ACCOUNT_WIDE",
     "ENDED_CODES",
     "SETTLE_SECONDS",
+    "classify",
     "refusal_from_close",
     "refusal_from_status",
 ]

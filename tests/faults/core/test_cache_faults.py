@@ -26,8 +26,8 @@ from callsid_resolver import (
     MemoryCache,
     RedisCache,
     TieredCache,
-    prime_from_outbound_call,
 )
+from callsid_resolver.webhooks import prime_from_outbound_call
 
 from ...conftest import API_KEY, FakeApi, make_conversation, sid_of
 from ...redis_server import RedisServer

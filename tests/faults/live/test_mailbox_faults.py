@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from callsid_resolver import CallSidResolverError
-from callsid_resolver.live import MailboxUnavailable, NotLive, RedisMailbox, Sender
+from callsid_resolver import CallSidResolverError, MailboxUnavailable, NotLive
+from callsid_resolver.live import RedisMailbox, Sender
 
 from ...live.conftest import REDIS_URL
 from ...redis_server import RedisServer

@@ -20,16 +20,19 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from callsid_resolver import AsyncElevenLabsClient, CallSidResolverError
-from callsid_resolver.live import (
-    ConversationSession,
+from callsid_resolver import (
+    AsyncElevenLabsClient,
+    CallSidResolverError,
     MailboxUnavailable,
     NotLive,
+    RouteTimeout,
+    SenderError,
+)
+from callsid_resolver.live import (
+    ConversationSession,
     RedisMailbox,
     RedisRouter,
-    RouteTimeout,
     Sender,
-    SenderError,
     SessionRegistry,
 )
 from callsid_resolver.live._router import NoRoute

@@ -15,11 +15,10 @@ import redis.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callsid_resolver import AsyncElevenLabsClient, CallSidResolverError
+from callsid_resolver import AsyncElevenLabsClient, CallSidResolverError, NotLive
 from callsid_resolver.live import (
     ConversationSession,
     MemoryMailbox,
-    NotLive,
     RedisRouter,
     Sender,
     SessionRegistry,

@@ -21,15 +21,17 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
 
-from callsid_resolver import AsyncElevenLabsClient
-from callsid_resolver.live import (
+from callsid_resolver import (
+    AsyncElevenLabsClient,
     ConfirmTimeout,
-    ConversationSession,
-    MonitorChannel,
     MonitorRefused,
     NotLive,
-    Sender,
     SessionClosed,
+)
+from callsid_resolver.live import (
+    ConversationSession,
+    MonitorChannel,
+    Sender,
     SessionRegistry,
     UnknownEvent,
     _transport,
