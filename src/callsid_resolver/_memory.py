@@ -59,7 +59,8 @@ class MemoryEntry:
         self.resolution: Resolution | None = None
 
     def mapping(self) -> CachedMapping:
-        # `model_construct`: the fields were validated when the mapping was built.
+        """The `CachedMapping` this entry holds, rebuilt without validation: its fields were
+        validated when the mapping was first built."""
         return CachedMapping.model_construct(
             call_sid=self.call_sid,
             conversation_id=self.conversation_id,
