@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "callsid_resolver"
 
 # (async source, generated sync module), relative to src/callsid_resolver.
-PAIRS: list[tuple[str, str]] = []
+PAIRS: list[tuple[str, str]] = [
+    ("_async/redis_cache.py", "_sync/redis_cache.py"),
+    ("_async/tiered_cache.py", "_sync/tiered_cache.py"),
+]
 
 # Whole words (or dotted names) of the async source and what the sync twin says instead.
 SUBSTITUTIONS: dict[str, str] = {

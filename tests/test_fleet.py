@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from callsid_resolver._core._keys import Keys as CacheKeys
+from callsid_resolver._core._keys import Keys
 from callsid_resolver.testing import Emulator, EmulatorServer, synthetic_conversations
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -70,6 +70,6 @@ def test_processes_times_lookups_of_one_cold_sid_make_one_upstream_lookup(
     assert emulator.total_requests == leaders[0][2]
     assert {r[1] for r in results} <= {"filter", "scan", "cache", leaders[0][1]}
     client = redis.Redis.from_url(REDIS_URL)
-    assert client.exists(CacheKeys(namespace).sid(sid))
-    assert not client.exists(CacheKeys(namespace).lock(sid))
+    assert client.exists(Keys(namespace).sid(sid))
+    assert not client.exists(Keys(namespace).lock(sid))
     client.close()

@@ -4,6 +4,7 @@ the fleet lock, the tiered setup, and the resolver's cross-process single flight
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -12,23 +13,24 @@ import httpx
 import pytest
 import redis
 import redis.asyncio
+import redis.cluster
 
 from callsid_resolver import (
     AsyncCallSidResolver,
     AsyncElevenLabsClient,
     AsyncRedisCache,
-    AsyncTieredCache,
     CallSidResolver,
     ElevenLabsClient,
     MemoryCache,
     RedisCache,
-    ResolutionCache,
     TieredCache,
 )
-from callsid_resolver._core._keys import Keys as CacheKeys
+from callsid_resolver._cache import flight_lock
+from callsid_resolver._core._keys import Keys
+from callsid_resolver._redis_support import is_cluster, redis_errors, redis_reason
 
 from .conftest import API_KEY, FakeApi, make_conversation, sid_of
-from .test_cache import HIT, MISS, CacheContract
+from .test_cache import HIT, MISS
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -51,88 +53,89 @@ async def arclient() -> AsyncIterator[redis.asyncio.Redis]:
     await client.aclose()
 
 
-class TestRedisCache(CacheContract):
+class TestRedisCache:
+    """What only the Redis backends do; the contract every backend keeps is in
+    test_cache_contract.py."""
+
     @pytest.fixture(autouse=True)
     def _setup(self, rclient: redis.Redis, namespace: str) -> None:
-        self.rclient, self.ns = rclient, namespace
+        self.rclient, self.keys = rclient, Keys(namespace)
 
-    def make(self) -> ResolutionCache:
-        return _Prefixed(RedisCache(self.rclient), self.ns)
-
-    def test_entries_carry_their_ttl(self) -> None:
+    def test_entries_carry_their_ttl_to_the_millisecond(self) -> None:
         cache = RedisCache(self.rclient, ttl=3600)
-        cache.set_many({f"{self.ns}:hit": HIT})
-        cache.set_many({f"{self.ns}:miss": MISS}, ttl=30)
-        assert 3590_000 < self.rclient.pttl(f"{self.ns}:hit") <= 3600_000
-        assert 29_000 < self.rclient.pttl(f"{self.ns}:miss") <= 30_000
+        hit, miss = self.keys.sid(sid_of(1)), self.keys.sid(sid_of(2))
+        cache.set_many({hit: HIT})
+        cache.set_many({miss: MISS}, ttl=30)
+        assert 3590_000 < self.rclient.pttl(hit) <= 3600_000
+        assert 29_000 < self.rclient.pttl(miss) <= 30_000
+
+    def test_a_lock_carries_its_ttl(self) -> None:
+        key = self.keys.lock(sid_of(1))
+        assert RedisCache(self.rclient).claim(key, 20) is not None
+        assert 19_000 < self.rclient.pttl(key) <= 20_000
 
     def test_foreign_values_read_as_misses(self) -> None:
-        self.rclient.set(f"{self.ns}:junk", b"\x00not json")
-        assert RedisCache(self.rclient).get_many([f"{self.ns}:junk"]) == [None]
+        key = self.keys.sid(sid_of(1))
+        self.rclient.set(key, b"\x00not json")
+        assert RedisCache(self.rclient).get_many([key]) == [None]
 
-    def test_a_lock_is_exclusive_and_only_its_holder_frees_it(self) -> None:
-        cache, key = RedisCache(self.rclient), f"{self.ns}:lock"
-        token = cache.claim(key, 10)
-        assert token is not None
-        assert cache.claim(key, 10) is None
-        cache.release(key, "someone-else")
-        assert cache.claim(key, 10) is None
-        cache.release(key, token)
-        assert cache.claim(key, 10) is not None
+    def test_entries_are_stored_without_their_defaults(self) -> None:
+        key = self.keys.sid(sid_of(1))
+        RedisCache(self.rclient).set_many({key: MISS})
+        assert json.loads(self.rclient.get(key) or b"") == {
+            "call_sid": MISS.call_sid,
+            "conversation_id": None,
+        }
 
-    def test_a_lock_expires_so_a_crashed_holder_blocks_nobody(self) -> None:
-        cache, key = RedisCache(self.rclient), f"{self.ns}:lock"
-        assert cache.claim(key, 0.05) is not None
-        self.rclient.pexpire(key, 1)
-        threading.Event().wait(0.01)
-        assert cache.claim(key, 10) is not None
+    def test_nonsense_ttls_are_refused(self) -> None:
+        for ttl in (0, -1, float("nan")):
+            with pytest.raises(ValueError, match="positive"):
+                RedisCache(self.rclient, ttl=ttl)
+
+    def test_the_repr_names_no_server(self) -> None:
+        secret = redis.Redis.from_url("redis://:hunter2@127.0.0.1:6379/0")
+        try:
+            shown = repr(TieredCache(MemoryCache(), RedisCache(secret, ttl=60)))
+        finally:
+            secret.close()
+        assert "hunter2" not in shown
+        assert "6379" not in shown
+        assert "RedisCache ttl=60" in shown
 
 
-class _Prefixed:
-    """Keeps the contract suite's bare keys inside the test's namespace."""
-
-    def __init__(self, cache: RedisCache, ns: str) -> None:
-        self.cache, self.ns = cache, ns
-
-    def get_many(self, keys: Any) -> Any:
-        return self.cache.get_many([f"{self.ns}:{k}" for k in keys])
-
-    def set_many(
-        self, items: Any, ttl: float | None = None, *, only_if_absent: bool = False
-    ) -> None:
-        prefixed = {f"{self.ns}:{k}": v for k, v in items.items()}
-        self.cache.set_many(prefixed, ttl, only_if_absent=only_if_absent)
-
-    def delete(self, key: str) -> None:
-        self.cache.delete(f"{self.ns}:{key}")
+async def test_async_redis_cache_entries_carry_their_ttl(
+    arclient: redis.asyncio.Redis, namespace: str
+) -> None:
+    key = Keys(namespace).sid(sid_of(1))
+    await AsyncRedisCache(arclient, ttl=60).set_many({key: HIT})
+    assert 59_000 < await arclient.pttl(key) <= 60_000
 
 
 def test_tiered_cache_reads_through_and_keeps_misses_out_of_the_front(
     rclient: redis.Redis, namespace: str
 ) -> None:
+    keys = Keys(namespace)
     back = RedisCache(rclient)
     front = MemoryCache()
     tiered = TieredCache(front, back)
-    hit, miss = f"{namespace}:hit", f"{namespace}:miss"
+    hit, miss, none = keys.sid(sid_of(1)), keys.sid(sid_of(2)), keys.sid(sid_of(3))
     back.set_many({hit: HIT})
     back.set_many({miss: MISS}, ttl=30)
-    assert tiered.get_many([hit, miss, f"{namespace}:none"]) == [HIT, MISS, None]
+    assert tiered.get_many([hit, miss, none]) == [HIT, MISS, None]
     assert front.get_many([hit, miss]) == [HIT, None]
-    assert tiered.claim(f"{namespace}:lock", 5) is not None
+    assert flight_lock(tiered) is back
 
 
-async def test_async_redis_cache_round_trip_and_lock(
-    arclient: redis.asyncio.Redis, namespace: str
-) -> None:
-    cache = AsyncRedisCache(arclient, ttl=60)
-    await cache.set_many({f"{namespace}:a": HIT})
-    assert await cache.get_many([f"{namespace}:a", f"{namespace}:b"]) == [HIT, None]
-    token = await cache.claim(f"{namespace}:lock", 5)
-    assert token is not None
-    assert await cache.claim(f"{namespace}:lock", 5) is None
-    await cache.release(f"{namespace}:lock", token)
-    await cache.delete(f"{namespace}:a")
-    assert await AsyncTieredCache(MemoryCache(), cache).get_many([f"{namespace}:a"]) == [None]
+def test_redis_errors_are_named_without_their_text() -> None:
+    assert issubclass(redis.ConnectionError, redis_errors())
+    assert issubclass(redis.exceptions.RedisClusterException, redis_errors())
+    exc = redis.ConnectionError("Error 111 connecting to 10.0.0.7:6379. Connection refused.")
+    assert redis_reason(exc) == "Redis is unavailable (ConnectionError)"
+
+
+def test_is_cluster_tells_a_cluster_client(rclient: redis.Redis) -> None:
+    assert not is_cluster(rclient)
+    assert is_cluster(redis.cluster.RedisCluster.__new__(redis.cluster.RedisCluster))
 
 
 def test_resolvers_sharing_redis_share_mappings(
@@ -151,7 +154,7 @@ def test_resolvers_sharing_redis_share_mappings(
         r = second.resolve(sid_of(4))
     assert (r.source, r.requests) == ("cache", 0)
     assert api.counts.total() == 0
-    assert rclient.exists(CacheKeys(namespace).sid(sid_of(4)))
+    assert rclient.exists(Keys(namespace).sid(sid_of(4)))
 
 
 def test_threads_of_separate_resolvers_make_one_upstream_lookup(
@@ -196,5 +199,5 @@ async def test_async_resolvers_share_one_lookup_through_redis(
         await c.aclose()
     assert {r.conversation_id for r in results} == {f"conv_test{9:023d}"}
     assert api.counts == {"list": 1, "get": 1}
-    assert await arclient.exists(CacheKeys(namespace).sid(sid_of(9)))
-    assert await arclient.exists(CacheKeys(namespace).lock(sid_of(9))) == 0  # released
+    assert await arclient.exists(Keys(namespace).sid(sid_of(9)))
+    assert await arclient.exists(Keys(namespace).lock(sid_of(9))) == 0  # released

@@ -49,7 +49,7 @@ class Both:
     def __init__(self, mode: str, api: FakeApi, **settings: Any) -> None:
         self.mode = mode
         self.api = api
-        self.cache = settings.pop("cache", None) or MemoryCache(timer=self.clock)
+        self.cache = settings.pop("cache", None) or MemoryCache(clock=self.clock)
         self.now = 0.0
         transport = httpx.MockTransport(api)
         if mode == "sync":

@@ -149,7 +149,7 @@ def test_memory_dedupe_drops_a_retry_and_lets_a_forgotten_one_through() -> None:
 
 def test_memory_dedupe_is_bounded_in_size_and_time() -> None:
     now = [0.0]
-    dedupe = MemoryDedupe(max_items=100, ttl=60, timer=lambda: now[0])
+    dedupe = MemoryDedupe(max_items=100, ttl=60, clock=lambda: now[0])
     for i in range(1000):
         assert dedupe.seen(f"k{i}") is False
     assert len(dedupe) == 100
@@ -203,13 +203,13 @@ def test_redis_dedupe_is_shared_and_expires(redis_client: Any, namespace: str) -
 
     body, headers = delivery(otlp())
     event = parse_webhook(body, headers, SECRET, now=EVENT_TIME)
-    worker_a = RedisDedupe(redis_client, key_prefix=namespace, ttl=0.3)
+    worker_a = RedisDedupe(redis_client, namespace=namespace, ttl=0.3)
     other = redis.Redis.from_url(REDIS_URL)
     try:
-        worker_b = RedisDedupe(other, key_prefix=namespace, ttl=0.3)
+        worker_b = RedisDedupe(other, namespace=namespace, ttl=0.3)
         assert worker_a.seen(event) is False
         assert worker_b.seen(event) is True  # another worker, same Redis: a retry
-        assert worker_a.key(event) == f"{namespace}:{{{delivery_key(event)}}}"  # a cluster tag
+        assert worker_a.key(event) == f"{namespace}:webhook:{{{delivery_key(event)}}}"  # a tag
         assert redis_client.exists(worker_a.key(event)) == 1
         assert 0 < redis_client.pttl(worker_a.key(event)) <= 300
         worker_b.forget(event)
@@ -220,10 +220,23 @@ def test_redis_dedupe_is_shared_and_expires(redis_client: Any, namespace: str) -
         other.close()
 
 
+def test_redis_dedupe_keys_live_under_the_namespace_and_name_no_server(
+    redis_client: Any,
+) -> None:
+    dedupe = RedisDedupe(redis_client)
+    assert dedupe.key("k") == "callsid-resolver:webhook:{k}"  # `Keys().webhook_delivery`
+    assert repr(dedupe) == "<RedisDedupe namespace='callsid-resolver' ttl=86400.0>"
+    for ttl in (0, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            RedisDedupe(redis_client, ttl=ttl)
+    with pytest.raises(ValueError, match="namespace"):
+        RedisDedupe(redis_client, namespace="has space")
+
+
 async def test_async_redis_dedupe_lets_exactly_one_concurrent_delivery_through(
     aredis_client: Any, namespace: str
 ) -> None:
-    dedupe = AsyncRedisDedupe(aredis_client, key_prefix=namespace)
+    dedupe = AsyncRedisDedupe(aredis_client, namespace=namespace)
     key = f"post_call_transcription:{CONV}:{EVENT_TIME}"
     results = await asyncio.gather(*(dedupe.seen(key) for _ in range(20)))
     assert sorted(results) == [False] + [True] * 19
@@ -307,7 +320,7 @@ async def test_two_workers_sharing_redis_handle_a_delivery_once(
 ) -> None:
     resolvers = [CountingResolver(), CountingResolver()]
     apps = [
-        example.create_app(r, SECRET, dedupe=AsyncRedisDedupe(aredis_client, key_prefix=namespace))
+        example.create_app(r, SECRET, dedupe=AsyncRedisDedupe(aredis_client, namespace=namespace))
         for r in resolvers
     ]
     body, headers = signed_now(otlp(("elevenlabs.phone_call.call_sid", SID)))

@@ -16,14 +16,9 @@ router and mailboxes), `callsid_resolver.webhooks` (verify and parse post-call w
 """
 
 from .__version__ import __version__
-from ._cache import (
-    AsyncResolutionCache,
-    CachedMapping,
-    MemoryCache,
-    NullCache,
-    ResolutionCache,
-    SharedFlight,
-)
+from ._async.redis_cache import AsyncRedisCache
+from ._async.tiered_cache import AsyncTieredCache
+from ._cache import MemoryCache, NullCache
 from ._client import (
     DEFAULT_BASE_URL,
     AsyncElevenLabsClient,
@@ -34,6 +29,13 @@ from ._client import (
 from ._core._api import ListQuery
 from ._core._callsid import is_twilio_call_sid, validate_call_sid
 from ._core._retry import RetryPolicy
+from ._core._store import (
+    AsyncFlightLock,
+    AsyncResolutionCache,
+    CachedMapping,
+    FlightLock,
+    ResolutionCache,
+)
 from ._exceptions import (
     ApiError,
     AuthenticationFailed,
@@ -70,14 +72,10 @@ from ._models import (
     TranscriptEntry,
 )
 from ._priming import CallRef
-from ._redis import (
-    AsyncRedisCache,
-    AsyncTieredCache,
-    RedisCache,
-    TieredCache,
-    async_redis_client,
-)
+from ._redis_support import async_redis_client
 from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
+from ._sync.redis_cache import RedisCache
+from ._sync.tiered_cache import TieredCache
 from ._webhook_signature import (
     InvalidSignature,
     MalformedPayload,
@@ -117,6 +115,7 @@ __all__ = [
     "ApiError",
     "AsyncCallSidResolver",
     "AsyncElevenLabsClient",
+    "AsyncFlightLock",
     "AsyncRedisCache",
     "AsyncResolutionCache",
     "AsyncTieredCache",
@@ -140,6 +139,7 @@ __all__ = [
     "ConversationsPage",
     "DeadlineExceeded",
     "ElevenLabsClient",
+    "FlightLock",
     "InvalidApiKey",
     "InvalidCallSid",
     "InvalidConversationId",
@@ -185,7 +185,6 @@ __all__ = [
     "SessionClosed",
     "SessionError",
     "SessionOpenFailed",
-    "SharedFlight",
     "SignedUrl",
     "StaleSignature",
     "TieredCache",

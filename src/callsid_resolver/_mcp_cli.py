@@ -77,7 +77,8 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
     if args.namespace:
         names["namespace"] = args.namespace
     if args.redis:
-        from ._redis import AsyncRedisCache, async_redis_client
+        from ._async.redis_cache import AsyncRedisCache
+        from ._redis_support import async_redis_client
 
         connection = async_redis_client(args.redis)  # a blocking pool, no silent resends
         cache = AsyncRedisCache(connection)

@@ -1,8 +1,9 @@
 """`MemoryCache`: the in-process backend, built for the warm path (docs/caching.md).
 
-A dict per key family (`CacheKeys.sid` of a namespace, `CacheKeys.conversation`, and a catch-all
-of whole keys) maps a bare id to a slotted `_Entry`; reads take no lock, writes do. The resolver
-reads the call SIDs' table directly on its warm path (`_resolver._ResolverBase._warm`).
+A dict per key family (`Keys.sid` of a namespace, `Keys.conversation`, and a catch-all of whole
+keys) maps a bare id to a slotted `MemoryEntry`; reads take no lock, writes do. A resolver reads
+the call SIDs' table directly on its warm path, through `warm_table`: the one way in from
+another module.
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 
-from ._cache import CachedMapping, CacheKeys
+from ._async.tiered_cache import AsyncTieredCache
 from ._core._callsid import validate_call_sid
+from ._core._keys import Keys
+from ._core._store import CachedMapping
 from ._exceptions import InvalidCallSid
 from ._models import Resolution
+from ._sync.tiered_cache import TieredCache
 
-__all__ = ["MemoryCache"]
+__all__ = ["MemoryCache", "MemoryEntry", "warm_table"]
 
 
-class _Entry:
+class MemoryEntry:
     """What `MemoryCache` keeps per key: a `CachedMapping`'s fields unboxed into slots (a pydantic
     model costs ~575 B, this ~110), its expiry, and the `Resolution` built on its first warm read.
+    Public-internal: the resolver's warm path reads `conversation_id`, `agent_id`, `expires`,
+    `resolution` and `to_resolution()` of the entries `warm_table` gives it, and writes none.
 
     Both directions of one conversation share one entry, and each table's key is the entry's own
     id string, so a conversation costs two dict slots, one entry and its two ids.
@@ -53,7 +59,8 @@ class _Entry:
         self.resolution: Resolution | None = None
 
     def mapping(self) -> CachedMapping:
-        # `model_construct`: the fields were validated when the mapping was built.
+        """The `CachedMapping` this entry holds, rebuilt without validation: its fields were
+        validated when the mapping was first built."""
         return CachedMapping.model_construct(
             call_sid=self.call_sid,
             conversation_id=self.conversation_id,
@@ -79,18 +86,18 @@ class _Entry:
 
 
 class _Family:
-    """The keys of one form, `<prefix><id><suffix>` (`CacheKeys.sid` of one namespace), held in
+    """The keys of one form, `<prefix><id><suffix>` (`Keys.sid` of one namespace), held in
     one table by their bare id; `accepts` vets the id (call SIDs are validated on store)."""
 
     __slots__ = ("accepts", "prefix", "suffix", "table", "victims")
 
     def __init__(self, prefix: str, suffix: str, accepts: Callable[[str], bool]) -> None:
         self.prefix, self.suffix, self.accepts = prefix, suffix, accepts
-        self.table: dict[str, _Entry] = {}
+        self.table: dict[str, MemoryEntry] = {}
         # The next entries to evict, taken from the head in batches: each `iter(dict)` rescans
         # the slots freed at the head since the dict's last resize (O(n) per call), so one
         # eviction at a time would cost ~40 µs at 100,000 entries.
-        self.victims: deque[tuple[str, _Entry]] = deque()
+        self.victims: deque[tuple[str, MemoryEntry]] = deque()
 
     def ident(self, key: str) -> str | None:
         """The id `key` is stored under in this family, or None when the key is not of it."""
@@ -139,8 +146,9 @@ class MemoryCache:
 
     `ttl` is the default lifetime in seconds; the resolver gives negative entries their own,
     shorter one. `maxsize` bounds the entries; when it is reached, the entries stored first go
-    first (FIFO: reading an entry does not keep it). `timer` is injectable for tests. Safe to share
-    between threads and between the sync and async resolvers of one process.
+    first (FIFO: reading an entry does not keep it). `clock` (monotonic seconds) is injectable
+    for tests. Safe to share between threads and between the sync and async resolvers of one
+    process.
 
     Reads take no lock (a dict lookup is atomic in CPython); writes do. An expired entry is never
     returned, and its memory is reclaimed when it is evicted or replaced. A resolver using this
@@ -151,16 +159,16 @@ class MemoryCache:
 
     def __init__(
         self,
+        *,
         maxsize: int = 100_000,
         ttl: float = 24 * 3600.0,
-        *,
-        timer: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if maxsize < 1 or ttl <= 0:
             raise ValueError("maxsize and ttl must be positive")
         self.maxsize = maxsize
         self.ttl = ttl
-        self.timer = timer
+        self.clock = clock
         self._lock = threading.Lock()
         self._batch = max(1, min(maxsize // 64, 4096))
         # Registered families first, then the catch-all of whole keys; a key lives in the first
@@ -179,7 +187,7 @@ class MemoryCache:
 
     def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
         """The cached mappings of `keys`, in order; None where a key has no live entry."""
-        now = self.timer()
+        now = self.clock()
         out: list[CachedMapping | None] = []
         for key in keys:
             family, ident = self._place(key)
@@ -202,9 +210,9 @@ class MemoryCache:
             only_if_absent: Leave a key that holds a live entry untouched (how a miss is
                 written, so that it never replaces a mapping stored meanwhile).
         """
-        now = self.timer()
+        now = self.clock()
         expires = now + (self.ttl if ttl is None else ttl)
-        entries: dict[int, _Entry] = {}  # one entry per mapping: both directions share it
+        entries: dict[int, MemoryEntry] = {}  # one entry per mapping: both directions share it
         with self._lock:
             for key, value in items.items():
                 family, ident = self._place(key)
@@ -214,7 +222,7 @@ class MemoryCache:
                         continue
                 entry = entries.get(id(value))
                 if entry is None:
-                    entry = entries[id(value)] = _Entry(value, expires)
+                    entry = entries[id(value)] = MemoryEntry(value, expires)
                 family.table[entry.own(ident)] = entry
             self._evict()
 
@@ -239,7 +247,7 @@ class MemoryCache:
                 return
             excess -= 1
 
-    def _adopt(self, keys: CacheKeys) -> dict[str, _Entry] | None:
+    def _adopt(self, keys: Keys) -> dict[str, MemoryEntry] | None:
         """Key `keys`' call SIDs and conversation ids by the bare id; the call SIDs' table, read
         by the resolver's warm path, or None when the key form cannot be split (no fast path)."""
         sids = self._family(keys.sid(_SLOT), _a_valid_sid)
@@ -271,18 +279,17 @@ class MemoryCache:
 
 
 def warm_table(
-    cache: object, keys: CacheKeys
-) -> tuple[dict[str, _Entry] | None, Callable[[], float]]:
+    cache: object, keys: Keys
+) -> tuple[dict[str, MemoryEntry] | None, Callable[[], float]]:
     """The call SIDs' table a resolver's warm path reads, and the clock its entries expire by.
 
-    Only for a `MemoryCache`, alone or in front of a `TieredCache`, and of these exact types: a
-    subclass may override `get_many`, which the warm path must not bypass. (None, a clock)
-    for any other backend, whose lookups all go through the plan.
+    Only for a `MemoryCache`, alone or in front of a `TieredCache`/`AsyncTieredCache`, and of
+    these exact types: a subclass may override `get_many`, which the warm path must not bypass.
+    (None, a clock) for any other backend, whose lookups all go through the plan. The first call
+    for a `keys` keys that cache's call SIDs and conversation ids by their bare id.
     """
-    from ._redis import AsyncTieredCache, TieredCache
-
-    if type(cache) in (TieredCache, AsyncTieredCache):
-        cache = cache.front  # type: ignore[attr-defined]
+    if type(cache) is TieredCache or type(cache) is AsyncTieredCache:
+        cache = cache.front
     if type(cache) is not MemoryCache:
         return None, time.monotonic
-    return cache._adopt(keys), cache.timer
+    return cache._adopt(keys), cache.clock

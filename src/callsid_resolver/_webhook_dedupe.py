@@ -17,8 +17,9 @@ except Exception:
 ```
 
 `MemoryDedupe` keeps at most `max_items` keys for `ttl` seconds in this process; `RedisDedupe`
-and `AsyncRedisDedupe` share them across a fleet (`SET key 1 NX EX ttl`, one key per delivery, so
-Redis expires them: the set stays bounded).
+and `AsyncRedisDedupe` share them across a fleet (`SET key 1 NX PX ttl`, one key per delivery, so
+Redis expires them: the set stays bounded), under `Keys(namespace).webhook_delivery(...)`:
+`<namespace>:webhook:{<delivery key>}`.
 """
 
 from __future__ import annotations
@@ -26,22 +27,42 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cachetools import TTLCache
+
+from ._core._keys import DEFAULT_NAMESPACE, Keys, millis
+from ._redis_support import require_redis
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-    from .webhooks import WebhookEvent
-
-__all__ = ["AsyncRedisDedupe", "MemoryDedupe", "RedisDedupe", "delivery_key"]
+__all__ = ["AsyncRedisDedupe", "Delivery", "MemoryDedupe", "RedisDedupe", "delivery_key"]
 
 DEFAULT_TTL = 24 * 3600.0  # retries come within minutes; a day leaves room for a slow queue
 
 
-def delivery_key(event: WebhookEvent | str) -> str:
+class Delivery(Protocol):
+    """What names a delivery: a `WebhookEvent` is one (this module sits below `webhooks`)."""
+
+    @property
+    def type(self) -> str:
+        """The event type (`post_call_transcription`, ...)."""
+        ...
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The conversation the event is about, when it names one."""
+        ...
+
+    @property
+    def event_timestamp(self) -> int | None:
+        """When ElevenLabs emitted the event (unix seconds), when given."""
+        ...
+
+
+def delivery_key(event: Delivery | str) -> str:
     """The idempotency key of a delivery: `<type>:<conversation_id>:<event_timestamp>`.
 
     A string is taken as a key already. A missing part is `-`: an event without a timestamp is
@@ -53,26 +74,33 @@ def delivery_key(event: WebhookEvent | str) -> str:
     return f"{event.type}:{event.conversation_id or '-'}:{timestamp}"
 
 
+def _check_ttl(ttl: float) -> None:
+    if not ttl > 0:  # also refuses NaN
+        raise ValueError("ttl must be positive")
+
+
 class MemoryDedupe:
-    """Deliveries seen by this process: at most `max_items` keys, each kept `ttl` seconds."""
+    """Deliveries seen by this process: at most `max_items` keys, each kept `ttl` seconds;
+    `clock` (monotonic seconds) is injectable for tests."""
 
     def __init__(
         self,
         *,
         max_items: int = 100_000,
         ttl: float = DEFAULT_TTL,
-        timer: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_items < 1 or not ttl > 0:
-            raise ValueError("max_items must be at least 1 and ttl positive")
-        self._keys: TTLCache[str, bool] = TTLCache(maxsize=max_items, ttl=ttl, timer=timer)
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        _check_ttl(ttl)
+        self._keys: TTLCache[str, bool] = TTLCache(maxsize=max_items, ttl=ttl, timer=clock)
         self._lock = threading.Lock()  # sync web frameworks call from several threads
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._keys)
 
-    def seen(self, event: WebhookEvent | str) -> bool:
+    def seen(self, event: Delivery | str) -> bool:
         """True if this delivery was seen before; else record it and return False."""
         key = delivery_key(event)
         with self._lock:
@@ -81,65 +109,77 @@ class MemoryDedupe:
             self._keys[key] = True
             return False
 
-    def forget(self, event: WebhookEvent | str) -> None:
+    def forget(self, event: Delivery | str) -> None:
         """Forget a delivery (its handling failed: the retry must go through)."""
         with self._lock:
             self._keys.pop(delivery_key(event), None)
 
 
-class _RedisKeys:
-    def __init__(self, key_prefix: str, ttl: float) -> None:
-        if not ttl > 0:
-            raise ValueError("ttl must be positive")
-        self.prefix = key_prefix
-        self.ttl_ms = max(1, int(ttl * 1000))
-
-    def key(self, event: WebhookEvent | str) -> str:
-        """The Redis key that marks `event` (or a delivery key) as seen."""
-        # In braces: a Redis Cluster hash tag, so deliveries spread over the cluster by key.
-        return f"{self.prefix}:{{{delivery_key(event)}}}"
-
-
-class RedisDedupe(_RedisKeys):
+class RedisDedupe:
     """Deliveries seen by any worker sharing `client` (a `redis.Redis` you built).
 
-    Keys are `<key_prefix>:{<delivery key>}`, expiring after `ttl` seconds.
+    Keys are `<namespace>:webhook:{<delivery key>}` (the braces: a Redis Cluster hash tag, so
+    deliveries spread over a cluster), expiring after `ttl` seconds.
     """
 
     def __init__(
-        self, client: redis.Redis, *, key_prefix: str = "callsid:webhook", ttl: float = DEFAULT_TTL
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        ttl: float = DEFAULT_TTL,
     ) -> None:
-        super().__init__(key_prefix, ttl)
+        require_redis("RedisDedupe")
+        _check_ttl(ttl)
         self.client = client
+        self.keys = Keys(namespace)
+        self.ttl = ttl
 
-    def seen(self, event: WebhookEvent | str) -> bool:
+    def __repr__(self) -> str:
+        return f"<RedisDedupe namespace={self.keys.namespace!r} ttl={self.ttl}>"
+
+    def key(self, event: Delivery | str) -> str:
+        """The Redis key that marks `event` (or a delivery key) as seen."""
+        return self.keys.webhook_delivery(delivery_key(event))
+
+    def seen(self, event: Delivery | str) -> bool:
         """True if this delivery was seen before; else record it and return False."""
-        created = self.client.set(self.key(event), b"1", nx=True, px=self.ttl_ms)
+        created = self.client.set(self.key(event), b"1", nx=True, px=millis(self.ttl))
         return not created
 
-    def forget(self, event: WebhookEvent | str) -> None:
+    def forget(self, event: Delivery | str) -> None:
         """Forget a delivery (its handling failed: the retry must go through)."""
         self.client.delete(self.key(event))
 
 
-class AsyncRedisDedupe(_RedisKeys):
+class AsyncRedisDedupe:
     """The asyncio twin of `RedisDedupe`, on a `redis.asyncio.Redis` client."""
 
     def __init__(
         self,
         client: redis.asyncio.Redis,
         *,
-        key_prefix: str = "callsid:webhook",
+        namespace: str = DEFAULT_NAMESPACE,
         ttl: float = DEFAULT_TTL,
     ) -> None:
-        super().__init__(key_prefix, ttl)
+        require_redis("AsyncRedisDedupe")
+        _check_ttl(ttl)
         self.client = client
+        self.keys = Keys(namespace)
+        self.ttl = ttl
 
-    async def seen(self, event: WebhookEvent | str) -> bool:
+    def __repr__(self) -> str:
+        return f"<AsyncRedisDedupe namespace={self.keys.namespace!r} ttl={self.ttl}>"
+
+    def key(self, event: Delivery | str) -> str:
+        """The Redis key that marks `event` (or a delivery key) as seen."""
+        return self.keys.webhook_delivery(delivery_key(event))
+
+    async def seen(self, event: Delivery | str) -> bool:
         """True if this delivery was seen before; else record it and return False."""
-        created = await self.client.set(self.key(event), b"1", nx=True, px=self.ttl_ms)
+        created = await self.client.set(self.key(event), b"1", nx=True, px=millis(self.ttl))
         return not created
 
-    async def forget(self, event: WebhookEvent | str) -> None:
+    async def forget(self, event: Delivery | str) -> None:
         """Forget a delivery (its handling failed: the retry must go through)."""
         await self.client.delete(self.key(event))

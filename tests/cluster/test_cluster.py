@@ -24,7 +24,8 @@ from callsid_resolver import (
     NotLive,
     RedisCache,
 )
-from callsid_resolver._core._keys import Keys as CacheKeys
+from callsid_resolver._core._keys import Keys
+from callsid_resolver._redis_support import is_cluster
 from callsid_resolver.live import (
     ConversationSession,
     MemoryMailbox,
@@ -33,7 +34,6 @@ from callsid_resolver.live import (
     Sender,
     SessionRegistry,
 )
-from callsid_resolver.live._router_redis import is_cluster
 from callsid_resolver.testing import Emulator, EmulatorServer
 
 from ..conftest import API_KEY, FakeApi, make_conversation, sid_of
@@ -54,7 +54,7 @@ def _node_port(client: redis.cluster.RedisCluster, key: str) -> int:
 def test_each_family_keeps_a_call_in_one_slot_and_spreads_calls_over_the_masters(
     cluster_client: redis.cluster.RedisCluster, prefix: str
 ) -> None:
-    keys = CacheKeys(prefix)
+    keys = Keys(prefix)
     mailbox = RedisMailbox(redis.asyncio.Redis(), key_prefix=prefix)  # only its key format
     for i in range(20):
         sid = sid_of(i)
@@ -68,7 +68,7 @@ def test_each_family_keeps_a_call_in_one_slot_and_spreads_calls_over_the_masters
 def test_the_sync_cache_and_its_lock_on_a_cluster(
     cluster_client: redis.cluster.RedisCluster, prefix: str
 ) -> None:
-    keys = CacheKeys(prefix)
+    keys = Keys(prefix)
     cache = RedisCache(cluster_client, ttl=60)
     entries = {
         keys.sid(sid_of(i)): CachedMapping(call_sid=sid_of(i), conversation_id=f"conv_{i}")
@@ -104,7 +104,7 @@ async def test_resolvers_on_a_cluster_share_one_lookup(
         await c.aclose()
     assert {r.conversation_id for r in results} == {f"conv_test{9:023d}"}
     assert api.counts == {"list": 1, "get": 1}  # one upstream lookup for 32 resolutions
-    keys = CacheKeys(prefix)
+    keys = Keys(prefix)
     assert await async_cluster_client.exists(keys.sid(sid_of(9)))
     assert await async_cluster_client.exists(keys.lock(sid_of(9))) == 0  # released
 

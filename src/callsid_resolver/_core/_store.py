@@ -23,6 +23,7 @@ __all__ = [
     "FlightLock",
     "ResolutionCache",
     "entries_for",
+    "merge_tiers",
 ]
 
 
@@ -148,3 +149,19 @@ def entries_for(keys: Keys, conversations: Sequence[Conversation]) -> dict[str, 
             # lack of a call SID is final.
             out[keys.conversation(conv.conversation_id)] = mapping
     return out
+
+
+def merge_tiers(
+    keys: Sequence[str],
+    found: list[CachedMapping | None],
+    missing: list[str],
+    fetched: list[CachedMapping | None],
+) -> tuple[list[CachedMapping | None], dict[str, CachedMapping]]:
+    """A tiered cache's read: the front's answers (`found`, for `keys`) completed by the back's
+    (`fetched`, for `missing`), and the back's hits worth copying to the front. Misses are not
+    copied: the front would keep them for its own, longer, default TTL, while a negative entry
+    must expire on time everywhere."""
+    by_key = dict(zip(missing, fetched, strict=True))
+    merged = [v if v is not None else by_key[k] for k, v in zip(keys, found, strict=True)]
+    keep = {k: v for k, v in by_key.items() if v is not None and v.conversation_id is not None}
+    return merged, keep
