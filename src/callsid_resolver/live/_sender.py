@@ -3,14 +3,15 @@
 Channels, tried in this order unless the caller names one: our own `session` (the registry, then
 through the `RedisRouter` the session another worker holds), the `monitor` socket (contextual
 updates only: it has no user_message or tool-result command, docs/protocol.md §11), then the
-`mailbox` the call's tool drains. A call whose conversation is over (`done`, `failed`,
-`processing`) gets `ConversationOver` from every channel, the mailbox included (a message left
-there would never be read), unless the caller names the mailbox. Each call (call SID, else
-conversation id) has one ordered lane: sends are written in the order they were made, and a burst
-is neither lost nor reordered. A lane holds at most `queue_size` messages waiting to be written; a
-send that finds it full waits for room up to `send_timeout` and then raises `SendTimeout` (the
-message was not sent). Writes are pipelined: the lane writes the next message while earlier ones
-wait for their confirmation.
+`mailbox` the call's tool drains; each is a `SendChannel` (`_channels`), and the sender walks
+them. A call whose conversation is over (`done`, `failed`, `processing`) gets `ConversationOver`
+from every channel, the mailbox included (a message left there would never be read), unless the
+caller names the mailbox. Each call (call SID, else conversation id) has one ordered lane
+(`_lanes`): sends are written in the order they were made, and a burst is neither lost nor
+reordered. A lane holds at most `queue_size` messages waiting to be written; a send that finds it
+full waits for room up to `send_timeout` and then raises `SendTimeout` (the message was not
+sent). Writes are pipelined: the lane writes the next message while earlier ones wait for their
+confirmation.
 """
 
 from __future__ import annotations
