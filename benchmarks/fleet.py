@@ -56,7 +56,7 @@ async def _router_rounds(base_url: str, prefix: str, n: int, rounds: int) -> tup
     async with (
         AsyncElevenLabsClient("bench-key", base_url=base_url) as api,
         ConversationSession(AGENT, client=api) as session,
-        RedisRouter(client, key_prefix=prefix, worker_id="bench-worker-a") as router,
+        RedisRouter(client, namespace=prefix, worker_id="bench-worker-a") as router,
     ):
         sender = Sender(router=router, queue_size=n)
 
@@ -81,7 +81,7 @@ async def _router_rounds(base_url: str, prefix: str, n: int, rounds: int) -> tup
 async def _mailbox_rounds(prefix: str, n: int, rounds: int) -> tuple[float, float]:
     """Median (raw RPUSH burst, Sender → RedisMailbox burst) in msg/s; checks what arrived."""
     client = _client()
-    mailbox = RedisMailbox(client, key_prefix=prefix, max_items=n + 1)
+    mailbox = RedisMailbox(client, namespace=prefix, max_items=n + 1)
     sender = Sender(mailbox=mailbox, queue_size=n)
     item = {"type": "contextual_update", "text": "m"}
     raw_key = f"{prefix}:raw"

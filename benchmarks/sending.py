@@ -43,7 +43,7 @@ async def main():
     client = redis.asyncio.Redis.from_url(redis_url)
     registry = SessionRegistry()
     async with AsyncElevenLabsClient("bench-key", base_url=base_url) as api, RedisRouter(
-        client, registry, key_prefix=prefix, worker_id="bench-worker-b"
+        client, registry, namespace=prefix, worker_id="bench-worker-b"
     ), ConversationSession(agent, client=api) as session:
         await registry.register(session, call_sid=call_sid)
         print("ready", flush=True)
@@ -102,7 +102,7 @@ async def _run(base_url: str, redis_url: str, prefix: str, n: int) -> list[SendR
     async with (
         AsyncElevenLabsClient("bench-key", base_url=base_url) as api,
         ConversationSession(AGENT, client=api) as session,
-        RedisRouter(client, key_prefix=prefix, worker_id="bench-worker-a") as router,
+        RedisRouter(client, namespace=prefix, worker_id="bench-worker-a") as router,
     ):
         results.append(
             await _measure(BASELINE, lambda i: session.send_contextual_update(f"d{i}"), n)

@@ -25,7 +25,7 @@ async def mailbox(request: pytest.FixtureRequest, key_prefix: str) -> AsyncItera
         yield MemoryMailbox(max_items=5, ttl=60)
         return
     client = redis.asyncio.Redis.from_url(REDIS_URL)
-    yield RedisMailbox(client, key_prefix=key_prefix, max_items=5, ttl=60)
+    yield RedisMailbox(client, namespace=key_prefix, max_items=5, ttl=60)
     await client.aclose()
 
 
@@ -119,8 +119,8 @@ async def test_redis_mailbox_across_two_connections(key_prefix: str) -> None:
     poster_client = redis.asyncio.Redis.from_url(REDIS_URL)
     drainer_client = redis.asyncio.Redis.from_url(REDIS_URL)
     try:
-        poster = RedisMailbox(poster_client, key_prefix=key_prefix, ttl=30)
-        drainer = RedisMailbox(drainer_client, key_prefix=key_prefix, ttl=30)
+        poster = RedisMailbox(poster_client, namespace=key_prefix, ttl=30)
+        drainer = RedisMailbox(drainer_client, namespace=key_prefix, ttl=30)
         await poster.post(SID, {"type": "contextual_update", "text": "from process A"})
         await poster.post(SID, {"type": "user_message", "text": "and again"})
         ttl_ms = await drainer_client.pttl(drainer.key(SID))
@@ -150,7 +150,7 @@ async def test_post_many_queues_what_fits_in_order_and_the_rest_is_refused(
 
 class CountingMailbox(RedisMailbox):
     def __init__(self, client: redis.asyncio.Redis, key_prefix: str) -> None:
-        super().__init__(client, key_prefix=key_prefix, max_items=10_000)
+        super().__init__(client, namespace=key_prefix, max_items=10_000)
         self.calls: list[int] = []
 
     async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:

@@ -55,7 +55,7 @@ async def registry_b(
     """The session registry of "worker-b", announced by its running router (lease 1 s)."""
     registry = SessionRegistry()
     async with RedisRouter(
-        redis_client, registry, key_prefix=key_prefix, worker_id="worker-b", lease=1.0
+        redis_client, registry, namespace=key_prefix, worker_id="worker-b", lease=1.0
     ):
         yield registry
 
@@ -65,7 +65,7 @@ async def worker_a(
     redis_client: redis.asyncio.Redis, key_prefix: str
 ) -> AsyncIterator[RedisRouter]:
     async with RedisRouter(
-        redis_client, key_prefix=key_prefix, worker_id="worker-a", ack_timeout=2.0
+        redis_client, namespace=key_prefix, worker_id="worker-a", ack_timeout=2.0
     ) as router:
         yield router
 
@@ -137,7 +137,7 @@ async def test_a_router_that_closes_withdraws_the_calls_it_announced(
         ConversationSession(AGENT, client=client) as two,
     ):
         await registry.register(one, call_sid=SID)  # before the router starts: announced by it
-        async with RedisRouter(redis_client, registry, key_prefix=key_prefix, worker_id="w-c"):
+        async with RedisRouter(redis_client, registry, namespace=key_prefix, worker_id="w-c"):
             await registry.register(two, call_sid=OTHER_SID)
             assert await worker_a.owner(call_sid=SID) == "w-c"
             assert await worker_a.owner(conversation_id=two.conversation_id) == "w-c"
@@ -175,7 +175,7 @@ async def test_a_later_registration_on_another_worker_takes_the_call(
     registry_b: SessionRegistry,
 ) -> None:
     registry_c = SessionRegistry()
-    router_c = RedisRouter(redis_client, registry_c, key_prefix=key_prefix, worker_id="worker-c")
+    router_c = RedisRouter(redis_client, registry_c, namespace=key_prefix, worker_id="worker-c")
     async with (
         router_c,
         ConversationSession(AGENT, client=client) as old,
@@ -243,7 +243,7 @@ async def test_a_silent_owner_makes_the_send_time_out_not_hang(
     ghost = redis_client.pubsub()
     await ghost.subscribe(f"{key_prefix}:route:worker:ghost")
     await redis_client.set(f"{key_prefix}:route:sid:{{{SID}}}", "ghost conv_x", px=5000)
-    async with RedisRouter(redis_client, key_prefix=key_prefix, ack_timeout=0.2) as router:
+    async with RedisRouter(redis_client, namespace=key_prefix, ack_timeout=0.2) as router:
         started = time.monotonic()
         with pytest.raises(RouteTimeout) as info:
             await Sender(router=router).send_contextual_update("anyone?", call_sid=SID)
@@ -284,7 +284,7 @@ async def test_when_redis_goes_away_sends_fall_back_instead_of_failing_silently(
     await proxy.start()
     client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{proxy.port}/0")
     mailbox = MemoryMailbox()
-    async with RedisRouter(client, key_prefix=key_prefix) as router:
+    async with RedisRouter(client, namespace=key_prefix) as router:
         sender = Sender(router=router, mailbox=mailbox)
         await proxy.aclose()  # Redis is unreachable from here on
         receipt = await sender.send_contextual_update("kept", call_sid=SID)
@@ -319,7 +319,7 @@ async def main():
     client = redis.asyncio.Redis.from_url(redis_url)
     registry = SessionRegistry()
     async with AsyncElevenLabsClient("test-key", base_url=base_url) as api, RedisRouter(
-        client, registry, key_prefix=prefix, worker_id="worker-b", lease=float(lease)
+        client, registry, namespace=prefix, worker_id="worker-b", lease=float(lease)
     ), ConversationSession(agent, client=api) as session:
         await registry.register(session, call_sid=call_sid)
         print(session.conversation_id, flush=True)

@@ -441,7 +441,7 @@ async def test_a_send_that_may_have_arrived_is_not_sent_again_through_the_mailbo
         # The socket closed while the frame was being written: it may have reached the agent.
         raise SessionClosed(cid, code=1006, reason="", sent=True)
 
-    session._write = dropped_under_the_write  # type: ignore[method-assign]
+    session.write = dropped_under_the_write  # type: ignore[method-assign]
     sender = Sender(registry=registry, mailbox=mailbox)
     with pytest.raises(SessionClosed) as info:
         await sender.send_contextual_update("once only", call_sid=BRIDGE_SID)

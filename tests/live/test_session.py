@@ -354,7 +354,7 @@ async def test_a_flood_of_client_tool_calls_runs_a_bounded_number_of_handlers(
 
         calls = await on_server(emulator, cid, flood)
         await eventually(lambda: all(record.tool_results(t) for t in calls), timeout=20)
-        tasks_now = len(session._tool_tasks)
+        tasks_now = len(session._tool_calls.tasks)
     results = [record.tool_results(t)[0] for t in calls]
     assert peak <= 4
     assert tasks_now <= 4

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .._resolver import AsyncCallSidResolver
     from ._monitor import MonitorChannel
     from ._registry import SessionRegistry
+    from ._target import Target
 
 __all__ = ["OVER_STATUSES", "CallFacts", "describe"]
 
@@ -66,12 +67,13 @@ class CallFacts:
                 resolver = owner.resolver
         return cls(resolver, registry, status_ttl=status_ttl, max_entries=max_entries)
 
-    async def check(self, call_sid: str | None, conversation_id: str | None) -> None:
+    async def check(self, target: Target) -> None:
         """Refuse a call SID and a conversation id that name different calls.
 
         Only a session we hold or the resolver's answer can contradict; a call the resolver
         cannot find (a live call may be invisible to REST) is given the benefit of the doubt.
         """
+        call_sid, conversation_id = target.call_sid, target.conversation_id
         if call_sid is None or conversation_id is None:
             return
         actual, _ = await self.conversation_of(call_sid)
@@ -97,16 +99,14 @@ class CallFacts:
             self._remember(resolution.conversation_id, resolution.status)  # fetched just now
         return resolution.conversation_id, resolution.status
 
-    async def over(
-        self, call_sid: str | None, conversation_id: str | None
-    ) -> ConversationOver | None:
+    async def over(self, target: Target) -> ConversationOver | None:
         """`ConversationOver` when the conversation is known to be over, else None.
 
         A cached resolution may be stale, so a status it reports live is checked with a GET (at
         most once per `status_ttl` per conversation); a failed check means "unknown", not "over".
         """
-        cid, status = await self.conversation_of(call_sid)
-        cid = conversation_id or cid
+        cid, status = await self.conversation_of(target.call_sid)
+        cid = target.conversation_id or cid
         if cid is None or self.resolver is None:
             return None
         if status not in OVER_STATUSES:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from .._core._callsid import validate_call_sid
+from .._core._keys import DEFAULT_NAMESPACE, Keys, millis
 from .._json import loads_bounded
 from ._errors import MailboxFull, MailboxUnavailable
 
@@ -216,8 +217,9 @@ return gone
 class RedisMailbox:
     """A mailbox shared by a fleet, on a `redis.asyncio.Redis` client you built.
 
-    One list per call SID under `<key_prefix>:mailbox:{<call_sid>}` (a Redis Cluster hash tag:
-    the list and its `:corrupt` sibling share a slot), its TTL renewed by each post.
+    One list per call SID under `Keys(namespace).mailbox(call_sid)`, i.e.
+    `<namespace>:mailbox:{<call_sid>}` (a Redis Cluster hash tag: the list and its `:corrupt`
+    sibling share a slot), its TTL renewed by each post.
     A drain reads the list, decodes it, then takes what it read in one script, less what a
     concurrent drain took meanwhile: two drains never both get an item, and an item is removed
     only once it has been decoded and is returned. Undecodable items go to `<key>:corrupt`
@@ -230,7 +232,7 @@ class RedisMailbox:
         self,
         client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
         *,
-        key_prefix: str = "callsid",
+        namespace: str = DEFAULT_NAMESPACE,
         max_items: int = DEFAULT_MAX_ITEMS,
         ttl: float = DEFAULT_TTL,
     ) -> None:
@@ -238,7 +240,8 @@ class RedisMailbox:
         from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
-        self.key_prefix = key_prefix
+        self.namespace = namespace
+        self.keys = Keys(namespace)
         self.max_items = max_items
         self.ttl = ttl
         self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
@@ -247,11 +250,11 @@ class RedisMailbox:
         self._take = client.register_script(_TAKE)
 
     def __repr__(self) -> str:
-        return f"<RedisMailbox key_prefix={self.key_prefix!r} max_items={self.max_items}>"
+        return f"<RedisMailbox namespace={self.namespace!r} max_items={self.max_items}>"
 
     def key(self, call_sid: str) -> str:
         """The Redis list that holds `call_sid`'s items (hash-tagged by call SID)."""
-        return f"{self.key_prefix}:mailbox:{{{validate_call_sid(call_sid)}}}"
+        return self.keys.mailbox(validate_call_sid(call_sid))
 
     async def post(self, call_sid: str, item: Any) -> int:
         """Queue `item` (any JSON value) for `call_sid`, atomically; the number now waiting.
@@ -305,7 +308,7 @@ class RedisMailbox:
 
     @property
     def _ttl_ms(self) -> int:
-        return max(int(self.ttl * 1000), 1)
+        return millis(self.ttl)
 
     async def _redis(self, call_sid: str, operation: str, call: Awaitable[T]) -> T:
         try:

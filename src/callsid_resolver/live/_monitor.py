@@ -34,6 +34,7 @@ from ._refusals import (
     SETTLE_SECONDS,
     refusal_from_status,
 )
+from ._target import Target
 from ._transport import INSTALL_HINT, Batch, confirmed, open_socket
 
 if TYPE_CHECKING:
@@ -99,13 +100,13 @@ class MonitorChannel:
         self, *, call_sid: str | None = None, conversation_id: str | None = None
     ) -> str:
         """The conversation to command: `conversation_id`, or the one `call_sid` resolves to."""
-        if conversation_id is not None:
-            return conversation_id
-        if call_sid is None:
-            raise ValueError("give call_sid or conversation_id")
+        target = Target.of(call_sid=call_sid, conversation_id=conversation_id)
+        if target.conversation_id is not None:
+            return target.conversation_id
+        assert target.call_sid is not None
         if self.resolver is None:
             raise ValueError("a call SID needs a resolver: MonitorChannel(client, resolver=...)")
-        return (await self.resolver.resolve(call_sid)).conversation_id
+        return (await self.resolver.resolve(target.call_sid)).conversation_id
 
     def stats(self, conversation_id: str) -> MonitorStats | None:
         """What the open socket of `conversation_id` received; None when none is open."""

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .._json import loads_bounded
 
 __all__ = [
+    "SHOWN_PARAMS",
     "AgentResponse",
     "AgentResponseCorrection",
     "AgentToolResponse",
@@ -337,7 +338,7 @@ def monitor_url(base_url: str, conversation_id: str) -> str:
 
 # Query parameters safe to show; every other value (`conversation_signature`, the older `token`,
 # anything the API adds) is masked, because a signed URL is a credential for 15 minutes.
-_SHOWN_PARAMS = frozenset({"agent_id", "source", "version", "environment", "branch_id"})
+SHOWN_PARAMS = frozenset({"agent_id", "source", "version", "environment", "branch_id"})
 
 
 def redact_url(url: str) -> str:
@@ -345,7 +346,7 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]  # userinfo would be a credential too
     query = [
-        (k, v if k in _SHOWN_PARAMS else "***")
+        (k, v if k in SHOWN_PARAMS else "***")
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*"), ""))

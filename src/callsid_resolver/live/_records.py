@@ -1,4 +1,4 @@
-"""The records a send moves through: the `Receipt` a caller gets, and a `Sender`'s jobs and lanes.
+"""The records a send moves through: the `Receipt` a caller gets, and a `Sender`'s jobs.
 
 A job's outcome is set as the result of its future, never as its exception: a caller that gave up
 never leaves an unretrieved exception behind.
@@ -7,13 +7,13 @@ never leaves an unretrieved exception behind.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 from ._errors import SenderError
 from ._protocol import ClientEvent
+from ._target import Target
 from ._transport import Batch
 
 __all__ = [
@@ -21,8 +21,9 @@ __all__ = [
     "Attempt",
     "Channel",
     "Job",
-    "Lane",
     "Outcome",
+    "PendingWrite",
+    "Posted",
     "Receipt",
     "Skip",
     "confirm",
@@ -32,7 +33,6 @@ __all__ = [
 Channel = Literal["session", "monitor", "mailbox"]
 CHANNELS: tuple[Channel, ...] = ("session", "monitor", "mailbox")
 Outcome = asyncio.Future["Receipt | BaseException"]
-Attempt: TypeAlias = "Receipt | tuple[Batch, Receipt] | BaseException"
 
 
 @dataclass(frozen=True)
@@ -55,30 +55,46 @@ class Receipt:
     skipped: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
+@dataclass(frozen=True)
+class PendingWrite:
+    """A message written to a socket (or handed to the worker holding it), not yet confirmed:
+    the job settles with `receipt` once `batch` confirms it, or with the batch's error."""
+
+    batch: Batch
+    receipt: Receipt
+
+
+Attempt: TypeAlias = "Receipt | PendingWrite | BaseException"
+"""What one channel made of one job: delivered, written and pending, or why not."""
+
+
 class Skip(Exception):
     """A channel that cannot take this message, with the reason for `NotLive`."""
 
 
+@dataclass(frozen=True)
+class Posted:
+    """A mailbox post made for this job in its lane's run: None, or why it failed."""
+
+    error: BaseException | None
+
+
 @dataclass(eq=False)
 class Job:
-    """One send: its event, target, the channel the caller named (if any) and its outcome."""
+    """One send: its event, target, the channel the caller named (if any) and its outcome.
+
+    `routed` and `posted` are set when the job's lane handed it over in a run (to the worker
+    holding the session, or to the mailbox) before its channels are walked.
+    """
 
     event: ClientEvent
-    call_sid: str | None
-    conversation_id: str | None
+    target: Target
     channel: Channel | None
     done: Outcome
     admitted: asyncio.Future[None] | None = None
     cancelled: bool = False
-
-
-@dataclass(eq=False)
-class Lane:
-    """The ordered queue of one call's sends and the task writing them."""
-
-    jobs: collections.deque[Job] = field(default_factory=collections.deque)  # admitted
-    waiting: collections.deque[Job] = field(default_factory=collections.deque)  # for room
-    task: asyncio.Task[None] | None = None
+    routed: Attempt | None = None
+    posted: Posted | None = None
 
 
 def settle(done: Outcome, outcome: Receipt | BaseException) -> None:

@@ -14,9 +14,9 @@ carries the call SID lands on any process. The router joins the two over Redis:
   the messages to its session in the order they were published and publishes an acknowledgement
   back once the write is confirmed. A lane's run of sends travels as one message (a `Run`,
   acknowledged once by a `RunAck`), so a burst costs Redis a few messages, not one per send.
-  The sender learns `Receipt`, `NotLive` (nobody holds the call,
-  or the holder is gone), `SessionClosed`, or `RouteTimeout` (no acknowledgement in `ack_timeout`:
-  the owner froze or lost Redis; the message may have arrived). Never silence.
+  The sender learns `Receipt`, `NotLive` (nobody holds the call, or the holder is gone),
+  `SessionClosed`, or `RouteTimeout` (no acknowledgement in `ack_timeout`: the owner froze or
+  lost Redis; the message may have arrived). Never silence.
 
 Pub/sub is at-most-once and reaches only subscribers connected now. That is right for a live call
 (a message for a call nobody holds must fail now, not wait for a worker that may never come), and
@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
-import json
 import logging
 import os
 import re
@@ -44,24 +42,28 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from typing_extensions import Self
 
+from .._core._keys import DEFAULT_NAMESPACE, Keys
 from ._errors import RouteTimeout, SenderError
 from ._protocol import ClientEvent
+from ._router_acks import NoRoute, PendingAcks, Routed
 from ._router_leases import Leases
 from ._router_messages import (
-    MAX_RUN,
-    MAX_RUN_SIZE,
+    ROUTE,
     Ack,
     RunAck,
+    chunk_run,
+    encode_run,
+    parse_owner,
+    route_key,
 )
 from ._router_owner import Delivery
-from ._router_redis import ROUTE, Outbox, Wire, redis_reason
-from ._transport import Batch
+from ._router_redis import Outbox, Wire, redis_reason
+from ._target import Target
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -76,21 +78,6 @@ logger = logging.getLogger("callsid_resolver.live")
 DEFAULT_LEASE = 10.0
 DEFAULT_ACK_TIMEOUT = 5.0
 _WORKER_ID = re.compile(r"^\S{1,200}$")
-_ROUTABLE = frozenset({"contextual_update", "user_message", "client_tool_result", "user_activity"})
-
-
-class NoRoute(SenderError):
-    """No worker can take the message (or Redis cannot be asked); the `Sender` tries its next
-    channel and puts the reason into `NotLive.reasons`."""
-
-
-@dataclass(frozen=True)
-class Routed:
-    """A message handed to the owning worker; `ack` settles when it acknowledges (or not)."""
-
-    worker: str
-    conversation_id: str | None
-    ack: Batch
 
 
 class RedisRouter:
@@ -99,8 +86,10 @@ class RedisRouter:
     Give it a `redis.asyncio.Redis` client (or a `redis.asyncio.cluster.RedisCluster`: Redis
     >= 7, sharded pub/sub, see `Wire`) and, on workers that hold sessions, their
     `SessionRegistry`; use it as an async context manager (or `start()`/`aclose()`). The client
-    stays yours to close. On a client that retries a lost reply (redis-py's default) a routing
-    script may run twice: owners drop a message id they have seen, so nothing is written twice.
+    stays yours to close. Its keys and channels are those of `namespace` (`Keys.route_sid`,
+    `route_conversation`, `worker_channel`): workers that reach each other share one. On a
+    client that retries a lost reply (redis-py's default) a routing script may run twice: owners
+    drop a message id they have seen, so nothing is written twice.
     """
 
     def __init__(
@@ -108,7 +97,7 @@ class RedisRouter:
         client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
         registry: SessionRegistry | None = None,
         *,
-        key_prefix: str = "callsid",
+        namespace: str = DEFAULT_NAMESPACE,
         worker_id: str | None = None,
         lease: float = DEFAULT_LEASE,
         ack_timeout: float = DEFAULT_ACK_TIMEOUT,
@@ -122,7 +111,8 @@ class RedisRouter:
 
         self.client = client
         self.registry = registry
-        self.key_prefix = key_prefix
+        self.namespace = namespace
+        self.keys = Keys(namespace)
         self.worker_id = worker_id
         self.lease = lease
         self.ack_timeout = ack_timeout
@@ -131,17 +121,17 @@ class RedisRouter:
         self._wire = Wire(cast("redis.asyncio.Redis", client))  # the same commands, by slot
         self._leases = Leases(
             cast("redis.asyncio.Redis", client),
-            key_prefix=key_prefix,
+            keys=self.keys,
             worker_id=worker_id,
             lease=lease,
         )
-        self._channel_prefix = f"{key_prefix}:route:worker:"
-        self._pending: dict[int, tuple[list[Batch], asyncio.TimerHandle | None]] = {}
+        self._channel_prefix = self.keys.worker_channel_prefix
+        self._pending = PendingAcks()
         # Ids grow across restarts too (a worker_id may be reused): owners dedupe on them.
         self._ids = itertools.count(time.time_ns())
         self._outgoing: Outbox[tuple[str, str, asyncio.Future[Any]]] = Outbox(self._publish)
         self._replies: Outbox[tuple[str, str]] = Outbox(self._publish_replies)
-        self._delivery = Delivery(worker_id, registry, self._reply, self._acknowledged)
+        self._delivery = Delivery(worker_id, registry, self._reply, self._pending.acknowledged)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pubsub: Any = None
         self._started = False
@@ -161,7 +151,7 @@ class RedisRouter:
         pubsub: Any = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             await self._wire.load([self._route, *self._leases.scripts])  # EVALSHA from here on
-            await self._wire.subscribe(pubsub, self._channel_prefix + self.worker_id)
+            await self._wire.subscribe(pubsub, self.keys.worker_channel(self.worker_id))
         except self._redis_error as exc:
             with contextlib.suppress(*self._redis_error):
                 await pubsub.aclose()
@@ -192,8 +182,7 @@ class RedisRouter:
         for _, _, routed in self._outgoing.take():
             if not routed.done():
                 routed.set_exception(NoRoute("the router closed"))
-        for message_id in list(self._pending):
-            self._settle(message_id, SenderError("the router closed before the acknowledgement"))
+        self._pending.settle_all(SenderError("the router closed before the acknowledgement"))
         with contextlib.suppress(*self._redis_error):
             await self._pubsub.aclose()
 
@@ -231,12 +220,12 @@ class RedisRouter:
         """The worker that holds the session of this call right now, or None.
 
         Raises `NoRoute` (a `SenderError`) when Redis cannot be asked."""
-        key = self._leases.key(call_sid, conversation_id)
+        key = route_key(self.keys, Target.of(call_sid=call_sid, conversation_id=conversation_id))
         try:
             raw = await self.client.get(key)
         except self._redis_error as exc:
             raise NoRoute(redis_reason(exc)) from None
-        return _decode(raw).partition(" ")[0] if raw is not None else None
+        return parse_owner(raw)[0] if raw is not None else None
 
     async def forward(
         self,
@@ -275,35 +264,26 @@ class RedisRouter:
             raise NoRoute("the router is not started")
         if not self._leases.active:  # no acknowledgement could reach us: fail now, not later
             raise NoRoute("this worker's router stopped listening")
-        key = self._leases.key(call_sid, conversation_id)
+        target = Target.of(call_sid=call_sid, conversation_id=conversation_id)
+        key = route_key(self.keys, target)
         outcomes: list[Routed | NoRoute | None] = [None] * len(events)
-        chunks: list[list[tuple[int, str]]] = [[]]
-        size = 0
-        for position, event in enumerate(events):
-            if event.type not in _ROUTABLE:
-                outcomes[position] = NoRoute(f"{event.type} cannot be routed to another worker")
-                continue
-            encoded = event.model_dump_json(exclude_none=True)
-            if chunks[-1] and (len(chunks[-1]) >= MAX_RUN or size + len(encoded) > MAX_RUN_SIZE):
-                chunks.append([])
-                size = 0
-            chunks[-1].append((position, encoded))
-            size += len(encoded)
-        loop = asyncio.get_running_loop()
+        chunks, refused = chunk_run(events)
+        for position in refused:
+            why = f"{events[position].type} cannot be routed to another worker"
+            outcomes[position] = NoRoute(why)
         sent = []
-        for chunk in filter(None, chunks):
+        for chunk in chunks:
             message_id = next(self._ids)
-            acks: list[Batch] = [loop.create_future() for _ in chunk]
             # Pending before publishing: the acknowledgement may be read before the script returns.
-            self._pending[message_id] = (acks, None)
-            routed: asyncio.Future[Any] = loop.create_future()
-            message = self._run_message(message_id, call_sid, conversation_id, chunk)
+            acks = self._pending.expect(message_id, len(chunk))
+            routed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            message = encode_run(message_id, self.worker_id, target, [e for _, e in chunk])
             self._outgoing.put((key, message, routed))  # every chunk in one pipeline, in order
             sent.append((message_id, chunk, acks, routed))
         for message_id, chunk, acks, routed in sent:
             result: tuple[str, str | None] | NoRoute
             try:
-                result = await self._handed_over(message_id, routed, call_sid, conversation_id)
+                result = await self._handed_over(message_id, routed, target)
             except NoRoute as exc:
                 result = exc
             for (position, _), ack in zip(chunk, acks, strict=True):
@@ -313,51 +293,28 @@ class RedisRouter:
                     outcomes[position] = Routed(result[0], result[1], ack)
         return [outcome or NoRoute("not sent") for outcome in outcomes]
 
-    def _run_message(
-        self,
-        message_id: int,
-        call_sid: str | None,
-        conversation_id: str | None,
-        chunk: list[tuple[int, str]],
-    ) -> str:
-        # Built from the events' own JSON: validating our own typed events again would cost as
-        # much as the rest of the send. The owner decodes it into a checked `Run` all the same.
-        target = {"sid": call_sid} if call_sid is not None else {"cid": conversation_id}
-        head = json.dumps({"op": "run", "id": message_id, "from": self.worker_id, **target})
-        return f'{head[:-1]}, "events": [{",".join(encoded for _, encoded in chunk)}]}}'
-
     async def _handed_over(
-        self,
-        message_id: int,
-        routed: asyncio.Future[Any],
-        call_sid: str | None,
-        conversation_id: str | None,
+        self, message_id: int, routed: asyncio.Future[Any], target: Target
     ) -> tuple[str, str | None]:
         """The owner (worker, conversation id) a run reached; raises `NoRoute` otherwise, and
         starts the acknowledgement's timer."""
         try:
             found = await routed
         except self._redis_error as exc:
-            self._pending.pop(message_id, None)
+            self._pending.forget(message_id)
             raise NoRoute(redis_reason(exc)) from None
         except BaseException:
-            self._pending.pop(message_id, None)
+            self._pending.forget(message_id)
             raise
         if found is None:
-            self._pending.pop(message_id, None)
+            self._pending.forget(message_id)
             raise NoRoute("no worker of the fleet holds a session for this call")
-        owner, receivers = _decode(found[0]), int(found[1])
-        worker, _, owned_conversation = owner.partition(" ")
+        (worker, owned_conversation), receivers = parse_owner(found[0]), int(found[1])
         if receivers == 0:
-            self._pending.pop(message_id, None)
+            self._pending.forget(message_id)
             raise NoRoute(f"worker {worker} held the session but is gone")
-        pending = self._pending.get(message_id)
-        if pending is not None:
-            target = f"call {call_sid}" if call_sid else f"conversation {conversation_id}"
-            timeout = RouteTimeout(target, worker=worker, timeout=self.ack_timeout)
-            loop = asyncio.get_running_loop()
-            timer = loop.call_later(self.ack_timeout, self._settle, message_id, timeout)
-            self._pending[message_id] = (pending[0], timer)
+        timeout = RouteTimeout(target.label, worker=worker, timeout=self.ack_timeout)
+        self._pending.time_out(message_id, self.ack_timeout, timeout)
         return worker, owned_conversation or None
 
     async def _publish(self, batch: list[tuple[str, str, asyncio.Future[Any]]]) -> None:
@@ -376,25 +333,6 @@ class RedisRouter:
                 routed.set_exception(result)
             else:
                 routed.set_result(result)
-
-    def _settle(self, message_id: int, error: BaseException | None) -> None:
-        acks, _ = self._pending.get(message_id, ((), None))
-        self._settle_each(message_id, [error] * len(acks))
-
-    def _settle_each(self, message_id: int, errors: Sequence[BaseException | None]) -> None:
-        acks, timer = self._pending.pop(message_id, ((), None))
-        if timer is not None:
-            timer.cancel()
-        for ack, error in zip(acks, errors, strict=True):
-            if not ack.done():
-                ack.set_result(None if error is None else functools.partial(_same, error))
-
-    def _acknowledged(self, reply: Ack | RunAck) -> None:
-        if isinstance(reply, Ack):
-            self._settle(reply.id, reply.failure())
-            return
-        acks, _ = self._pending.get(reply.id, ((), None))
-        self._settle_each(reply.id, reply.failures(len(acks)))
 
     # -- receiving (this worker holds sessions) --------------------------------------------
     async def _listen(self) -> None:
@@ -428,7 +366,7 @@ class RedisRouter:
         await self._delivery.handle(data)
 
     def _reply(self, worker: str, reply: Ack | RunAck) -> None:
-        self._replies.put((self._channel_prefix + worker, reply.to_json()))
+        self._replies.put((self.keys.worker_channel(worker), reply.to_json()))
 
     async def _publish_replies(self, replies: list[tuple[str, str]]) -> None:
         # Everything acknowledged since the last flush goes in one pipeline: one round trip.
@@ -446,11 +384,3 @@ class RedisRouter:
 
     def _withdrawing(self) -> list[asyncio.Task[None]]:
         return [t for t in self._tasks if t.get_name() == "callsid-router-withdraw"]
-
-
-def _decode(raw: bytes | str) -> str:
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-
-
-def _same(error: BaseException) -> BaseException:
-    return error

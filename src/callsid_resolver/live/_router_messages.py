@@ -1,9 +1,10 @@
 """What `RedisRouter` workers say to each other on their pub/sub channels, as typed records.
 
-No I/O here (`RunReply` hands its acknowledgement to a callable). A channel is a Redis pub/sub
-channel anyone with access to the Redis can publish on, so every message is decoded once, at the
-boundary, into a typed record (or refused): the listener then works on checked fields only, and
-no message can end it. Four shapes:
+No I/O here: the records, their encoding (`encode_run`, `chunk_run`), the ownership keys and
+records (`route_key`, `owner_record`, `parse_owner`) and the Lua scripts the router runs. A
+channel is a Redis pub/sub channel anyone with access to the Redis can publish on, so every
+message is decoded once, at the boundary, into a typed record (or refused): the listener then
+works on checked fields only, and no message can end it. Four shapes:
 
 * `{"op": "send", "id", "from", "sid", "cid", "event"}`: deliver `event` (a routable client
   event, docs/protocol.md §8) to the session of call `sid` or conversation `cid`;
@@ -18,21 +19,33 @@ no message can end it. Four shapes:
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+import json
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
 
+from .._core._keys import Keys
 from .._json import loads_bounded
 from ._errors import NotLive, SenderError, SessionClosed
-from ._protocol import MAX_FRAME, ClientToolResult, ContextualUpdate, UserActivity, UserMessage
-from ._transport import Batch, Failure
+from ._protocol import (
+    MAX_FRAME,
+    ClientEvent,
+    ClientToolResult,
+    ContextualUpdate,
+    UserActivity,
+    UserMessage,
+)
+from ._target import Target
 
 __all__ = [
     "MAX_MESSAGE_ID",
     "MAX_RUN",
     "MAX_RUN_SIZE",
+    "RENEW",
+    "ROUTABLE",
+    "ROUTE",
+    "WITHDRAW",
     "Ack",
     "Envelope",
     "MalformedMessage",
@@ -41,13 +54,18 @@ __all__ = [
     "RoutableEvent",
     "Run",
     "RunAck",
-    "RunReply",
     "Send",
+    "chunk_run",
     "decode",
+    "encode_run",
+    "owner_record",
+    "parse_owner",
+    "route_key",
 ]
 
 MAX_MESSAGE_ID = 2**63 - 1
 MAX_RUN = 256  # events in one run, at most
+ROUTABLE = frozenset({"contextual_update", "user_message", "client_tool_result", "user_activity"})
 _MAX_TEXT = 200  # ids, worker names, reasons: all short on the wire we write
 WorkerName = Annotated[str, Field(pattern=r"^\S{1,200}$")]
 ShortText = Annotated[str, Field(max_length=_MAX_TEXT)]
@@ -94,7 +112,8 @@ class Send(Envelope):
 
     @property
     def target(self) -> str:
-        return f"call {self.sid}" if self.sid else f"conversation {self.cid}"
+        """The call as error messages name it (`Target.label`)."""
+        return Target(self.sid, self.cid).label
 
 
 class Ack(Envelope):
@@ -141,7 +160,8 @@ class Run(Envelope):
 
     @property
     def target(self) -> str:
-        return f"call {self.sid}" if self.sid else f"conversation {self.cid}"
+        """The call as error messages name it (`Target.label`)."""
+        return Target(self.sid, self.cid).label
 
 
 class RunAck(Envelope):
@@ -161,53 +181,6 @@ class RunAck(Envelope):
             if ack.id <= size:
                 outcomes[ack.id - 1] = ack.failure() or SenderError("refused without a reason")
         return outcomes
-
-
-class RunReply:
-    """The owner's one acknowledgement of a run, handed to `reply` once every write of the run
-    has settled (`fail` or `wait` each event, then `close`)."""
-
-    def __init__(self, run: Run, worker: str, reply: Callable[[str, RunAck], None]) -> None:
-        self.run = run
-        self.worker = worker
-        self.reply = reply
-        self.failed: list[Ack] = []
-        self.waiting = 0
-        self.closed = False
-
-    def fail(self, position: int, error: BaseException | None) -> None:
-        """Event `position` was not delivered: `error`, or (None) no session here for it."""
-        ack = Ack(id=position, sender=self.worker)
-        if error is None:
-            kind = self.run.events[position - 1].type
-            update = {"error": "not_here", "target": self.run.target, "kind": kind}
-            self.failed.append(ack.model_copy(update=update))
-        else:
-            self.failed.append(ack.failed(error))
-
-    def wait(self, position: int, batch: Batch) -> None:
-        self.waiting += 1
-        batch.add_done_callback(functools.partial(self._settled, position))
-
-    def close(self) -> None:
-        self.closed = True
-        self._maybe_send()
-
-    def _settled(self, position: int, batch: Batch) -> None:
-        self.waiting -= 1
-        if batch.cancelled():
-            self.fail(position, SenderError("confirmation cancelled"))
-        else:
-            failure: Failure | None = batch.result()
-            if failure is not None:
-                self.fail(position, failure())
-        self._maybe_send()
-
-    def _maybe_send(self) -> None:
-        if self.closed and not self.waiting:
-            self.failed.sort(key=lambda ack: ack.id)
-            reply = RunAck(id=self.run.id, sender=self.worker, failed=self.failed)
-            self.reply(self.run.sender, reply)
 
 
 Record = Send | Ack | Run | RunAck
@@ -245,3 +218,89 @@ def _first_error(exc: ValueError) -> str:
     # Location and message only: the input may hold the text of a message for a live call.
     first = errors(include_url=False, include_input=False, include_context=False)[0]
     return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+
+
+# -- ownership --------------------------------------------------------------------------------
+# A call held by a worker is announced under `Keys.route_sid` and `Keys.route_conversation`
+# (hash-tagged by id), valued `owner_record(worker, conversation id)`.
+
+
+def route_key(keys: Keys, target: Target) -> str:
+    """The ownership key a send looks up: by call SID, else by conversation id."""
+    if target.call_sid is not None:
+        return keys.route_sid(target.call_sid)
+    assert target.conversation_id is not None  # `Target.of` makes sure of one of them
+    return keys.route_conversation(target.conversation_id)
+
+
+def owner_record(worker_id: str, conversation_id: str) -> str:
+    """The value of an ownership key: the worker, a space, the conversation it holds."""
+    return f"{worker_id} {conversation_id}"
+
+
+def parse_owner(raw: bytes | str) -> tuple[str, str]:
+    """(worker, conversation id) of an ownership key's value (the id "" when absent)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    worker, _, conversation_id = text.partition(" ")
+    return worker, conversation_id
+
+
+# -- sending a run ----------------------------------------------------------------------------
+
+
+def chunk_run(events: Sequence[ClientEvent]) -> tuple[list[list[tuple[int, str]]], list[int]]:
+    """`events` as JSON, cut into runs of at most `MAX_RUN` events and `MAX_RUN_SIZE`
+    characters, each event with its position; and the positions of those that cannot be routed
+    (not a `RoutableEvent` type)."""
+    chunks: list[list[tuple[int, str]]] = [[]]
+    refused: list[int] = []
+    size = 0
+    for position, event in enumerate(events):
+        if event.type not in ROUTABLE:
+            refused.append(position)
+            continue
+        encoded = event.model_dump_json(exclude_none=True)
+        if chunks[-1] and (len(chunks[-1]) >= MAX_RUN or size + len(encoded) > MAX_RUN_SIZE):
+            chunks.append([])
+            size = 0
+        chunks[-1].append((position, encoded))
+        size += len(encoded)
+    return [chunk for chunk in chunks if chunk], refused
+
+
+def encode_run(message_id: int, worker_id: str, target: Target, events: Sequence[str]) -> str:
+    """A `Run` message from events already encoded as JSON (`chunk_run`)."""
+    # Built from the events' own JSON: validating our own typed events again would cost as
+    # much as the rest of the send. The owner decodes it into a checked `Run` all the same.
+    by = (
+        {"sid": target.call_sid} if target.call_sid is not None else {"cid": target.conversation_id}
+    )
+    head = json.dumps({"op": "run", "id": message_id, "from": worker_id, **by})
+    return f'{head[:-1]}, "events": [{",".join(events)}]}}'
+
+
+# -- scripts ----------------------------------------------------------------------------------
+# KEYS[1] ownership key; ARGV[1] channel prefix, ARGV[2] message. One round trip, and a worker's
+# death (no subscriber) is noticed and cleaned up in the same step that found it.
+ROUTE = """
+local owner = redis.call('GET', KEYS[1])
+if not owner then return false end
+local worker = string.match(owner, '^(%S+)')
+local receivers = redis.call('PUBLISH', ARGV[1] .. worker, ARGV[2])
+if receivers == 0 then redis.call('DEL', KEYS[1]) end
+return {owner, receivers}
+"""
+# Renew our lease, or take the key back if it expired (a paused worker); never take it from
+# another worker that registered the call since.
+RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+WITHDRAW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

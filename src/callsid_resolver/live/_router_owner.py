@@ -16,13 +16,14 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._router_messages import Ack, MalformedMessage, Run, RunAck, RunReply, Send, decode
+from ._errors import SenderError
+from ._router_messages import Ack, MalformedMessage, Run, RunAck, Send, decode
 from ._transport import Batch, Failure
 
 if TYPE_CHECKING:
     from ._registry import SessionRegistry
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "RunReply"]
 
 logger = logging.getLogger("callsid_resolver.live")
 SEEN = 4096  # (sender, message id) pairs an owner remembers, to deliver each message once
@@ -84,7 +85,7 @@ class Delivery:
                     reply.model_copy(update={"error": "not_here", "target": target, "kind": kind}),
                 )
                 return
-            batch = await session._write(message.event)
+            batch = await session.write(message.event)
         except Exception as exc:
             self._send(message.sender, reply.failed(exc))
             return
@@ -117,7 +118,7 @@ class Delivery:
                 reply.fail(position, None)
                 continue
             try:
-                batch = await session._write(event)
+                batch = await session.write(event)
             except Exception as exc:
                 reply.fail(position, exc)
                 continue
@@ -135,3 +136,52 @@ class Delivery:
             self._send(sender, reply)
             return
         self._send(sender, reply.failed(failure()))
+
+
+class RunReply:
+    """The owner's one acknowledgement of a run, handed to `reply` once every write of the run
+    has settled (`fail` or `wait` each event, then `close`)."""
+
+    def __init__(self, run: Run, worker: str, reply: Callable[[str, RunAck], None]) -> None:
+        self.run = run
+        self.worker = worker
+        self.reply = reply
+        self.failed: list[Ack] = []
+        self.waiting = 0
+        self.closed = False
+
+    def fail(self, position: int, error: BaseException | None) -> None:
+        """Event `position` was not delivered: `error`, or (None) no session here for it."""
+        ack = Ack(id=position, sender=self.worker)
+        if error is None:
+            kind = self.run.events[position - 1].type
+            update = {"error": "not_here", "target": self.run.target, "kind": kind}
+            self.failed.append(ack.model_copy(update=update))
+        else:
+            self.failed.append(ack.failed(error))
+
+    def wait(self, position: int, batch: Batch) -> None:
+        """Event `position` was written: its outcome is `batch`'s."""
+        self.waiting += 1
+        batch.add_done_callback(functools.partial(self._settled, position))
+
+    def close(self) -> None:
+        """Every event of the run was failed or waited for: reply once the writes settle."""
+        self.closed = True
+        self._maybe_send()
+
+    def _settled(self, position: int, batch: Batch) -> None:
+        self.waiting -= 1
+        if batch.cancelled():
+            self.fail(position, SenderError("confirmation cancelled"))
+        else:
+            failure: Failure | None = batch.result()
+            if failure is not None:
+                self.fail(position, failure())
+        self._maybe_send()
+
+    def _maybe_send(self) -> None:
+        if self.closed and not self.waiting:
+            self.failed.sort(key=lambda ack: ack.id)
+            reply = RunAck(id=self.run.id, sender=self.worker, failed=self.failed)
+            self.reply(self.run.sender, reply)

@@ -1,4 +1,5 @@
-"""The Redis side of `RedisRouter`: its scripts, pipelined script calls and batching outbox.
+"""The Redis side of `RedisRouter`: pipelined script calls and the batching outbox (the scripts
+themselves are in `_router_messages`).
 
 Every script is run with EVALSHA in a pipeline (one round trip for a batch, run in order); a
 script Redis has lost (a restart, a failover, SCRIPT FLUSH) is loaded again and rerun.
@@ -10,14 +11,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._router_messages import parse_owner
+
 if TYPE_CHECKING:
     import redis.asyncio
     from redis.commands.core import AsyncScript
 
 __all__ = [
-    "RENEW",
-    "ROUTE",
-    "WITHDRAW",
     "Outbox",
     "ScriptCall",
     "Wire",
@@ -28,31 +28,6 @@ __all__ = [
 
 T = TypeVar("T")
 ScriptCall = tuple[str, list[Any]]  # one key, the script's arguments
-
-# KEYS[1] ownership key; ARGV[1] channel prefix, ARGV[2] message. One round trip, and a worker's
-# death (no subscriber) is noticed and cleaned up in the same step that found it.
-ROUTE = """
-local owner = redis.call('GET', KEYS[1])
-if not owner then return false end
-local worker = string.match(owner, '^(%S+)')
-local receivers = redis.call('PUBLISH', ARGV[1] .. worker, ARGV[2])
-if receivers == 0 then redis.call('DEL', KEYS[1]) end
-return {owner, receivers}
-"""
-# Renew our lease, or take the key back if it expired (a paused worker); never take it from
-# another worker that registered the call since.
-RENEW = """
-local v = redis.call('GET', KEYS[1])
-if v == false or v == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-WITHDRAW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 async def eval_each(
@@ -199,7 +174,7 @@ class Wire:
         ]
         async with self.client.pipeline(transaction=False) as pipe:
             for i, owner in found:
-                worker = _text(owner).partition(" ")[0]
+                worker = parse_owner(owner)[0]
                 pipe.execute_command("SPUBLISH", channel_prefix + worker, calls[i][1][0])
             published = list(await pipe.execute(raise_on_error=False)) if found else []
         results: list[Any] = list(owners)
@@ -211,7 +186,3 @@ class Wire:
         if dead:
             await eval_each(self.client, withdraw, dead)
         return results
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw

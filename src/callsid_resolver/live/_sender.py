@@ -3,14 +3,15 @@
 Channels, tried in this order unless the caller names one: our own `session` (the registry, then
 through the `RedisRouter` the session another worker holds), the `monitor` socket (contextual
 updates only: it has no user_message or tool-result command, docs/protocol.md §11), then the
-`mailbox` the call's tool drains. A call whose conversation is over (`done`, `failed`,
-`processing`) gets `ConversationOver` from every channel, the mailbox included (a message left
-there would never be read), unless the caller names the mailbox. Each call (call SID, else
-conversation id) has one ordered lane: sends are written in the order they were made, and a burst
-is neither lost nor reordered. A lane holds at most `queue_size` messages waiting to be written; a
-send that finds it full waits for room up to `send_timeout` and then raises `SendTimeout` (the
-message was not sent). Writes are pipelined: the lane writes the next message while earlier ones
-wait for their confirmation.
+`mailbox` the call's tool drains; each is a `SendChannel` (`_channels`), and the sender walks
+them. A call whose conversation is over (`done`, `failed`, `processing`) gets `ConversationOver`
+from every channel, the mailbox included (a message left there would never be read), unless the
+caller names the mailbox. Each call (call SID, else conversation id) has one ordered lane
+(`_lanes`): sends are written in the order they were made, and a burst is neither lost nor
+reordered. A lane holds at most `queue_size` messages waiting to be written; a send that finds it
+full waits for room up to `send_timeout` and then raises `SendTimeout` (the message was not
+sent). Writes are pipelined: the lane writes the next message while earlier ones wait for their
+confirmation.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Self
 
-from .._core._callsid import validate_call_sid
 from .._exceptions import CallSidResolverError
 from ._callstate import CallFacts, describe
+from ._channels import RunChannel, SendChannel, ViaMailbox, ViaMonitor, ViaRouter, ViaSession
 from ._errors import (
     CallMismatch,
     ConfirmTimeout,
@@ -34,33 +34,18 @@ from ._errors import (
     InvalidSend,
     NotLive,
     SenderError,
-    SendTimeout,
 )
-from ._lane_runs import Posted, post_run, posts_runs, routed_attempt, same_target
-from ._mailbox import RunMailbox
+from ._lanes import Lanes
 from ._protocol import (
     ClientEvent,
     ClientToolResult,
     ContextualUpdate,
-    MonitorCommand,
     UserMessage,
     tool_result_text,
 )
-from ._records import (
-    CHANNELS,
-    Attempt,
-    Channel,
-    Job,
-    Lane,
-    Outcome,
-    Receipt,
-    Skip,
-    confirm,
-    settle,
-)
-from ._router import NoRoute, Routed
-from ._router_messages import MAX_RUN
-from ._transport import Batch, Failure, bounded
+from ._records import CHANNELS, Channel, Job, Outcome, PendingWrite, Receipt, Skip, confirm, settle
+from ._target import Target
+from ._transport import Failure, bounded
 
 if TYPE_CHECKING:
     from .._resolver import AsyncCallSidResolver
@@ -71,7 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CHANNELS", "Channel", "Receipt", "Sender"]
 
-ROUTED_RUN = MAX_RUN  # messages of one lane forwarded together at most
 logger = logging.getLogger("callsid_resolver.live")
 
 
@@ -106,8 +90,6 @@ class Sender:
             raise ValueError(
                 "a Sender needs at least one channel: registry=, router=, monitor= or mailbox="
             )
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
         self.registry = registry
         self.monitor = monitor
         self.mailbox = mailbox
@@ -118,9 +100,20 @@ class Sender:
         self.resolver = self.facts.resolver
         self.queue_size = queue_size
         self.send_timeout = send_timeout
-        self._lanes: dict[str, Lane] = {}
+        local = ViaSession(registry)
+        only_mailbox = registry is None and router is None and monitor is None
+        via_mailbox = ViaMailbox(mailbox, registry=registry, facts=self.facts, only=only_mailbox)
+        via_router = None if router is None else ViaRouter(router, local)
+        self._channels: dict[Channel, SendChannel] = {
+            "session": local if via_router is None else via_router,
+            "monitor": ViaMonitor(monitor),
+            "mailbox": via_mailbox,
+        }
+        # The mailbox first: a job it takes in a run (named, or the only channel) never goes to
+        # the router, and the two never take the same job.
+        runs: list[RunChannel] = [via_mailbox] if via_router is None else [via_mailbox, via_router]
+        self._lanes = Lanes(self._dispatch, runs, queue_size=queue_size, send_timeout=send_timeout)
         self._closed = False
-        self._posts_runs = posts_runs(mailbox)
 
     def __repr__(self) -> str:
         have = [n for n in CHANNELS if getattr(self, "registry" if n == "session" else n)]
@@ -237,15 +230,12 @@ class Sender:
         """Deliver any client event; see the class docstring for the outcomes."""
         if self._closed:
             raise SenderError("the sender is closed")
-        if call_sid is not None:
-            call_sid = validate_call_sid(call_sid)
-        elif conversation_id is None:
-            raise InvalidSend("give call_sid or conversation_id")
+        target = Target.of(call_sid=call_sid, conversation_id=conversation_id)
         if channel is not None and channel not in CHANNELS:
             raise InvalidSend(f"channel must be one of {', '.join(CHANNELS)}")
         done: Outcome = asyncio.get_running_loop().create_future()
-        job = Job(event, call_sid, conversation_id, channel, done)
-        await self._enqueue(job, call_sid or f"conversation:{conversation_id}")
+        job = Job(event, target, channel, done)
+        await self._lanes.enqueue(job)
         try:
             outcome = await asyncio.shield(done)
         except asyncio.CancelledError:
@@ -255,146 +245,28 @@ class Sender:
             raise outcome
         return outcome
 
-    # -- ordering and backpressure ---------------------------------------------------------
-    async def _enqueue(self, job: Job, key: str) -> None:
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = Lane()
-            lane.task = asyncio.create_task(self._run(key, lane), name="callsid-live-lane")
-        if not lane.waiting and len(lane.jobs) < self.queue_size:
-            lane.jobs.append(job)  # no await since the lane lookup: order is call order
-            return
-        admitted = job.admitted = asyncio.get_running_loop().create_future()
-        lane.waiting.append(job)
-        try:
-            await asyncio.wait_for(asyncio.shield(admitted), self.send_timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            if admitted.done():  # admitted as the timer fired: it is queued, carry on
-                if isinstance(exc, asyncio.CancelledError):
-                    job.cancelled = True
-                    raise
-                return
-            lane.waiting.remove(job)
-            admitted.cancel()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            target = job.call_sid or str(job.conversation_id)
-            raise SendTimeout(
-                target, timeout=self.send_timeout, queue_size=self.queue_size
-            ) from None
+    # -- the walk ----------------------------------------------------------------------------
+    async def _dispatch(self, job: Job) -> None:
+        """Offer the job to the channels in order; never raises (the outcome goes to the job's
+        future).
 
-    async def _run(self, key: str, lane: Lane) -> None:
-        try:
-            while lane.jobs:
-                job = lane.jobs.popleft()
-                self._admit(lane)
-                if job.cancelled:
-                    continue
-                if self._goes_to_mailbox(job):
-                    await self._dispatch_posted(self._run_of(lane, job, self._goes_to_mailbox))
-                    continue
-                if not self._goes_to_another_worker(job):
-                    await self._dispatch(job)
-                    continue
-                # A run of messages for a session on another worker leaves as one router
-                # message (one Redis round trip, one acknowledgement), in lane order.
-                await self._dispatch_routed(self._run_of(lane, job, self._goes_to_another_worker))
-        finally:
-            # Reached with both deques empty, or on `aclose()`: fail whatever is left.
-            if self._lanes.get(key) is lane:
-                del self._lanes[key]
-            for job in (*lane.jobs, *lane.waiting):
-                settle(job.done, SenderError("the sender was closed before this was sent"))
-
-    def _admit(self, lane: Lane) -> None:
-        while lane.waiting and len(lane.jobs) < self.queue_size:
-            admitted = lane.waiting.popleft()
-            lane.jobs.append(admitted)
-            assert admitted.admitted is not None
-            admitted.admitted.set_result(None)
-
-    def _run_of(self, lane: Lane, job: Job, joins: Callable[[Job], bool]) -> list[Job]:
-        """`job` and the jobs after it in the lane that go the same way, up to `ROUTED_RUN`."""
-        run = [job]
-        while lane.jobs and len(run) < ROUTED_RUN and same_target(lane.jobs[0], job):
-            if not joins(lane.jobs[0]):
-                break
-            following = lane.jobs.popleft()
-            self._admit(lane)
-            if not following.cancelled:
-                run.append(following)
-        return run
-
-    def _goes_to_mailbox(self, job: Job) -> bool:
-        """Known before trying anything: the mailbox is named, or it is the only channel."""
-        if not self._posts_runs or job.call_sid is None:
-            return False
-        if isinstance(job.event, ClientToolResult):
-            return False
-        if job.channel == "mailbox":
-            return True
-        only = self.registry is None and self.router is None and self.monitor is None
-        return job.channel is None and only
-
-    async def _dispatch_posted(self, run: list[Job]) -> None:
-        """A lane's run for the mailbox, queued in one step (one Redis round trip), in order;
-        every job then walks `_dispatch` as usual, with its post already made."""
-        assert isinstance(self.mailbox, RunMailbox)
-        for job, posted in await post_run(self.mailbox, self.facts, run):
-            await self._dispatch(job, posted=posted)
-
-    def _goes_to_another_worker(self, job: Job) -> bool:
-        if self.router is None or job.channel not in (None, "session"):
-            return False
-        if self.registry is None:
-            return True
-        return self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id) is None
-
-    async def _dispatch_routed(self, run: list[Job]) -> None:
-        assert self.router is not None
-        first = run[0]
-        outcomes: list[Routed | NoRoute]
-        try:
-            outcomes = await self.router.forward_run(
-                [job.event for job in run],
-                call_sid=first.call_sid,
-                conversation_id=first.conversation_id,
-            )
-        except NoRoute as exc:
-            outcomes = [exc] * len(run)
-        except Exception as exc:  # a bug must cost this run, not the lane
-            logger.debug("router failed", exc_info=exc)
-            outcomes = [NoRoute(describe(exc))] * len(run)
-        for job, outcome in zip(run, outcomes, strict=True):
-            await self._dispatch(job, session_attempt=routed_attempt(job, outcome))
-
-    # -- channels ------------------------------------------------------------------------------
-    async def _dispatch(
-        self, job: Job, session_attempt: Attempt | None = None, posted: Posted | None = None
-    ) -> None:
-        """Try the channels in order; never raises (the outcome goes to the job's future).
-
-        `session_attempt` is the session channel's outcome when it was tried already, `posted`
-        the mailbox's when the post was made already (checked for over and mismatch). A channel
-        that fails for any reason is a reason in `NotLive` and the next one is tried; only a
-        conversation known to be over stops the walk.
+        A channel that fails for any reason is a reason in `NotLive` and the next one is tried;
+        only a conversation known to be over stops the walk.
         """
         reasons: dict[str, str] = {}
         errors: dict[str, BaseException] = {}
         try:
-            await self.facts.check(job.call_sid, job.conversation_id)
+            await self.facts.check(job.target)
         except CallMismatch as exc:
             settle(job.done, exc)
             return
-        for channel in (job.channel,) if job.channel else CHANNELS:
-            outcome: Attempt
-            if channel == "session" and session_attempt is not None:
-                outcome = session_attempt
-            else:
-                try:
-                    outcome = await self._try(channel, job, reasons, posted)
-                except Exception as exc:
-                    outcome = exc
+        walk = (job.channel,) if job.channel else CHANNELS
+        for channel in (self._channels[name] for name in walk):
+            try:
+                outcome: Receipt | PendingWrite | BaseException
+                outcome = await channel.offer(job, reasons)
+            except Exception as exc:
+                outcome = exc
             # Over, or written to a socket that then dropped: another channel could only deliver
             # it a second time, so the caller gets the error and decides.
             if isinstance(outcome, ConversationOver) or (
@@ -403,107 +275,33 @@ class Sender:
                 settle(job.done, outcome)
                 return
             if isinstance(outcome, Skip):
-                reasons[channel] = str(outcome)
+                reasons[channel.name] = str(outcome)
                 continue
             if isinstance(outcome, BaseException):
-                reasons[channel] = describe(outcome)
-                errors[channel] = outcome
+                reasons[channel.name] = describe(outcome)
+                errors[channel.name] = outcome
                 if not isinstance(outcome, CallSidResolverError):
-                    logger.debug("%s channel failed", channel, exc_info=outcome)
+                    logger.debug("%s channel failed", channel.name, exc_info=outcome)
                 continue
             if isinstance(outcome, Receipt):
                 settle(job.done, outcome)
-            else:
-                batch, receipt = outcome
-                if receipt.worker is None:  # routed: bounded by the router's ack_timeout
-                    late = _late(job, receipt, self.send_timeout)
-                    batch = bounded(batch, self.send_timeout, late)
-                batch.add_done_callback(functools.partial(confirm, job.done, receipt))
+                return
+            batch, receipt = outcome.batch, outcome.receipt
+            if receipt.worker is None:  # a routed write is bounded by the router's ack_timeout
+                batch = bounded(batch, self.send_timeout, _late(job, receipt, self.send_timeout))
+            batch.add_done_callback(functools.partial(confirm, job.done, receipt))
             return
-        over = None
-        if job.channel != "mailbox":
-            over = await self.facts.over(job.call_sid, job.conversation_id)
+        over = await self.facts.over(job.target) if job.channel != "mailbox" else None
         if over is not None:
             settle(job.done, over)
             return
-        target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
-        settle(job.done, NotLive(job.event.type, target, reasons, errors))
-
-    async def _try(
-        self, channel: Channel, job: Job, skipped: dict[str, str], posted: Posted | None
-    ) -> Receipt | tuple[Batch, Receipt]:
-        if channel == "session":
-            return await self._via_session(job, skipped)
-        if channel == "monitor":
-            return await self._via_monitor(job, skipped)
-        return await self._via_mailbox(job, skipped, posted)
-
-    async def _via_session(
-        self, job: Job, skipped: dict[str, str]
-    ) -> Receipt | tuple[Batch, Receipt]:
-        # A session on another worker never gets here: `_run` sends those through the router.
-        if self.registry is None:
-            raise Skip("no session registry configured")
-        session = self.registry.get(call_sid=job.call_sid, conversation_id=job.conversation_id)
-        if session is None:
-            raise Skip("no open session for this call in this process")
-        batch = await session._write(job.event)
-        receipt = Receipt(
-            "session",
-            job.event.type,
-            job.call_sid,
-            session.conversation_id,
-            batch is not None,
-            skipped=dict(skipped),
-        )
-        return receipt if batch is None else (batch, receipt)
-
-    async def _via_monitor(self, job: Job, skipped: dict[str, str]) -> tuple[Batch, Receipt]:
-        if not isinstance(job.event, ContextualUpdate):
-            raise Skip(
-                f"the monitor socket takes contextual updates only, not {job.event.type} "
-                "(no such monitor command)"
-            )
-        if self.monitor is None:
-            raise Skip("no monitor channel configured")
-        cid = await self.monitor.conversation_id_for(
-            call_sid=job.call_sid, conversation_id=job.conversation_id
-        )
-        batch = await self.monitor.write(cid, MonitorCommand.contextual_update(job.event.text))
-        return batch, Receipt("monitor", job.event.type, job.call_sid, cid, skipped=dict(skipped))
-
-    async def _via_mailbox(
-        self, job: Job, skipped: dict[str, str], posted: Posted | None = None
-    ) -> Receipt:
-        if isinstance(job.event, ClientToolResult):
-            raise Skip("a client tool result can only answer on the session that got the call")
-        if self.mailbox is None:
-            raise Skip("no mailbox configured")
-        sid = job.call_sid
-        if sid is None and self.registry is not None and job.conversation_id is not None:
-            sid = self.registry.call_sid_of(job.conversation_id)
-        if sid is None:
-            raise Skip("the mailbox is keyed by call SID and none was given")
-        if posted is not None:  # in a run: checked and posted already
-            if posted.error is not None:
-                raise posted.error
-        else:
-            if job.channel != "mailbox":  # named explicitly, the caller takes the risk
-                over = await self.facts.over(job.call_sid, job.conversation_id)
-                if over is not None:
-                    raise over
-            await self.mailbox.post(sid, job.event.model_dump(mode="json", exclude_none=True))
-        cid = job.conversation_id or (await self.facts.conversation_of(sid))[0]
-        return Receipt("mailbox", job.event.type, sid, cid, skipped=dict(skipped))
+        settle(job.done, NotLive(job.event.type, job.target.label, reasons, errors))
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Stop the lanes; sends not yet written fail. The channels stay yours to close."""
         self._closed = True
-        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._lanes.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -518,5 +316,5 @@ class Sender:
 
 
 def _late(job: Job, receipt: Receipt, timeout: float) -> Failure:
-    target = f"call {job.call_sid}" if job.call_sid else f"conversation {job.conversation_id}"
-    return functools.partial(ConfirmTimeout, target, channel=receipt.channel, timeout=timeout)
+    label = job.target.label
+    return functools.partial(ConfirmTimeout, label, channel=receipt.channel, timeout=timeout)

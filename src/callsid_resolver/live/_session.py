@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
@@ -37,10 +36,18 @@ from ._protocol import (
     UserMessage,
     agent_url,
     parse_server_event,
-    redact_url,
     tool_result_text,
 )
-from ._transport import INSTALL_HINT, Batch, Confirmer, close_info, confirmed, open_socket
+from ._tools import ToolCalls, ToolHandler
+from ._transport import (
+    Batch,
+    Confirmer,
+    close_info,
+    closed_text,
+    confirmed,
+    open_failure,
+    open_socket,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -49,7 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConversationSession", "ToolHandler"]
 
-ToolHandler = Callable[[dict[str, Any]], Any]
 logger = logging.getLogger("callsid_resolver.live")
 
 
@@ -107,7 +113,13 @@ class ConversationSession:
             conversation_config_override=dict(overrides) if overrides else None,
             user_id=user_id,
         )
-        self._tools: dict[str, ToolHandler] = dict(tools or {})
+        self._tool_calls = ToolCalls(
+            tools,
+            answer=self._answer_tool_call,
+            refuse=self._refuse_tool_call,
+            max_running=max_tool_calls,
+            max_pending=max_pending_tool_calls,
+        )
         self._open_timeout = open_timeout
         self._confirm = confirm
         self._events: collections.deque[ServerEvent] = collections.deque(maxlen=max_events)
@@ -117,12 +129,6 @@ class ConversationSession:
         self._connection: ClientConnection | None = None
         self._confirmer: Confirmer | None = None
         self._reader: asyncio.Task[None] | None = None
-        if max_tool_calls < 1:
-            raise ValueError("max_tool_calls must be at least 1")
-        self._tool_tasks: set[asyncio.Task[None]] = set()
-        self._tool_queue: collections.deque[ClientToolCall] = collections.deque()
-        self._max_tool_calls = max_tool_calls
-        self._max_pending_tool_calls = max_pending_tool_calls
         self._close_callbacks: list[Callable[[ConversationSession], None]] = []
         self._closed = False
         self._close_done = False
@@ -148,7 +154,7 @@ class ConversationSession:
         try:
             self._connection = await open_socket(url, open_timeout=self._open_timeout)
         except Exception as exc:
-            raise _open_failure(exc, url) from None
+            raise open_failure(exc, url) from None
         self._confirmer = Confirmer(self._connection, self._drop_error)
         try:
             # The initiation data must be the first message (docs/protocol.md §8).
@@ -163,14 +169,14 @@ class ConversationSession:
             if isinstance(exc, SessionOpenFailed):
                 raise
             code, reason = close_info(self._connection)
-            raise SessionOpenFailed(_closed_text(code, reason)) from None
+            raise SessionOpenFailed(closed_text(code, reason)) from None
         except BaseException:
             await self.close()
             raise
         if self.conversation_id is None:  # the server closed before starting the conversation
             code, reason = close_info(self._connection)
             await self.close()
-            raise SessionOpenFailed(_closed_text(code, reason))
+            raise SessionOpenFailed(closed_text(code, reason))
         return self
 
     async def _resolve_url(self) -> str:
@@ -196,10 +202,7 @@ class ConversationSession:
         if pending is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pending), self._open_timeout)
-        self._tool_queue.clear()
-        for task in list(self._tool_tasks):
-            task.cancel()
-        await asyncio.gather(*self._tool_tasks, return_exceptions=True)
+        await self._tool_calls.aclose()
         if self._connection is not None:
             await self._connection.close()
         if self._reader is not None:
@@ -241,7 +244,7 @@ class ConversationSession:
     # -- sending -------------------------------------------------------------------------
     async def send(self, event: ClientEvent) -> None:
         """Send a client event; returns once the server has it (unless `confirm=False`)."""
-        batch = await self._write(event)
+        batch = await self.write(event)
         if batch is not None:
             await confirmed(batch)
 
@@ -275,10 +278,14 @@ class ConversationSession:
         """Tell the agent the user is active (it holds off interrupting)."""
         await self.send(UserActivity())
 
-    async def _write(self, event: ClientEvent) -> Batch | None:
-        """Write now; the batch to await for confirmation (None with `confirm=False`).
+    async def write(self, event: ClientEvent) -> Batch | None:
+        """Write `event` now; the batch whose result confirms it (None with `confirm=False`).
 
-        Writes leave in call order: websockets writes a whole message before its first await.
+        The interface the `Sender` and the `RedisRouter` use (`send` awaits the confirmation
+        too): the batch's result is None once the server has the message, else a callable
+        building the error (see `_transport.Confirmer`). Raises `SessionClosed` when the socket
+        cannot take it (`sent=True` when it dropped during the write). Writes leave in call
+        order: websockets writes a whole message before its first await.
         """
         if self._closed or self._connection is None:
             raise SessionClosed(
@@ -314,7 +321,7 @@ class ConversationSession:
         """Decorator registering a client tool handler: `@session.tool("show_order")`."""
 
         def register(handler: ToolHandler) -> ToolHandler:
-            self._tools[name] = handler
+            self._tool_calls.handlers[name] = handler
             return handler
 
         return register
@@ -331,8 +338,8 @@ class ConversationSession:
                     await self._connection.send(Pong(event_id=event.event_id).to_json())
                 elif isinstance(event, ConversationInitiationMetadata):
                     self._on_metadata(event)
-                elif isinstance(event, ClientToolCall) and self._tools:
-                    await self._queue_tool(event)
+                elif isinstance(event, ClientToolCall) and self._tool_calls.handlers:
+                    await self._tool_calls.take(event)
                 self._buffer(event)
         except ConnectionClosed:
             pass  # the close frame (if any) is read below
@@ -365,49 +372,14 @@ class ConversationSession:
         self.conversation_id, self.metadata = event.conversation_id, event
         self._started.set()
 
-    async def _queue_tool(self, call: ClientToolCall) -> None:
-        if len(self._tool_tasks) < self._max_tool_calls:
-            task = asyncio.create_task(self._tool_worker(call), name="callsid-live-tool")
-            self._tool_tasks.add(task)
-            task.add_done_callback(self._tool_tasks.discard)
-        elif len(self._tool_queue) < self._max_pending_tool_calls:
-            self._tool_queue.append(call)
-        else:
-            # Answered inline (unconfirmed, like a pong): the reader starts no task for it.
-            assert self._connection is not None
-            refusal = ClientToolResult(
-                tool_call_id=call.tool_call_id,
-                result=f"too many client tool calls pending ({self._max_pending_tool_calls})",
-                is_error=True,
-            )
-            await self._connection.send(refusal.to_json())
+    async def _refuse_tool_call(self, refusal: ClientToolResult) -> None:
+        # Unconfirmed, like a pong: the reader that hands calls in must not wait.
+        assert self._connection is not None
+        await self._connection.send(refusal.to_json())
 
-    async def _tool_worker(self, call: ClientToolCall) -> None:
-        """Run calls until none waits: at most `max_tool_calls` of these exist at once."""
-        next_call: ClientToolCall | None = call
-        while next_call is not None:
-            await self._run_tool(next_call)
-            next_call = self._tool_queue.popleft() if self._tool_queue else None
-
-    async def _run_tool(self, call: ClientToolCall) -> None:
-        handler = self._tools.get(call.tool_name)
+    async def _answer_tool_call(self, call: ClientToolCall, answer: ClientToolResult) -> None:
         try:
-            if handler is None:
-                raise LookupError(f"no handler registered for client tool {call.tool_name!r}")
-            if inspect.iscoroutinefunction(handler):
-                value = await handler(call.parameters)
-            else:
-                # A blocking handler runs in a thread: the loop keeps answering pings.
-                value = await asyncio.to_thread(handler, call.parameters)
-                if inspect.isawaitable(value):
-                    value = await value
-            result, is_error = tool_result_text(value), False
-        except Exception as exc:  # the agent gets the failure as the tool's result
-            result, is_error = str(exc) or type(exc).__name__, True
-        try:
-            await self.send(
-                ClientToolResult(tool_call_id=call.tool_call_id, result=result, is_error=is_error)
-            )
+            await self.send(answer)
         except SessionClosed:
             logger.warning(
                 "client tool %s finished after conversation %s closed; result not sent",
@@ -423,27 +395,3 @@ class ConversationSession:
                 callback(self)
             except Exception:
                 logger.exception("close callback of %r failed", self)
-
-
-def _closed_text(code: int | None, reason: str) -> str:
-    if code is None:
-        return "the connection dropped before the conversation started"
-    return f"closed with code {code}" + (f": {reason}" if reason else "")
-
-
-def _open_failure(exc: Exception, url: str) -> SessionOpenFailed:
-    """websockets' error as ours; only the redacted URL may appear in the message."""
-    try:
-        from websockets.exceptions import InvalidStatus, InvalidURI
-    except ImportError:
-        return SessionOpenFailed(INSTALL_HINT)
-    if isinstance(exc, ImportError):
-        return SessionOpenFailed(INSTALL_HINT)
-
-    if isinstance(exc, InvalidStatus):
-        return SessionOpenFailed("handshake refused", status_code=exc.response.status_code)
-    if isinstance(exc, InvalidURI):
-        return SessionOpenFailed(f"invalid URL {redact_url(url)}")
-    if isinstance(exc, TimeoutError):
-        return SessionOpenFailed("timed out opening the socket")
-    return SessionOpenFailed(f"{type(exc).__name__}: {exc}")

@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urlsplit
 
-from ._protocol import _SHOWN_PARAMS, MAX_FRAME, redact_url
+from ._errors import SessionOpenFailed
+from ._protocol import MAX_FRAME, SHOWN_PARAMS, redact_url
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -37,7 +38,9 @@ __all__ = [
     "Confirmer",
     "bounded",
     "close_info",
+    "closed_text",
     "confirmed",
+    "open_failure",
     "open_socket",
     "redact_text",
     "require_websockets",
@@ -77,7 +80,7 @@ def redact_text(text: str) -> str:
 
 def _masked_query(match: re.Match[str]) -> str:
     sep, name, value = match.groups()
-    shown = unquote_plus(name).lower() in _SHOWN_PARAMS
+    shown = unquote_plus(name).lower() in SHOWN_PARAMS
     return f"{sep}{name}={value if shown else '***'}"
 
 
@@ -311,3 +314,27 @@ def bounded(batch: Batch, timeout: float, failure: Failure) -> Batch:
 
     batch.add_done_callback(follow)
     return result
+
+
+def closed_text(code: int | None, reason: str) -> str:
+    """Why a session's socket closed before the conversation started, for `SessionOpenFailed`."""
+    if code is None:
+        return "the connection dropped before the conversation started"
+    return f"closed with code {code}" + (f": {reason}" if reason else "")
+
+
+def open_failure(exc: Exception, url: str) -> SessionOpenFailed:
+    """websockets' error opening a session as ours; only the redacted URL may appear in it."""
+    try:
+        from websockets.exceptions import InvalidStatus, InvalidURI
+    except ImportError:
+        return SessionOpenFailed(INSTALL_HINT)
+    if isinstance(exc, ImportError):
+        return SessionOpenFailed(INSTALL_HINT)
+    if isinstance(exc, InvalidStatus):
+        return SessionOpenFailed("handshake refused", status_code=exc.response.status_code)
+    if isinstance(exc, InvalidURI):
+        return SessionOpenFailed(f"invalid URL {redact_url(url)}")
+    if isinstance(exc, TimeoutError):
+        return SessionOpenFailed("timed out opening the socket")
+    return SessionOpenFailed(f"{type(exc).__name__}: {exc}")

@@ -33,7 +33,7 @@ async def redis_client() -> AsyncIterator[redis.asyncio.Redis]:
 async def test_a_corrupt_item_never_costs_the_good_items_beside_it(
     redis_client: redis.asyncio.Redis, key_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mailbox = RedisMailbox(redis_client, key_prefix=key_prefix)
+    mailbox = RedisMailbox(redis_client, namespace=key_prefix)
     key = mailbox.key(SID)
     await mailbox.post(SID, {"n": 1})
     await redis_client.rpush(key, b"\xff\xfe not utf-8", b"{not json", b"[" * 10_000)
@@ -51,7 +51,7 @@ async def test_a_corrupt_item_never_costs_the_good_items_beside_it(
 async def test_a_drain_removes_only_what_it_returns_while_posts_and_drains_race(
     redis_client: redis.asyncio.Redis, key_prefix: str
 ) -> None:
-    mailbox = RedisMailbox(redis_client, key_prefix=key_prefix, max_items=10_000)
+    mailbox = RedisMailbox(redis_client, namespace=key_prefix, max_items=10_000)
     posted = [f"item-{i}" for i in range(400)]
     drained: list[str] = []
     done = asyncio.Event()
@@ -83,7 +83,7 @@ def test_any_stored_bytes_drain_as_decoded_items_or_set_aside(
 ) -> None:
     async def run() -> None:
         client = redis.asyncio.Redis.from_url(REDIS_URL)
-        mailbox = RedisMailbox(client, key_prefix=key_prefix)
+        mailbox = RedisMailbox(client, namespace=key_prefix)
         key = mailbox.key(SID)
         await client.delete(key, f"{key}:corrupt")
         if items:

@@ -94,14 +94,14 @@ async def test_640_routed_sends_across_a_redis_kill_and_restart(
 ) -> None:
     client_a, client_b = clients
     registry = SessionRegistry()
-    mailbox = RedisMailbox(client_a, key_prefix=key_prefix, max_items=SENDS)
+    mailbox = RedisMailbox(client_a, namespace=key_prefix, max_items=SENDS)
     outcomes: dict[str, str] = {}
     errors: dict[str, BaseException] = {}
     async with (
         RedisRouter(
-            client_a, key_prefix=key_prefix, worker_id="worker-a", ack_timeout=1
+            client_a, namespace=key_prefix, worker_id="worker-a", ack_timeout=1
         ) as worker_a,
-        RedisRouter(client_b, registry, key_prefix=key_prefix, worker_id="worker-b", lease=1.5),
+        RedisRouter(client_b, registry, namespace=key_prefix, worker_id="worker-b", lease=1.5),
         ConversationSession(AGENT, client=client) as session,
     ):
         await registry.register(session, call_sid=SID)
@@ -185,10 +185,10 @@ async def test_with_redis_down_the_router_fails_inside_the_error_tree(
     client = _client(redis_server)
     await asyncio.to_thread(redis_server.kill)
     with pytest.raises(SenderError, match=r"could not start: Redis is unavailable \(") as info:
-        await RedisRouter(client, key_prefix=key_prefix).start()
+        await RedisRouter(client, namespace=key_prefix).start()
     assert str(redis_server.port) not in str(info.value)
     await asyncio.to_thread(redis_server.start)
-    async with RedisRouter(client, key_prefix=key_prefix) as router:
+    async with RedisRouter(client, namespace=key_prefix) as router:
         await asyncio.to_thread(redis_server.kill)
         with pytest.raises(NoRoute) as no_route:
             await router.owner(call_sid=SID)

@@ -104,9 +104,9 @@ async def routers(
     registry = SessionRegistry()
     async with (
         RedisRouter(
-            redis_client, key_prefix=key_prefix, worker_id="worker-a", ack_timeout=2
+            redis_client, namespace=key_prefix, worker_id="worker-a", ack_timeout=2
         ) as sender_side,
-        RedisRouter(redis_client, registry, key_prefix=key_prefix, worker_id="worker-b", lease=1),
+        RedisRouter(redis_client, registry, namespace=key_prefix, worker_id="worker-b", lease=1),
     ):
         yield sender_side, registry
 
@@ -163,7 +163,7 @@ def test_arbitrary_json_on_the_channel_never_ends_the_listener(
     async def run() -> None:
         client = redis.asyncio.Redis.from_url(REDIS_URL)
         registry = SessionRegistry()
-        router = RedisRouter(client, registry, key_prefix=key_prefix, worker_id="worker-b")
+        router = RedisRouter(client, registry, namespace=key_prefix, worker_id="worker-b")
         async with router:
             for message in messages:
                 await client.publish(f"{key_prefix}:route:worker:worker-b", message)
