@@ -80,7 +80,7 @@ async def agent_and_backends(
     from mcp import Client
 
     connection = redis.asyncio.Redis.from_url(REDIS_URL)
-    sender = Sender(mailbox=RedisMailbox(connection, key_prefix=namespace))
+    sender = Sender(mailbox=RedisMailbox(connection, namespace=namespace))
     times: dict[str, list[float]] = {"cold": [], "primed": []}
     headers = {"Authorization": f"Bearer {SECRET}"}
     for sid, conversation_id in calls:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace",
         help="prefix of the mailbox keys and the resolver's cache keys on Redis "
-        "(default: the library's, 'callsid' and 'callsid-resolver')",
+        "(default: the library's, 'callsid-resolver')",
     )
     parser.add_argument(
         "--secret", help=f"the shared secret callers send as a Bearer token; or ${SECRET_ENV}"
@@ -82,7 +82,7 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
 
         connection = async_redis_client(args.redis)  # a blocking pool, no silent resends
         cache = AsyncRedisCache(connection)
-        prefix = {"key_prefix": args.namespace} if args.namespace else {}
+        prefix = {"namespace": args.namespace} if args.namespace else {}
         mailbox = RedisMailbox(connection, **prefix)
     try:
         await _serve_with(args, secret, mailbox, cache, names)

@@ -185,7 +185,7 @@ class _RedisEpoch:
 
     def __init__(self, mailbox: RedisMailbox, clock: Callable[[], float]) -> None:
         self.client = mailbox.client
-        self.key = f"{mailbox.key_prefix}:mailbox-epoch"  # ':' never occurs in a call SID
+        self.key = f"{mailbox.namespace}:mailbox-epoch"  # ':' never occurs in a call SID
         self.window = mailbox.ttl
         self._clock = clock
         self._seen: bytes | str | None = None

@@ -55,7 +55,7 @@ def test_each_family_keeps_a_call_in_one_slot_and_spreads_calls_over_the_masters
     cluster_client: redis.cluster.RedisCluster, prefix: str
 ) -> None:
     keys = Keys(prefix)
-    mailbox = RedisMailbox(redis.asyncio.Redis(), key_prefix=prefix)  # only its key format
+    mailbox = RedisMailbox(redis.asyncio.Redis(), namespace=prefix)  # only its key format
     for i in range(20):
         sid = sid_of(i)
         assert key_slot(keys.sid(sid).encode()) == key_slot(keys.lock(sid).encode())
@@ -112,7 +112,7 @@ async def test_resolvers_on_a_cluster_share_one_lookup(
 async def test_the_mailbox_on_a_cluster_posts_runs_and_sets_corrupt_items_aside(
     async_cluster_client: redis.asyncio.cluster.RedisCluster, prefix: str
 ) -> None:
-    mailbox = RedisMailbox(async_cluster_client, key_prefix=prefix, max_items=5)
+    mailbox = RedisMailbox(async_cluster_client, namespace=prefix, max_items=5)
     assert await mailbox.post(SID, {"n": 0}) == 1
     await async_cluster_client.rpush(mailbox.key(SID), b"\xff not json")
     assert await mailbox.post_many(SID, [{"n": i} for i in range(1, 6)]) == 3  # room for 3
@@ -149,8 +149,8 @@ async def test_the_router_delivers_runs_and_notices_a_gone_owner_on_a_cluster(
     assert is_cluster(async_cluster_client)
     registry = SessionRegistry()
     async with (
-        RedisRouter(async_cluster_client, key_prefix=prefix, worker_id="worker-a") as worker_a,
-        RedisRouter(async_cluster_client, registry, key_prefix=prefix, worker_id="worker-b"),
+        RedisRouter(async_cluster_client, namespace=prefix, worker_id="worker-a") as worker_a,
+        RedisRouter(async_cluster_client, registry, namespace=prefix, worker_id="worker-b"),
         ConversationSession(AGENT, client=api_client) as session,
     ):
         # The call's ownership key and worker-b's shard channel live on different masters, so

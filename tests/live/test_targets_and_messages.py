@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import redis.asyncio
 
-from callsid_resolver import InvalidCallSid
+from callsid_resolver import InvalidCallSid, InvalidSend
 from callsid_resolver.live import (
     ClientEvent,
     ContextualUpdate,
-    InvalidSend,
     Pong,
     RedisMailbox,
     RedisRouter,

@@ -97,7 +97,7 @@ async def test_a_client_that_hung_up_loses_nothing(served: tuple[str, SlowMailbo
 
 async def test_redis_takes_them_back_at_the_head(namespace: str) -> None:
     client = redis.asyncio.Redis.from_url(REDIS_URL)
-    mailbox = RedisMailbox(client, key_prefix=namespace)
+    mailbox = RedisMailbox(client, namespace=namespace)
     for n in range(3):
         await mailbox.post(SID, {"n": n})
     taken = await mailbox.drain(SID)

@@ -42,7 +42,7 @@ from callsid_resolver.live import RedisMailbox, Sender
 
 async def main(url, prefix, sid, *texts):
     client = redis.asyncio.Redis.from_url(url)
-    sender = Sender(mailbox=RedisMailbox(client, key_prefix=prefix))
+    sender = Sender(mailbox=RedisMailbox(client, namespace=prefix))
     for text in texts:
         print((await sender.send_contextual_update(text, call_sid=sid)).channel)
     await sender.aclose()

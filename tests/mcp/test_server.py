@@ -126,7 +126,7 @@ async def test_a_failed_drain_takes_nothing() -> None:
 async def test_a_redis_that_lost_its_data_is_reported_once_per_call(namespace: str) -> None:
     client = redis.asyncio.Redis.from_url(REDIS_URL)
     now = [1000.0]
-    mailbox = RedisMailbox(client, key_prefix=namespace, ttl=60)
+    mailbox = RedisMailbox(client, namespace=namespace, ttl=60)
     tool = MailboxTool(mailbox, clock=lambda: now[0])
     await tool.start()
     await mailbox.post(SID, "before")
@@ -215,7 +215,7 @@ def test_a_missing_extra_gives_the_install_hint(
 
 async def test_a_flaky_loss_check_never_withholds_the_items(namespace: str) -> None:
     client = redis.asyncio.Redis.from_url(REDIS_URL)
-    mailbox = RedisMailbox(client, key_prefix=namespace)
+    mailbox = RedisMailbox(client, namespace=namespace)
     tool = MailboxTool(mailbox)
     await mailbox.post(SID, "kept")
     real_get = client.get
