@@ -1,12 +1,13 @@
 """The emulator as an ASGI (Starlette) application: HTTP and the two WebSockets.
 
 HTTP requests all go to the framework-free core (`_http`), so the in-process transport and a
-served emulator answer identically; Starlette routes the WebSockets (`_sockets`).
+served emulator answer identically; Starlette routes the WebSockets (`_websockets`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from urllib.parse import parse_qsl
 
 import httpx
@@ -14,10 +15,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from ._emulator import Emulator
-from ._http import Dropped, Reply, Request
-from ._monitor_socket import monitor_socket
-from ._sockets import agent_socket
+from ._http import Dropped, Reply, Request, handle
+from ._state import EmulatorState, HasState, state_of
+from ._websockets import agent_socket, monitor_socket
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):
@@ -32,8 +32,8 @@ class ConnectionDropped(httpx.RemoteProtocolError):
 class _HttpEndpoint:
     """Raw ASGI, so the status, headers and body are exactly the core's."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
@@ -43,15 +43,15 @@ class _HttpEndpoint:
             if not message.get("more_body"):
                 break
         # In flight, for the emulator's `concurrency_limit`, until the reply is sent.
-        with self.emulator.admission(scope["path"]) as admitted:
+        with self.state.admission(scope["path"]) as admitted:
             reply = await self._reply(scope, body, send, over_limit=not admitted)
             headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
             await send({"type": "http.response.body", "body": reply.body})
 
     async def _reply(self, scope: Scope, body: bytes, send: Send, *, over_limit: bool) -> Reply:
-        if self.emulator.latency:
-            await asyncio.sleep(self.emulator.latency)
+        if self.state.settings.latency:
+            await asyncio.sleep(self.state.settings.latency)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "127.0.0.1")
         request = Request(
@@ -64,7 +64,7 @@ class _HttpEndpoint:
             ws_base=f"{'wss' if scope.get('scheme') == 'https' else 'ws'}://{host}",
         )
         try:
-            reply = self.emulator.handle(request)
+            reply = handle(self.state, request)
         except Dropped:
             # Promise a body and never send it: the server then closes the connection.
             start = {"type": "http.response.start", "status": 200}
@@ -73,13 +73,16 @@ class _HttpEndpoint:
         return reply
 
 
-def create_app(emulator: Emulator) -> Starlette:
-    app = Starlette(
+def create_app(emulator: EmulatorState | HasState) -> Starlette:
+    """The Starlette application serving one emulator's state (or an `Emulator`'s)."""
+    state = state_of(emulator)
+    return Starlette(
         routes=[
-            WebSocketRoute("/v1/convai/conversation", agent_socket),
-            WebSocketRoute("/v1/convai/conversations/{conversation_id}/monitor", monitor_socket),
-            Route("/{path:path}", _HttpEndpoint(emulator)),
+            WebSocketRoute("/v1/convai/conversation", functools.partial(agent_socket, state)),
+            WebSocketRoute(
+                "/v1/convai/conversations/{conversation_id}/monitor",
+                functools.partial(monitor_socket, state),
+            ),
+            Route("/{path:path}", _HttpEndpoint(state)),
         ]
     )
-    app.state.emulator = emulator
-    return app
