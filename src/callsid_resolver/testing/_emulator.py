@@ -17,13 +17,14 @@ from typing import Any, Generic, TypeVar, overload
 
 from starlette.applications import Starlette
 
-from . import _http, _signing
 from ._asgi import create_app
+from ._http import Reply, Request, handle
 from ._profile import DOCUMENTED, EmulatorProfile, FilterMode, ProfileLike, load_profile
 from ._recordings import load_recording
 from ._requests import RequestLog
 from ._session import Session
 from ._settings import MonitorRefusal, Settings
+from ._signing import check_signature, sign
 from ._state import EmulatorState, Fault
 from ._store import ConversationStore
 from ._transport import EmulatorTransport
@@ -206,9 +207,9 @@ class Emulator:
         never counted."""
         return self.state.admission(path)
 
-    def handle(self, request: _http.Request) -> _http.Reply:
+    def handle(self, request: Request) -> Reply:
         """Answer one HTTP request; raises `Dropped` when a fault says to hang up."""
-        return _http.handle(self.state, request)
+        return handle(self.state, request)
 
     # -- faults and counters -----------------------------------------------------------------
     def inject(
@@ -260,11 +261,11 @@ class Emulator:
     # -- signed URLs -----------------------------------------------------------------------
     def sign(self, agent_id: str) -> str:
         """A valid `conversation_signature` for `agent_id` (what the signed URL carries)."""
-        return _signing.sign(self.state, agent_id)
+        return sign(self.state, agent_id)
 
     def check_signature(self, agent_id: str, token: str) -> str | None:
         """None when `token` is valid for `agent_id` now, else why not."""
-        return _signing.check_signature(self.state, agent_id, token)
+        return check_signature(self.state, agent_id, token)
 
     # -- agent-socket conversations ----------------------------------------------------------
     def session(self, conversation_id: str) -> Session:

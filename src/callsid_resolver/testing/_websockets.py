@@ -14,8 +14,17 @@ import json
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from . import _agent, _monitor
-from ._agent import POLICY_VIOLATION, Reaction
+from ._agent import (
+    POLICY_VIOLATION,
+    Reaction,
+    finish,
+    next_ping,
+    open_agent_socket,
+    parse_client_message,
+    receive,
+    start_session,
+)
+from ._monitor import MonitorReaction, on_command, open_monitor
 from ._session import CLOSED, Json, Session
 from ._state import EmulatorState
 
@@ -44,7 +53,7 @@ async def agent_socket(state: EmulatorState, websocket: WebSocket) -> None:
     """Serve one agent-socket connection (`/v1/convai/conversation`)."""
     offered = [str(p) for p in websocket.scope.get("subprotocols") or ()]
     params = list(websocket.query_params.multi_items())
-    handshake = _agent.open_agent_socket(state, params, offered)
+    handshake = open_agent_socket(state, params, offered)
     if not handshake.accepted:
         await websocket.close(POLICY_VIOLATION)  # before accept: HTTP 403 on the handshake
         return
@@ -52,20 +61,20 @@ async def agent_socket(state: EmulatorState, websocket: WebSocket) -> None:
     gone, first = await _first_message(websocket, state.settings.initiation_timeout)
     if gone:
         return
-    session, opening = _agent.start_session(state, handshake, first)
+    session, opening = start_session(state, handshake, first)
     session.attach(StarletteLink(websocket), asyncio.get_running_loop())
     pinger = asyncio.ensure_future(_ping(state, session))
     try:
         going = await _carry_out(session, opening)
         while going and (message := await _receive(websocket)) is not None:
-            going = await _carry_out(session, _agent.receive(state, session, message))
+            going = await _carry_out(session, receive(state, session, message))
     except WebSocketDisconnect:
         pass
     finally:
         pinger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pinger
-        _agent.finish(state, session)
+        finish(state, session)
         await session.notify_monitors({"type": CLOSED})
 
 
@@ -99,9 +108,7 @@ async def _receive(websocket: WebSocket) -> Json | None:
     message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         return None
-    parsed = _agent.parse_client_message(
-        message.get("text") or (message.get("bytes") or b"").decode()
-    )
+    parsed = parse_client_message(message.get("text") or (message.get("bytes") or b"").decode())
     if parsed is None:
         await websocket.close(POLICY_VIOLATION, "invalid_message")
     return parsed
@@ -110,7 +117,7 @@ async def _receive(websocket: WebSocket) -> Json | None:
 async def _ping(state: EmulatorState, session: Session) -> None:
     while True:
         await asyncio.sleep(state.settings.ping_interval)
-        event = _agent.next_ping(session)
+        event = next_ping(session)
         with contextlib.suppress(Exception):  # the socket closed between two pings
             await session.send(event)
 
@@ -120,7 +127,7 @@ async def monitor_socket(state: EmulatorState, websocket: WebSocket) -> None:
     conversation_id = websocket.path_params["conversation_id"]
     params = list(websocket.query_params.multi_items())
     headers = {k.lower(): v for k, v in websocket.headers.items()}
-    opening = _monitor.open_monitor(state, conversation_id, params, headers)
+    opening = open_monitor(state, conversation_id, params, headers)
     if not opening.accepted:
         await websocket.close(POLICY_VIOLATION)  # before accept: HTTP 403 on the handshake
         return
@@ -144,7 +151,7 @@ async def monitor_socket(state: EmulatorState, websocket: WebSocket) -> None:
         session.monitors.append(forward)
     try:
         while not closed.is_set() and (command := await _receive(websocket)) is not None:
-            reaction = _monitor.on_command(state, conversation_id, command)
+            reaction = on_command(state, conversation_id, command)
             if session is not None:
                 await _to_agent(session, reaction)
             if reaction.close_monitor is not None:
@@ -157,7 +164,7 @@ async def monitor_socket(state: EmulatorState, websocket: WebSocket) -> None:
             session.monitors.remove(forward)
 
 
-async def _to_agent(session: Session, reaction: _monitor.MonitorReaction) -> None:
+async def _to_agent(session: Session, reaction: MonitorReaction) -> None:
     with contextlib.suppress(RuntimeError):  # the agent socket closed meanwhile
         for event in reaction.to_agent:
             await session.send(event)
