@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 import httpx
@@ -15,8 +16,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from ._http import Dropped, Reply, Request, handle
-from ._state import EmulatorState, HasState, state_of
+from ._http import Answering, Dropped, Reply, Request
+from ._state import HasState
 from ._websockets import agent_socket, monitor_socket
 
 
@@ -29,11 +30,16 @@ class ConnectionDropped(httpx.RemoteProtocolError):
     """
 
 
+class Served(Answering, HasState, Protocol):
+    """What the app serves (the `Emulator` is one): HTTP answers and, for the sockets, the
+    state."""
+
+
 class _HttpEndpoint:
     """Raw ASGI, so the status, headers and body are exactly the core's."""
 
-    def __init__(self, state: EmulatorState) -> None:
-        self.state = state
+    def __init__(self, emulator: Answering) -> None:
+        self.emulator = emulator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
@@ -43,15 +49,15 @@ class _HttpEndpoint:
             if not message.get("more_body"):
                 break
         # In flight, for the emulator's `concurrency_limit`, until the reply is sent.
-        with self.state.admission(scope["path"]) as admitted:
+        with self.emulator.admission(scope["path"]) as admitted:
             reply = await self._reply(scope, body, send, over_limit=not admitted)
             headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
             await send({"type": "http.response.body", "body": reply.body})
 
     async def _reply(self, scope: Scope, body: bytes, send: Send, *, over_limit: bool) -> Reply:
-        if self.state.settings.latency:
-            await asyncio.sleep(self.state.settings.latency)
+        if self.emulator.latency:
+            await asyncio.sleep(self.emulator.latency)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "127.0.0.1")
         request = Request(
@@ -64,7 +70,7 @@ class _HttpEndpoint:
             ws_base=f"{'wss' if scope.get('scheme') == 'https' else 'ws'}://{host}",
         )
         try:
-            reply = handle(self.state, request)
+            reply = self.emulator.handle(request)
         except Dropped:
             # Promise a body and never send it: the server then closes the connection.
             start = {"type": "http.response.start", "status": 200}
@@ -73,9 +79,10 @@ class _HttpEndpoint:
         return reply
 
 
-def create_app(emulator: EmulatorState | HasState) -> Starlette:
-    """The Starlette application serving one emulator's state (or an `Emulator`'s)."""
-    state = state_of(emulator)
+def create_app(emulator: Served) -> Starlette:
+    """The Starlette application serving one emulator: HTTP through its `handle`, the sockets
+    on its state."""
+    state = emulator.state
     return Starlette(
         routes=[
             WebSocketRoute("/v1/convai/conversation", functools.partial(agent_socket, state)),
@@ -83,6 +90,6 @@ def create_app(emulator: EmulatorState | HasState) -> Starlette:
                 "/v1/convai/conversations/{conversation_id}/monitor",
                 functools.partial(monitor_socket, state),
             ),
-            Route("/{path:path}", _HttpEndpoint(state)),
+            Route("/{path:path}", _HttpEndpoint(emulator)),
         ]
     )

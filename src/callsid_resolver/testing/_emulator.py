@@ -190,14 +190,14 @@ class Emulator:
     # -- ways in -----------------------------------------------------------------------------
     def transport(self) -> EmulatorTransport:
         """An httpx transport for both `httpx.Client` and `httpx.AsyncClient`, in-process."""
-        return EmulatorTransport(self.state)
+        return EmulatorTransport(self)
 
     @property
     def app(self) -> Starlette:
         """The ASGI (Starlette) application: HTTP and WebSockets, for `httpx.ASGITransport`
         (HTTP only) or a server (`EmulatorServer`)."""
         if self._app is None:
-            self._app = create_app(self.state)
+            self._app = create_app(self)
         return self._app
 
     def admission(self, path: str) -> AbstractContextManager[bool]:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hmac
 import json
 from collections import Counter
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from ._listing import QueryError, list_page
@@ -63,6 +64,24 @@ REQUEST_ID = "request-id"
 TRACE_ID = "x-trace-id"
 # Where a signed URL points when the emulator is used in-process (no host of its own).
 PUBLIC_WS_BASE = "wss://api.elevenlabs.io"
+
+
+class Answering(Protocol):
+    """What an HTTP front hands requests to (the `Emulator` is one): its admission for the
+    concurrency limit, its `latency`, and the answer itself."""
+
+    @property
+    def latency(self) -> float:
+        """Seconds each API request takes."""
+        ...
+
+    def admission(self, path: str) -> AbstractContextManager[bool]:
+        """A concurrency slot for the request at `path` (False: none was free)."""
+        ...
+
+    def handle(self, request: Request) -> Reply:
+        """Answer one request; raises `Dropped` to hang up."""
+        ...
 
 
 class Dropped(Exception):

@@ -152,8 +152,3 @@ class HasState(Protocol):
     def state(self) -> EmulatorState:
         """The emulator's state."""
         ...
-
-
-def state_of(source: EmulatorState | HasState) -> EmulatorState:
-    """The state itself, or the one `source` carries."""
-    return source if isinstance(source, EmulatorState) else source.state

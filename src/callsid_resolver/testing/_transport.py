@@ -7,12 +7,11 @@ import time
 
 import httpx
 
-from ._http import Dropped, Request, handle
-from ._state import EmulatorState, HasState, state_of
+from ._http import Answering, Dropped, Request
 
 
 class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """Hands each request of an `Emulator` (or of its state) to the emulator's HTTP core.
+    """Hands each request to an `Emulator` (its `admission`, `latency` and `handle`).
 
     `latency` sleeps the way the caller's I/O would: `time.sleep` for `httpx.Client`,
     `asyncio.sleep` for `httpx.AsyncClient`, so concurrent async requests overlap as they
@@ -20,21 +19,21 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     when a server hangs up mid-response.
     """
 
-    def __init__(self, emulator: EmulatorState | HasState) -> None:
-        self.state = state_of(emulator)
+    def __init__(self, emulator: Answering) -> None:
+        self.emulator = emulator
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request of an `httpx.Client`."""
-        with self.state.admission(request.url.path) as admitted:
-            if self.state.settings.latency:
-                time.sleep(self.state.settings.latency)
+        with self.emulator.admission(request.url.path) as admitted:
+            if self.emulator.latency:
+                time.sleep(self.emulator.latency)
             return self._answer(request, request.read(), not admitted)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request of an `httpx.AsyncClient`."""
-        with self.state.admission(request.url.path) as admitted:
-            if self.state.settings.latency:
-                await asyncio.sleep(self.state.settings.latency)
+        with self.emulator.admission(request.url.path) as admitted:
+            if self.emulator.latency:
+                await asyncio.sleep(self.emulator.latency)
             return self._answer(request, await request.aread(), not admitted)
 
     def _answer(self, request: httpx.Request, body: bytes, over_limit: bool) -> httpx.Response:
@@ -47,7 +46,7 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             over_limit=over_limit,
         )
         try:
-            reply = handle(self.state, incoming)
+            reply = self.emulator.handle(incoming)
         except Dropped:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
