@@ -56,8 +56,10 @@ class EmulatorState:
     serving: int = 0  # API requests admitted and not yet answered
     peak_serving: int = 0  # the most at once since the last `reset_counts()`
     faults: list[Fault] = field(default_factory=list, repr=False)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    call_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _call_numbers: Iterator[int] = field(
+        default_factory=lambda: itertools.count(1), init=False, repr=False
+    )
 
     # -- data ------------------------------------------------------------------------------
     def add_conversation(self, conversation: Json) -> None:
@@ -70,7 +72,7 @@ class EmulatorState:
 
     def new_call_ids(self) -> tuple[str, str]:
         """A fresh Twilio call SID (`CA` + 32 hex) and conversation id (`conv_` + 28)."""
-        n = next(self.call_numbers)
+        n = next(self._call_numbers)
         digest = hashlib.sha256(f"{n}-{id(self)}-{self.signing_key.hex()}".encode()).hexdigest()
         return "CA" + digest[:32], "conv_" + digest[32:60]
 
@@ -107,7 +109,7 @@ class EmulatorState:
         if path.startswith(CONTROL):
             yield True
             return
-        with self.lock:
+        with self._lock:
             limit = self.settings.concurrency_limit
             admitted = limit is None or self.serving < limit
             if admitted:
@@ -117,17 +119,17 @@ class EmulatorState:
             yield admitted
         finally:
             if admitted:
-                with self.lock:
+                with self._lock:
                     self.serving -= 1
 
     def add_faults(self, fault: Fault, times: int) -> None:
         """Queue `fault` for the next `times` requests it applies to."""
-        with self.lock:
+        with self._lock:
             self.faults += [fault] * times
 
     def take_fault(self, endpoint: str) -> Fault | None:
         """The next scripted fault for `endpoint`, removed from the queue, or None."""
-        with self.lock:
+        with self._lock:
             for i, fault in enumerate(self.faults):
                 if fault.endpoint in (None, endpoint):
                     return self.faults.pop(i)
@@ -135,13 +137,13 @@ class EmulatorState:
 
     def clear_faults(self) -> None:
         """Drop every scripted fault that has not fired yet."""
-        with self.lock:
+        with self._lock:
             self.faults.clear()
 
     def reset_counts(self) -> None:
         """Start counting requests from zero."""
         self.requests.reset()
-        with self.lock:
+        with self._lock:
             self.peak_serving = self.serving
 
 
