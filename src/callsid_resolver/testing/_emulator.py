@@ -90,6 +90,7 @@ class Emulator:
     `fail_every`/`fail_status` (every Nth is a 5xx), `inject(...)` for scripted faults,
     `signed_url_ttl` and `clock` for signed URLs, and the WebSocket knobs `ping_interval`,
     `initiation_timeout`, `agent_reply`, `monitor_refusal`, `require_signed_url`.
+    Its `state` (an `EmulatorState`) holds the data, counters and knobs the fronts answer from.
     """
 
     latency = _Knob[float]()
