@@ -9,7 +9,7 @@ of the real API it plays. The pytest plugin
 (`callsid_resolver.pytest_plugin`) wraps it in fixtures.
 """
 
-from ._emulator import Emulator, MonitorRefusal, RequestLog, RequestRecord
+from ._emulator import Emulator
 from ._profile import (
     DOCUMENTED,
     OBSERVED,
@@ -22,8 +22,10 @@ from ._profile import (
 from ._record import record_conversations, scrub_conversation
 from ._recordings import list_recordings, load_recording, load_recording_file
 from ._remote import EmulatorProcess, RemoteEmulator
+from ._requests import RequestLog, RequestRecord
 from ._server import EmulatorServer
-from ._sockets import Session
+from ._session import Session
+from ._settings import MonitorRefusal
 from ._synthetic import conversation_at_depth, newest_first, synthetic_conversations
 from ._transport import EmulatorTransport
 from ._webhooks import sign_webhook

@@ -1,12 +1,14 @@
 """The emulator as an ASGI (Starlette) application: HTTP and the two WebSockets.
 
 HTTP requests all go to the framework-free core (`_http`), so the in-process transport and a
-served emulator answer identically; Starlette routes the WebSockets (`_sockets`).
+served emulator answer identically; Starlette routes the WebSockets (`_websockets`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 import httpx
@@ -14,10 +16,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from ._emulator import Emulator
-from ._http import Dropped, Reply, Request
-from ._monitor_socket import monitor_socket
-from ._sockets import agent_socket
+from ._http import Answering, Dropped, Reply, Request
+from ._state import HasState
+from ._websockets import agent_socket, monitor_socket
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):
@@ -29,10 +30,15 @@ class ConnectionDropped(httpx.RemoteProtocolError):
     """
 
 
+class Served(Answering, HasState, Protocol):
+    """What the app serves (the `Emulator` is one): HTTP answers and, for the sockets, the
+    state."""
+
+
 class _HttpEndpoint:
     """Raw ASGI, so the status, headers and body are exactly the core's."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Answering) -> None:
         self.emulator = emulator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,13 +79,17 @@ class _HttpEndpoint:
         return reply
 
 
-def create_app(emulator: Emulator) -> Starlette:
-    app = Starlette(
+def create_app(emulator: Served) -> Starlette:
+    """The Starlette application serving one emulator: HTTP through its `handle`, the sockets
+    on its state."""
+    state = emulator.state
+    return Starlette(
         routes=[
-            WebSocketRoute("/v1/convai/conversation", agent_socket),
-            WebSocketRoute("/v1/convai/conversations/{conversation_id}/monitor", monitor_socket),
+            WebSocketRoute("/v1/convai/conversation", functools.partial(agent_socket, state)),
+            WebSocketRoute(
+                "/v1/convai/conversations/{conversation_id}/monitor",
+                functools.partial(monitor_socket, state),
+            ),
             Route("/{path:path}", _HttpEndpoint(emulator)),
         ]
     )
-    app.state.emulator = emulator
-    return app

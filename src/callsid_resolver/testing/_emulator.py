@@ -1,122 +1,77 @@
-"""`Emulator`: the state of a local ElevenLabs Agents API, its knobs and its counters.
+"""`Emulator`: the façade a test holds, over the state of a local ElevenLabs Agents API.
 
 It is a fake of the server side and speaks the wire format with plain dicts: it never imports the
-library's client or models, so it checks our client instead of agreeing with it. The HTTP
-behaviour is in `_http`, the list endpoint in `_listing`, the WebSockets in `_sockets`.
+library's client or models, so it checks our client instead of agreeing with it. The state and
+knobs are `EmulatorState` and `Settings`; the HTTP behaviour is `_http` (the list endpoint
+`_listing`), the sockets' `_agent` and `_monitor`; the ways in are `transport()` (`_transport`)
+and `app` (`_asgi`), which `EmulatorServer` serves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hashlib
-import itertools
-import secrets
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, overload
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Generic, TypeVar, overload
 
-from . import _http
+from starlette.applications import Starlette
+
+from ._asgi import create_app
+from ._http import Reply, Request, handle
 from ._profile import DOCUMENTED, EmulatorProfile, FilterMode, ProfileLike, load_profile
 from ._recordings import load_recording
-from ._settings import CHECKS
+from ._requests import RequestLog
+from ._session import Session
+from ._settings import MonitorRefusal, Settings
+from ._signing import check_signature, sign
+from ._state import EmulatorState, Fault
 from ._store import ConversationStore
+from ._transport import EmulatorTransport
 from ._view import shown
 
-if TYPE_CHECKING:
-    from ._sockets import Session
-    from ._transport import EmulatorTransport
-
 Json = dict[str, Any]
-MonitorRefusal = Literal["plan", "scope", "role", "monitoring_disabled", "conversation_over"]
-# Knobs a test in another process may set through `RemoteEmulator` (`/_emulator/settings`).
-SETTINGS = tuple(CHECKS)
+T = TypeVar("T")
 
 
-@dataclass
-class RequestRecord:
-    """One request as the emulator saw it; `status` is None for a dropped connection."""
+class _Knob(Generic[T]):
+    """An `Emulator` attribute that is one of its `Settings` (so checked when set)."""
 
-    number: int
-    method: str
-    path: str
-    params: list[tuple[str, str]]
-    endpoint: str
-    status: int | None = None
-
-    @property
-    def request_id(self) -> str:
-        """The `request-id` the emulator answered this request with."""
-        return f"emu_{self.number:08d}"
-
-    def param(self, name: str) -> str | None:
-        """The first value of a query parameter."""
-        return next((v for k, v in self.params if k == name), None)
-
-    def param_list(self, name: str) -> list[str]:
-        """Every value of a repeated query parameter."""
-        return [v for k, v in self.params if k == name]
-
-
-@dataclass
-class RequestLog(Sequence[RequestRecord]):
-    """Every request that reached the emulator, including the ones answered 429/5xx or dropped.
-
-    Endpoints: `list`, `get`, `signed_url`, `outbound_call`, `sip_outbound_call`, `agent_ws`,
-    `monitor_ws`, `other`.
-    """
-
-    _records: list[RequestRecord] = field(default_factory=list)
-    _counts: Counter[str] = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-
-    def add(
-        self, method: str, path: str, params: Sequence[tuple[str, str]], endpoint: str
-    ) -> RequestRecord:
-        """Record one request; its `RequestRecord` (the status is set once answered)."""
-        with self._lock:
-            record = RequestRecord(next(self._numbers), method, path, list(params), endpoint)
-            self._records.append(record)
-            self._counts[endpoint] += 1
-        return record
-
-    def count(self, endpoint: str) -> int:
-        """Requests to `endpoint` since the last `reset()`."""
-        return self._counts[endpoint]
-
-    @property
-    def total(self) -> int:
-        """Requests to every endpoint since the last `reset()`."""
-        return self._counts.total()
-
-    def counts(self) -> dict[str, int]:
-        """Requests per endpoint since the last `reset()`."""
-        return dict(self._counts)
-
-    def reset(self) -> None:
-        """Forget the log and the counts (request numbers keep growing, so ids stay unique)."""
-        with self._lock:
-            self._records.clear()
-            self._counts.clear()
-
-    def of(self, endpoint: str) -> list[RequestRecord]:
-        """The logged requests to `endpoint`, in order."""
-        return [r for r in self._records if r.endpoint == endpoint]
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
 
     @overload
-    def __getitem__(self, index: int) -> RequestRecord: ...
+    def __get__(self, instance: None, owner: type) -> _Knob[T]: ...
     @overload
-    def __getitem__(self, index: slice) -> list[RequestRecord]: ...
-    def __getitem__(self, index: int | slice) -> RequestRecord | list[RequestRecord]:
-        return self._records[index]
+    def __get__(self, instance: Emulator, owner: type) -> T: ...
+    def __get__(self, instance: Emulator | None, owner: type) -> T | _Knob[T]:
+        if instance is None:
+            return self
+        value: T = getattr(instance.state.settings, self.name)
+        return value
 
-    def __len__(self) -> int:
-        return len(self._records)
+    def __set__(self, instance: Emulator, value: T) -> None:
+        setattr(instance.state.settings, self.name, value)
+
+
+class _Held(Generic[T]):
+    """An `Emulator` attribute that is one of its `EmulatorState`'s."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _Held[T]: ...
+    @overload
+    def __get__(self, instance: Emulator, owner: type) -> T: ...
+    def __get__(self, instance: Emulator | None, owner: type) -> T | _Held[T]:
+        if instance is None:
+            return self
+        value: T = getattr(instance.state, self.name)
+        return value
+
+    def __set__(self, instance: Emulator, value: T) -> None:
+        setattr(instance.state, self.name, value)
 
 
 class Emulator:
@@ -124,16 +79,41 @@ class Emulator:
 
     `api_key=None` accepts any non-empty `xi-api-key`; a missing one gets the API's 401.
     `profile` (`"documented"`, the default, `"observed"`, a profile file or an `EmulatorProfile`)
-    chooses which reading of the real API it plays (see `EmulatorProfile`).
-    Knobs, settable at any time: `profile`, `latency` (seconds per request), `filter_mode`
+    chooses which reading of the real API it plays (see `EmulatorProfile`); `clock` is the time
+    signed URLs expire and calls last on.
+    Knobs, settable at any time and checked when set (a wrong value is a `ValueError` naming
+    it): `profile`, `latency` (seconds per request), `filter_mode`
     (`"support"` the dynamic-variable filter, `"reject"` it with a 422, `"ignore"` it or
     answer it with `"empty"` lists; it is the profile's field), `rate_limit_every` (every
     Nth request is a 429 with `Retry-After: retry_after`), `concurrency_limit` (a request
     arriving while that many are being answered gets 429 `concurrent_limit_exceeded`),
     `fail_every`/`fail_status` (every Nth is a 5xx), `inject(...)` for scripted faults,
     `signed_url_ttl` and `clock` for signed URLs, and the WebSocket knobs `ping_interval`,
-    `agent_reply`, `monitor_refusal`, `require_signed_url`.
+    `initiation_timeout`, `agent_reply`, `monitor_refusal`, `require_signed_url`.
+    Its `state` (an `EmulatorState`) holds the data, counters and knobs the fronts answer from.
     """
+
+    latency = _Knob[float]()
+    rate_limit_every = _Knob[int | None]()
+    concurrency_limit = _Knob[int | None]()
+    retry_after = _Knob[str | None]()
+    fail_every = _Knob[int | None]()
+    fail_status = _Knob[int]()
+    monitor_refusal = _Knob[MonitorRefusal | None]()
+    ping_interval = _Knob[float]()
+    agent_reply = _Knob[str]()
+    signed_url_ttl = _Knob[float]()
+    initiation_timeout = _Knob[float]()
+    require_signed_url = _Knob[bool]()
+    api_key = _Held[str | None]()
+    clock = _Held[Callable[[], float]]()
+    signing_key = _Held[bytes]()
+    requests = _Held[RequestLog]()
+    store = _Held[ConversationStore]()
+    sessions = _Held[dict[str, Session]]()
+    monitor_commands = _Held[dict[str, list[Json]]]()
+    serving = _Held[int]()
+    peak_serving = _Held[int]()
 
     def __init__(
         self,
@@ -142,40 +122,16 @@ class Emulator:
         recording: str | None = None,
         api_key: str | None = None,
         profile: ProfileLike = DOCUMENTED,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.api_key = api_key
-        self.profile = profile
-        self.latency = 0.0
-        self.rate_limit_every: int | None = None
-        self.concurrency_limit: int | None = None
-        self.serving = 0  # API requests admitted and not yet answered
-        self.peak_serving = 0  # the most at once since the last `reset_counts()`
-        self.retry_after: str | None = "1"
-        self.fail_every: int | None = None
-        self.fail_status = 503
-        self.signed_url_ttl = 15 * 60.0  # docs/protocol.md §5: 15 minutes to start the conversation
-        self.clock: Callable[[], float] = time.time
-        self.signing_key = secrets.token_bytes(32)
-        self.requests = RequestLog()
-        self.store = ConversationStore()
-        self._faults: list[_http.Fault] = []
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._app: Any = None
-        # WebSockets (see `_sockets`).
-        self.ping_interval = 1.0
-        self.initiation_timeout = 1.0  # how long the agent socket waits for the client's data
-        self.agent_reply = "Sure, let me check that for you."
-        self.monitor_refusal: MonitorRefusal | None = None
-        self.require_signed_url = False  # True: the agent is private, `agent_id` alone is refused
-        self.sessions: dict[str, Session] = {}
-        self.monitor_commands: dict[str, list[Json]] = {}
+        settings = Settings(profile=load_profile(profile))
+        self.state = EmulatorState(settings=settings, api_key=api_key, clock=clock)
+        self._app: Starlette | None = None
         for conversation in load_recording(recording) if recording else ():
             self.add_conversation(conversation)
         for conversation in conversations or ():
             self.add_conversation(conversation)
 
-    # -- profile ---------------------------------------------------------------------------
     def __repr__(self) -> str:
         live = sum(c.get("status") in ("initiated", "in-progress") for c in self.conversations())
         key = "any key" if self.api_key is None else "one key"
@@ -185,38 +141,44 @@ class Emulator:
             f"{self.total_requests} request(s) served>"
         )
 
+    # -- profile ---------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """Every knob, as one checked dataclass (the knobs are also attributes of the emulator)."""
+        return self.state.settings
+
     @property
     def profile(self) -> EmulatorProfile:
         """The reading of the real API being played; set it to a name, a file or a profile."""
-        return self._profile
+        return self.state.settings.profile
 
     @profile.setter
     def profile(self, value: ProfileLike) -> None:
-        self._profile = load_profile(value)
+        self.state.settings.profile = load_profile(value)
 
     @property
     def filter_mode(self) -> FilterMode:
         """The profile's `filter_mode`; setting it replaces that one field of the profile."""
-        return self._profile.filter_mode
+        return self.state.settings.filter_mode
 
     @filter_mode.setter
     def filter_mode(self, value: FilterMode) -> None:
-        self._profile = dataclasses.replace(self._profile, filter_mode=value)
+        self.state.settings.filter_mode = value
 
     # -- data ------------------------------------------------------------------------------
     def add_conversation(self, conversation: Json) -> None:
         """Add (or replace, by `conversation_id`) a full GET-conversation object."""
-        self.store.add(conversation)
+        self.state.add_conversation(conversation)
 
     def conversation(self, conversation_id: str) -> Json | None:
         """The stored conversation, every id included (change it in place at your own risk)."""
-        return self.store.get(conversation_id)
+        return self.state.conversation(conversation_id)
 
     def shown(self, conversation_id: str) -> Json | None:
         """The conversation as a GET would answer it now under the profile (a copy when the
         profile changes it): e.g. the RFC 3261 Call-ID the observed profile gives a SIP call."""
-        conversation = self.store.get(conversation_id)
-        return None if conversation is None else shown(conversation, self._profile)
+        conversation = self.state.conversation(conversation_id)
+        return None if conversation is None else shown(conversation, self.profile)
 
     def conversations(self) -> list[Json]:
         """Every conversation, newest first (start time, then id), as the list endpoint orders."""
@@ -224,52 +186,31 @@ class Emulator:
 
     def new_call_ids(self) -> tuple[str, str]:
         """A fresh Twilio call SID (`CA` + 32 hex) and conversation id (`conv_` + 28)."""
-        n = next(self._ids)
-        digest = hashlib.sha256(f"{n}-{id(self)}-{self.signing_key.hex()}".encode()).hexdigest()
-        return "CA" + digest[:32], "conv_" + digest[32:60]
+        return self.state.new_call_ids()
 
     # -- ways in -----------------------------------------------------------------------------
     def transport(self) -> EmulatorTransport:
         """An httpx transport for both `httpx.Client` and `httpx.AsyncClient`, in-process."""
-        from ._transport import EmulatorTransport
-
         return EmulatorTransport(self)
 
     @property
-    def app(self) -> Any:
+    def app(self) -> Starlette:
         """The ASGI (Starlette) application: HTTP and WebSockets, for `httpx.ASGITransport`
         (HTTP only) or a server (`EmulatorServer`)."""
         if self._app is None:
-            from ._asgi import create_app
-
             self._app = create_app(self)
         return self._app
 
-    @contextmanager
-    def admission(self, path: str) -> Iterator[bool]:
+    def admission(self, path: str) -> AbstractContextManager[bool]:
         """Hold one of the workspace's `concurrency_limit` slots while an API request is being
         answered (its `latency` included); yields False when none was free: the request is then
         answered 429 `concurrent_limit_exceeded` (`Request.over_limit`). Control requests are
         never counted."""
-        if path.startswith(_http.CONTROL):
-            yield True
-            return
-        with self._lock:
-            limit = self.concurrency_limit
-            admitted = limit is None or self.serving < limit
-            if admitted:
-                self.serving += 1
-                self.peak_serving = max(self.peak_serving, self.serving)
-        try:
-            yield admitted
-        finally:
-            if admitted:
-                with self._lock:
-                    self.serving -= 1
+        return self.state.admission(path)
 
-    def handle(self, request: _http.Request) -> _http.Reply:
+    def handle(self, request: Request) -> Reply:
         """Answer one HTTP request; raises `Dropped` when a fault says to hang up."""
-        return _http.handle(self, request)
+        return handle(self.state, request)
 
     # -- faults and counters -----------------------------------------------------------------
     def inject(
@@ -290,22 +231,15 @@ class Emulator:
         if status is None and not (drop or malformed):
             raise ValueError("inject needs a status, drop=True or malformed=True")
         after = None if retry_after is None else str(retry_after)
-        fault = _http.Fault(status, after, drop, malformed, endpoint, body, code)
-        with self._lock:
-            self._faults += [fault] * times
+        self.state.add_faults(Fault(status, after, drop, malformed, endpoint, body, code), times)
 
-    def take_fault(self, endpoint: str) -> _http.Fault | None:
+    def take_fault(self, endpoint: str) -> Fault | None:
         """The next scripted fault for `endpoint`, removed from the queue, or None."""
-        with self._lock:
-            for i, fault in enumerate(self._faults):
-                if fault.endpoint in (None, endpoint):
-                    return self._faults.pop(i)
-        return None
+        return self.state.take_fault(endpoint)
 
     def clear_faults(self) -> None:
         """Drop every fault scripted with `inject` that has not fired yet."""
-        with self._lock:
-            self._faults.clear()
+        self.state.clear_faults()
 
     def count(self, endpoint: str) -> int:
         """Requests to one endpoint since the last `reset_counts()`."""
@@ -323,20 +257,18 @@ class Emulator:
 
     def reset_counts(self) -> None:
         """Start counting requests from zero."""
-        self.requests.reset()
-        with self._lock:
-            self.peak_serving = self.serving
+        self.state.reset_counts()
 
     # -- signed URLs -----------------------------------------------------------------------
     def sign(self, agent_id: str) -> str:
         """A valid `conversation_signature` for `agent_id` (what the signed URL carries)."""
-        return _http.sign(self, agent_id)
+        return sign(self.state, agent_id)
 
     def check_signature(self, agent_id: str, token: str) -> str | None:
         """None when `token` is valid for `agent_id` now, else why not."""
-        return _http.check_signature(self, agent_id, token)
+        return check_signature(self.state, agent_id, token)
 
-    # -- agent-socket conversations (the socket side is `_sockets`) --------------------------
+    # -- agent-socket conversations ----------------------------------------------------------
     def session(self, conversation_id: str) -> Session:
         """The agent-socket session of a conversation (KeyError if none was opened)."""
         return self.sessions[conversation_id]
@@ -380,11 +312,4 @@ class Emulator:
 
     def end_session(self, conversation_id: str) -> None:
         """Mark a conversation over: status `done`, its duration measured on `clock`."""
-        conversation = self.store.get(conversation_id)
-        if conversation is None:
-            return
-        conversation["status"] = "done"
-        if conversation_id in self.sessions:  # a recorded call keeps its recorded duration
-            metadata = conversation["metadata"]
-            started = int(metadata["start_time_unix_secs"])
-            metadata["call_duration_secs"] = max(0, int(self.clock()) - started)
+        self.state.end_session(conversation_id)

@@ -1,6 +1,6 @@
 """The emulator's HTTP behaviour, free of any web framework and of any I/O.
 
-`handle(emulator, request)` answers one request with a `Reply`, or raises `Dropped` when a fault
+`handle(state, request)` answers one request with a `Reply`, or raises `Dropped` when a fault
 says to hang up; the in-process transport and the ASGI app only translate. Behaviour copies
 docs/protocol.md (paths, parameters, error bodies). Every unconfirmed choice of the emulator's
 HTTP side is in this module's constants, marked as such.
@@ -11,24 +11,21 @@ scripted faults and rate limits (a proxy answers before the app), then the key, 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
 from collections import Counter
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
-from . import _settings
 from ._listing import QueryError, list_page
 from ._outbound import outbound
 from ._settings import SettingError
+from ._signing import sign
+from ._state import CONTROL, EmulatorState, Fault
 from ._view import shown
-
-if TYPE_CHECKING:
-    from ._emulator import Emulator
 
 Json = dict[str, Any]
 
@@ -36,7 +33,6 @@ LIST = "/v1/convai/conversations"
 SIGNED_URL = "/v1/convai/conversation/get-signed-url"
 OUTBOUND = "/v1/convai/twilio/outbound-call"
 SIP_OUTBOUND = "/v1/convai/sip-trunk/outbound-call"
-CONTROL = "/_emulator/"
 # Endpoint name, allowed method.
 ROUTES = {"list": "GET", "get": "GET", "signed_url": "GET", "outbound_call": "POST",
           "sip_outbound_call": "POST"}  # fmt: skip
@@ -70,12 +66,32 @@ TRACE_ID = "x-trace-id"
 PUBLIC_WS_BASE = "wss://api.elevenlabs.io"
 
 
+class Answering(Protocol):
+    """What an HTTP front hands requests to (the `Emulator` is one): its admission for the
+    concurrency limit, its `latency`, and the answer itself."""
+
+    @property
+    def latency(self) -> float:
+        """Seconds each API request takes."""
+        ...
+
+    def admission(self, path: str) -> AbstractContextManager[bool]:
+        """A concurrency slot for the request at `path` (False: none was free)."""
+        ...
+
+    def handle(self, request: Request) -> Reply:
+        """Answer one request; raises `Dropped` to hang up."""
+        ...
+
+
 class Dropped(Exception):
     """The emulator hangs up without answering (`inject(drop=True)`)."""
 
 
 @dataclass
 class Request:
+    """One HTTP request as the I/O front received it."""
+
     method: str
     path: str
     params: list[tuple[str, str]]
@@ -87,26 +103,15 @@ class Request:
 
 @dataclass
 class Reply:
+    """The answer to send back, exactly: status, body bytes and headers."""
+
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One scripted answer: an error status (with optional `Retry-After` and body), a hang-up
-    or a 200 whose body is not JSON; only for `endpoint` when given."""
-
-    status: int | None = None
-    retry_after: str | None = None
-    drop: bool = False
-    malformed: bool = False
-    endpoint: str | None = None
-    body: Any = None
-    code: str | None = None
-
-
 def endpoint_of(path: str) -> str:
+    """The request log's name for the endpoint at `path` (`other` when there is none)."""
     if path == LIST:
         return "list"
     if path.startswith(LIST + "/") and path.count("/") == 4 and not path.endswith("/"):
@@ -120,14 +125,15 @@ def endpoint_of(path: str) -> str:
     return "other"
 
 
-def handle(emulator: Emulator, request: Request) -> Reply:
+def handle(state: EmulatorState, request: Request) -> Reply:
+    """Answer one request; raises `Dropped` when a scripted fault says to hang up."""
     if request.path.startswith(CONTROL):
-        return _control(emulator, request)
+        return _control(state, request)
     endpoint = endpoint_of(request.path)
-    record = emulator.requests.add(request.method, request.path, request.params, endpoint)
-    profile = emulator.profile
+    record = state.requests.add(request.method, request.path, request.params, endpoint)
+    profile = state.settings.profile
     headers = {REQUEST_ID if profile.request_id_header else TRACE_ID: record.request_id}
-    reply = _answer(emulator, request, endpoint, _Errors(profile.error_body, record.request_id))
+    reply = _answer(state, request, endpoint, _Errors(profile.error_body, record.request_id))
     reply.headers = headers | reply.headers
     record.status = reply.status
     return reply
@@ -172,12 +178,12 @@ class _Errors:
         return self.reply(429, (kind, code or default, message), headers)
 
 
-def _answer(emulator: Emulator, request: Request, endpoint: str, errors: _Errors) -> Reply:
+def _answer(state: EmulatorState, request: Request, endpoint: str, errors: _Errors) -> Reply:
     if endpoint == "other":
         return _json(404, {"detail": "Not Found"})
     if request.method != ROUTES[endpoint]:
         return _json(405, {"detail": "Method Not Allowed"})
-    fault = emulator.take_fault(endpoint)
+    fault = state.take_fault(endpoint)
     if fault is not None:
         return _faulty(fault, errors)
     if request.over_limit:
@@ -185,53 +191,53 @@ def _answer(emulator: Emulator, request: Request, endpoint: str, errors: _Errors
         # real 429 carries `Retry-After`; the docs advise backoff and name none, so none here.
         return errors.rate_limited(CONCURRENT_LIMIT, None)
     number = int(errors.request_id.rsplit("_", 1)[1])
-    if emulator.rate_limit_every and number % emulator.rate_limit_every == 0:
-        return errors.rate_limited(None, emulator.retry_after)
-    if emulator.fail_every and number % emulator.fail_every == 0:
-        return _faulty(Fault(status=emulator.fail_status), errors)
+    if state.settings.rate_limit_every and number % state.settings.rate_limit_every == 0:
+        return errors.rate_limited(None, state.settings.retry_after)
+    if state.settings.fail_every and number % state.settings.fail_every == 0:
+        return _faulty(Fault(status=state.settings.fail_status), errors)
     key = request.headers.get("xi-api-key")
     if not key:
         return errors.reply(401, MISSING_KEY if errors.shape == "typed" else INVALID_KEY)
-    if emulator.api_key is not None and not hmac.compare_digest(key, emulator.api_key):
+    if state.api_key is not None and not hmac.compare_digest(key, state.api_key):
         return errors.reply(401, INVALID_KEY)
-    profile = emulator.profile
+    profile = state.settings.profile
     try:
         if endpoint == "list":
-            return _json(200, list_page(emulator.store, request.params, profile))
+            return _json(200, list_page(state.store, request.params, profile))
         if endpoint == "get":
-            conversation = emulator.store.get(request.path.rsplit("/", 1)[1])
+            conversation = state.store.get(request.path.rsplit("/", 1)[1])
             if conversation is None:
                 return errors.reply(404, NOT_FOUND, param="conversation_id")
             return _json(200, shown(conversation, profile))
         if endpoint == "signed_url":
-            return _json(200, _signed_url(emulator, dict(request.params), request.ws_base))
-        return _json(200, outbound(emulator, request.body, sip=endpoint == "sip_outbound_call"))
+            return _json(200, _signed_url(state, dict(request.params), request.ws_base))
+        return _json(200, outbound(state, request.body, sip=endpoint == "sip_outbound_call"))
     except QueryError as error:
         return errors.validation(error.items)
 
 
-def _control(emulator: Emulator, request: Request) -> Reply:
+def _control(state: EmulatorState, request: Request) -> Reply:
     """`/_emulator/...`: counters and knobs for a test or benchmark in another process
     (`RemoteEmulator`). Not part of the API: never counted, no key needed."""
     action = (request.method, request.path[len(CONTROL) :])
     if action == ("GET", "counts"):
-        statuses = Counter(str(r.status) for r in emulator.requests)
-        extra = {"statuses": dict(statuses), "peak_in_flight": emulator.peak_serving}
-        return _json(200, {"counts": emulator.requests.counts()} | extra)
+        statuses = Counter(str(r.status) for r in state.requests)
+        extra = {"statuses": dict(statuses), "peak_in_flight": state.peak_serving}
+        return _json(200, {"counts": state.requests.counts()} | extra)
     if action == ("POST", "reset"):
-        emulator.reset_counts()
+        state.reset_counts()
         return _json(200, {})
     if action == ("POST", "settings"):
         try:
             settings = json.loads(request.body or b"{}")
             if not isinstance(settings, dict):
                 raise SettingError("settings", "expected a JSON object of settings")
-            _settings.apply(emulator, settings)
+            state.settings.apply(settings)
         except SettingError as error:
             return _json(422, {"detail": {"setting": error.name, "message": str(error)}})
         except ValueError as error:  # the body is not JSON
             return _json(422, {"detail": {"setting": None, "message": str(error)}})
-        return _json(200, _settings.current(emulator))
+        return _json(200, state.settings.current())
     return _json(404, {"detail": "Not Found"})
 
 
@@ -246,7 +252,10 @@ def _faulty(fault: Fault, errors: _Errors) -> Reply:
         return _json(status, fault.body, headers)
     if status == 429:
         return errors.rate_limited(fault.code, fault.retry_after)
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:  # a status no RFC names
+        phrase = "Error"
     code = fault.code or "_".join(phrase.lower().split())
     # UNCONFIRMED: the `type` of a 5xx.
     kind = "internal_server_error" if status >= 500 else "invalid_request"
@@ -254,33 +263,13 @@ def _faulty(fault: Fault, errors: _Errors) -> Reply:
 
 
 # -- signed URLs (checked again by the agent WebSocket) ---------------------------------------
-def _signed_url(emulator: Emulator, params: dict[str, str], ws_base: str) -> Json:
+def _signed_url(state: EmulatorState, params: dict[str, str], ws_base: str) -> Json:
     agent_id = params.get("agent_id")
     if not agent_id:
         raise QueryError(_missing("query", "agent_id"))
-    token = sign(emulator, agent_id)
+    token = sign(state, agent_id)
     url = f"{ws_base}/v1/convai/conversation?agent_id={quote(agent_id)}"
     return {"signed_url": f"{url}&conversation_signature={token}"}
-
-
-def sign(emulator: Emulator, agent_id: str) -> str:
-    """A `conversation_signature`: claims (agent, expiry) and their HMAC under the emulator key."""
-    claims = json.dumps({"agent_id": agent_id, "exp": emulator.clock() + emulator.signed_url_ttl})
-    payload = base64.urlsafe_b64encode(claims.encode()).decode().rstrip("=")
-    mac = hmac.new(emulator.signing_key, payload.encode(), hashlib.sha256).hexdigest()
-    return f"{payload}.{mac}"
-
-
-def check_signature(emulator: Emulator, agent_id: str, token: str) -> str | None:
-    """None when `token` lets `agent_id` start a conversation now, else why not."""
-    payload, _, mac = token.partition(".")
-    good = hmac.new(emulator.signing_key, payload.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(good, mac):
-        return "invalid signature"
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    if claims["agent_id"] != agent_id:
-        return "signature is for another agent"
-    return "signature expired" if claims["exp"] < emulator.clock() else None
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:

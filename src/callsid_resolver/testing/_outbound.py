@@ -7,19 +7,17 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._listing import QueryError, invalid
+from ._state import EmulatorState
 from ._synthetic import sip_call_id
-
-if TYPE_CHECKING:
-    from ._emulator import Emulator
 
 Json = dict[str, Any]
 AGENT_NUMBER = "+15550100100"
 
 
-def outbound(emulator: Emulator, body: bytes, *, sip: bool) -> Json:
+def outbound(state: EmulatorState, body: bytes, *, sip: bool) -> Json:
     """Place a call: store its conversation (`initiated`) and answer as the API does."""
     try:
         request = json.loads(body or b"{}")
@@ -31,16 +29,16 @@ def outbound(emulator: Emulator, body: bytes, *, sip: bool) -> Json:
     missing = [n for n in ("agent_id", "agent_phone_number_id", "to_number") if not request.get(n)]
     if missing:
         raise QueryError(*(_missing(name) for name in missing))
-    twilio_sid, conversation_id = emulator.new_call_ids()
-    now = int(emulator.clock())
+    twilio_sid, conversation_id = state.new_call_ids()
+    now = int(state.clock())
     if not sip:
-        emulator.add_conversation(new_call(request, twilio_sid, conversation_id, now))
+        state.add_conversation(new_call(request, twilio_sid, conversation_id, now))
         # `callSid` is camelCase on the wire, unlike every other key.
         return {"success": True, "message": "Success", "conversation_id": conversation_id,
                 "callSid": twilio_sid}  # fmt: skip
     call_sid = str(uuid.UUID(twilio_sid[2:], version=4))
     call_id = sip_call_id(call_sid)
-    emulator.add_conversation(new_call(request, call_sid, conversation_id, now, call_id=call_id))
+    state.add_conversation(new_call(request, call_sid, conversation_id, now, call_id=call_id))
     # UNCONFIRMED: that `sip_call_id` is the SIP Call-ID of the call (`phone_call.call_id`)
     # rather than its UUID `call_sid`; the SDK's model names it only.
     return {"success": True, "message": "Success", "conversation_id": conversation_id,

@@ -18,6 +18,7 @@ from ._profile import (
     profile_document,
     profile_from_document,
 )
+from ._settings import REMOTE
 
 
 class RemoteEmulator:
@@ -76,14 +77,12 @@ class RemoteEmulator:
         self.configure(profile=value)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        from ._emulator import SETTINGS
-
         if name in self._OWN:
             super().__setattr__(name, value)  # `profile` goes through its property
-        elif name in SETTINGS:
+        elif name in REMOTE:
             self.configure(**{name: value})
         else:
-            raise AttributeError(f"{name!r} is not a setting of the emulator; see {SETTINGS}")
+            raise AttributeError(f"{name!r} is not a setting of the emulator; see {REMOTE}")
 
     def _counts(self) -> dict[str, int]:
         response = self._http.get("/_emulator/counts")

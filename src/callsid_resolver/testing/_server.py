@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from typing_extensions import Self
 
+from ._asgi import ConnectionDropped
 from ._emulator import Emulator
 
 # `callsid-resolver emulator -v` shows this log: one line per request.
@@ -24,8 +25,6 @@ class _QuietDrops(logging.Filter):
     """uvicorn logs every exception an app raises; a scripted hang-up is not an error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from ._asgi import ConnectionDropped
-
         exc = record.exc_info[1] if record.exc_info else None
         return not isinstance(exc, ConnectionDropped)
 

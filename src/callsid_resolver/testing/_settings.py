@@ -1,20 +1,33 @@
-"""Checking the knobs a test in another process sets through `/_emulator/settings`.
+"""The emulator's knobs: one `Settings` dataclass, every value checked when it is set.
 
-JSON carries no types of ours, so every value is checked before any is applied: a typo or a
-wrong value is a 422 naming the setting, never a knob silently set to something the emulator
-then misreads (e.g. `monitor_refusal: "enterprise"`).
+A knob is checked at assignment, whether a test sets it in Python (`emulator.latency = 0.05`)
+or a test in another process sends it as JSON to `/_emulator/settings` (`RemoteEmulator`). JSON
+carries no types of ours, so a typo or a wrong value is a `SettingError` naming the knob (a 422
+on the control endpoint), never a knob silently set to something the emulator then misreads
+(e.g. `monitor_refusal: "enterprise"`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, get_args
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
-from ._profile import FilterMode, load_profile, profile_document, profile_from_document
+from ._profile import (
+    DOCUMENTED,
+    EmulatorProfile,
+    FilterMode,
+    load_profile,
+    profile_document,
+    profile_from_document,
+)
 
-if TYPE_CHECKING:
-    from ._emulator import Emulator
+MonitorRefusal = Literal["plan", "scope", "role", "monitoring_disabled", "conversation_over"]
+# Marks a knob that only a test in the emulator's own process may set (not over the control
+# endpoint): the signed-URL lifetime and the agent socket's timings and privacy.
+LOCAL = {"local": True}
 
 
 class SettingError(ValueError):
@@ -71,46 +84,114 @@ def _text(*, nullable: bool) -> Callable[[Any], Any]:
     return check
 
 
+def _flag(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
 def _profile(value: Any) -> Any:
-    if isinstance(value, str):
-        return load_profile(value)
-    return profile_from_document(value, source="profile setting")
+    if isinstance(value, Mapping):  # a parsed profile file, as the control endpoint receives it
+        return profile_from_document(dict(value), source="profile setting")
+    return load_profile(value)
 
 
-_MONITOR_REFUSALS = (None, "plan", "scope", "role", "monitoring_disabled", "conversation_over")
 CHECKS: dict[str, Callable[[Any], Any]] = {
+    "profile": _profile,
     "latency": _number(0),
-    "filter_mode": _choice(get_args(FilterMode)),
     "rate_limit_every": _count_or_none,
     "concurrency_limit": _count_or_none,
     "retry_after": _text(nullable=True),
     "fail_every": _count_or_none,
     "fail_status": _status,
-    "monitor_refusal": _choice(_MONITOR_REFUSALS),
+    "monitor_refusal": _choice((None, *get_args(MonitorRefusal))),
     "ping_interval": _number(0, strict=True),
     "agent_reply": _text(nullable=False),
-    "profile": _profile,
+    "signed_url_ttl": _number(0),
+    "initiation_timeout": _number(0),
+    "require_signed_url": _flag,
 }
 
 
-def apply(emulator: Emulator, settings: Mapping[str, Any]) -> None:
-    """Check every setting, then set them all (`profile` first, so that a `filter_mode` given
-    with it wins); raises `SettingError` and sets nothing when one is wrong."""
-    checked: dict[str, Any] = {}
-    for name, value in settings.items():
-        if name not in CHECKS:
-            raise SettingError(name, f"unknown setting; known: {sorted(CHECKS)}")
+@dataclass
+class Settings:
+    """The knobs of an emulator, each checked when set (`SettingError`, a `ValueError`).
+
+    `profile` is the reading of the real API being played (set it to a name, a file or an
+    `EmulatorProfile`) and `filter_mode` its one field about the dynamic-variable filter;
+    `latency` is seconds per request; every `rate_limit_every`th request is a 429 with
+    `Retry-After: retry_after` and every `fail_every`th a `fail_status`; a request arriving
+    while `concurrency_limit` are being answered is a 429. The WebSocket knobs: `ping_interval`,
+    `agent_reply`, `monitor_refusal` (forces a monitor refusal), and, in-process only,
+    `signed_url_ttl`, `initiation_timeout` and `require_signed_url`.
+    """
+
+    profile: EmulatorProfile = DOCUMENTED
+    latency: float = 0.0
+    rate_limit_every: int | None = None
+    concurrency_limit: int | None = None
+    retry_after: str | None = "1"
+    fail_every: int | None = None
+    fail_status: int = 503
+    monitor_refusal: MonitorRefusal | None = None
+    ping_interval: float = 1.0
+    agent_reply: str = "Sure, let me check that for you."
+    # docs/protocol.md §5: a signed URL leaves 15 minutes to start the conversation.
+    signed_url_ttl: float = field(default=15 * 60.0, metadata=LOCAL)
+    # How long the agent socket waits for the client's `conversation_initiation_client_data`.
+    initiation_timeout: float = field(default=1.0, metadata=LOCAL)
+    # True: the agent is private, `agent_id` alone is refused.
+    require_signed_url: bool = field(default=False, metadata=LOCAL)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "filter_mode":  # a view on `profile`: its property checks it
+            super().__setattr__(name, value)
+            return
+        check = CHECKS.get(name)
+        if check is None:
+            raise SettingError(name, f"unknown setting; known: {sorted(REMOTE)}")
         try:
-            checked[name] = CHECKS[name](value)
+            checked = check(value)
         except ValueError as exc:
             raise SettingError(name, str(exc)) from None
-    if "profile" in checked:
-        emulator.profile = checked.pop("profile")
-    for name, value in checked.items():
-        setattr(emulator, name, value)
+        super().__setattr__(name, checked)
+
+    @property
+    def filter_mode(self) -> FilterMode:
+        """The profile's `filter_mode`; setting it replaces that one field of the profile."""
+        return self.profile.filter_mode
+
+    @filter_mode.setter
+    def filter_mode(self, value: FilterMode) -> None:
+        if value not in get_args(FilterMode):
+            raise SettingError("filter_mode", f"must be one of {list(get_args(FilterMode))}")
+        self.profile = dataclasses.replace(self.profile, filter_mode=value)
+
+    def apply(self, settings: Mapping[str, Any]) -> None:
+        """Set several remote knobs at once, or none: every value is checked before any is set
+        (`profile` first, so that a `filter_mode` given with it wins).
+
+        Raises:
+            SettingError: an unknown or in-process-only knob, or a wrong value (nothing is set).
+        """
+        unknown = [name for name in settings if name not in REMOTE]
+        if unknown:
+            raise SettingError(unknown[0], f"unknown setting; known: {sorted(REMOTE)}")
+        fields = {k: v for k, v in settings.items() if k != "filter_mode"}
+        candidate = dataclasses.replace(self, **fields)  # checks each value, as any assignment
+        if "filter_mode" in settings:
+            candidate.filter_mode = settings["filter_mode"]
+        for knob in dataclasses.fields(self):
+            super().__setattr__(knob.name, getattr(candidate, knob.name))
+
+    def current(self) -> dict[str, Any]:
+        """Every remote knob's value, as JSON."""
+        out = {name: getattr(self, name) for name in REMOTE if name != "profile"}
+        return out | {"profile": profile_document(self.profile)}
 
 
-def current(emulator: Emulator) -> dict[str, Any]:
-    """Every setting's value, as JSON."""
-    out = {name: getattr(emulator, name) for name in CHECKS if name != "profile"}
-    return out | {"profile": profile_document(emulator.profile)}
+# The knobs a test in another process may set through `RemoteEmulator` (`/_emulator/settings`).
+REMOTE: tuple[str, ...] = (
+    *(f.name for f in dataclasses.fields(Settings) if not f.metadata.get("local")),
+    "filter_mode",
+)

@@ -7,12 +7,11 @@ import time
 
 import httpx
 
-from ._emulator import Emulator
-from ._http import Dropped, Request
+from ._http import Answering, Dropped, Request
 
 
 class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """Hands each request to the emulator.
+    """Hands each request to an `Emulator` (its `admission`, `latency` and `handle`).
 
     `latency` sleeps the way the caller's I/O would: `time.sleep` for `httpx.Client`,
     `asyncio.sleep` for `httpx.AsyncClient`, so concurrent async requests overlap as they
@@ -20,7 +19,7 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     when a server hangs up mid-response.
     """
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Answering) -> None:
         self.emulator = emulator
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

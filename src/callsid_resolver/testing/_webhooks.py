@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
-
-from ..webhooks import _signature_digest
 
 __all__ = ["sign_webhook"]
 
@@ -19,4 +19,7 @@ def sign_webhook(body: bytes | str, secret: str, *, timestamp: int | None = None
         raise ValueError("the webhook secret is empty")
     raw = body.encode() if isinstance(body, str) else body
     t = int(time.time()) if timestamp is None else timestamp
-    return f"t={t},v0={_signature_digest(raw, t, secret)}"
+    # Computed here rather than with the library's verifier, so a test checks one against the
+    # other instead of against itself.
+    digest = hmac.new(secret.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
+    return f"t={t},v0={digest}"
