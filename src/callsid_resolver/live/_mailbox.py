@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from .._core._callsid import validate_call_sid
 from .._core._keys import DEFAULT_NAMESPACE, Keys, millis
 from .._json import loads_bounded
+from .._redis_support import redis_errors
 from ._errors import MailboxFull, MailboxUnavailable
 
 if TYPE_CHECKING:
@@ -237,14 +238,13 @@ class RedisMailbox:
         ttl: float = DEFAULT_TTL,
     ) -> None:
         _check(max_items, ttl)
-        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.namespace = namespace
         self.keys = Keys(namespace)
         self.max_items = max_items
         self.ttl = ttl
-        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
+        self._redis_error = redis_errors()
         self._post = client.register_script(_POST)
         self._post_many = client.register_script(_POST_MANY)
         self._take = client.register_script(_TAKE)
@@ -264,7 +264,7 @@ class RedisMailbox:
             TypeError: `item` is not JSON-serialisable.
         """
         key = self.key(call_sid)
-        args: list[str | int] = [json.dumps(item), self.max_items, self._ttl_ms]
+        args: list[str | int] = [json.dumps(item), self.max_items, millis(self.ttl)]
         count = int(await self._redis(call_sid, "post", self._post(keys=[key], args=args)))
         if count < 0:
             raise MailboxFull(call_sid, self.max_items)
@@ -275,7 +275,7 @@ class RedisMailbox:
         key = self.key(call_sid)
         if not items:
             return 0
-        args: list[str | int] = [self.max_items, self._ttl_ms]
+        args: list[str | int] = [self.max_items, millis(self.ttl)]
         args.extend(json.dumps(item) for item in items)
         return int(await self._redis(call_sid, "post", self._post_many(keys=[key], args=args)))
 
@@ -288,7 +288,7 @@ class RedisMailbox:
         decoded = [_decode(item) for item in raw]
         corrupt = [i for i, (ok, _) in enumerate(decoded, 1) if not ok]
         digests = [_sha1(item.encode() if isinstance(item, str) else item) for item in raw]
-        args: list[str | int] = [self._ttl_ms, len(corrupt), *corrupt, *digests]
+        args: list[str | int] = [millis(self.ttl), len(corrupt), *corrupt, *digests]
         taken = self._take(keys=[key, f"{key}:corrupt"], args=args)
         gone = int(await self._redis(call_sid, "drain", taken))
         aside = sum(1 for position in corrupt if position > gone)
@@ -305,10 +305,6 @@ class RedisMailbox:
         """How many items wait for `call_sid`."""
         key = self.key(call_sid)
         return int(await self._redis(call_sid, "size", self.client.llen(key)))
-
-    @property
-    def _ttl_ms(self) -> int:
-        return millis(self.ttl)
 
     async def _redis(self, call_sid: str, operation: str, call: Awaitable[T]) -> T:
         try:

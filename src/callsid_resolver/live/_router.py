@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, cast
 from typing_extensions import Self
 
 from .._core._keys import DEFAULT_NAMESPACE, Keys
+from .._redis_support import redis_errors, redis_reason
 from ._errors import RouteTimeout, SenderError
 from ._protocol import ClientEvent
 from ._router_acks import NoRoute, PendingAcks, Routed
@@ -62,7 +63,7 @@ from ._router_messages import (
     route_key,
 )
 from ._router_owner import Delivery
-from ._router_redis import Outbox, Wire, redis_reason
+from ._router_redis import Outbox, Wire
 from ._target import Target
 
 if TYPE_CHECKING:
@@ -107,7 +108,6 @@ class RedisRouter:
         worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         if not _WORKER_ID.match(worker_id):
             raise ValueError("worker_id must be 1 to 200 characters without whitespace")
-        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.registry = registry
@@ -116,7 +116,7 @@ class RedisRouter:
         self.worker_id = worker_id
         self.lease = lease
         self.ack_timeout = ack_timeout
-        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
+        self._redis_error = redis_errors()
         self._route = client.register_script(ROUTE)
         self._wire = Wire(cast("redis.asyncio.Redis", client))  # the same commands, by slot
         self._leases = Leases(

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._core._keys import Keys, millis
-from ._router_messages import RENEW, WITHDRAW, owner_record
-from ._router_redis import eval_each, redis_reason
+from .._redis_support import DELETE_IF_HOLDER, redis_errors, redis_reason
+from ._router_messages import RENEW, owner_record
+from ._router_redis import eval_each
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -33,7 +34,6 @@ class Leases:
     def __init__(
         self, client: redis.asyncio.Redis, *, keys: Keys, worker_id: str, lease: float
     ) -> None:
-        from redis.exceptions import RedisClusterException, RedisError
 
         self.client = client
         self.keys = keys
@@ -41,9 +41,9 @@ class Leases:
         self.lease = lease
         self.owned: dict[str, str] = {}
         self.active = False
-        self._redis_error = (RedisError, RedisClusterException)  # the latter: not a RedisError
+        self._redis_error = redis_errors()
         self._renew = client.register_script(RENEW)
-        self._withdraw = client.register_script(WITHDRAW)
+        self._withdraw = client.register_script(DELETE_IF_HOLDER)
         self.scripts = (self._renew, self._withdraw)
 
     def _value(self, conversation_id: str) -> str:

@@ -45,7 +45,6 @@ __all__ = [
     "RENEW",
     "ROUTABLE",
     "ROUTE",
-    "WITHDRAW",
     "Ack",
     "Envelope",
     "MalformedMessage",
@@ -298,9 +297,5 @@ if v == false or v == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
-return 0
-"""
-WITHDRAW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .._redis_support import is_cluster
 from ._router_messages import parse_owner
 
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ __all__ = [
     "ScriptCall",
     "Wire",
     "eval_each",
-    "is_cluster",
-    "redis_reason",
 ]
 
 T = TypeVar("T")
@@ -58,12 +57,6 @@ async def _evalsha(client: redis.asyncio.Redis, sha: str, calls: list[ScriptCall
         return list(await pipe.execute(raise_on_error=False))
 
 
-def redis_reason(exc: BaseException) -> str:
-    """A Redis failure for an error message: the class name only (its text names the server,
-    and may echo a command)."""
-    return f"Redis is unavailable ({type(exc).__name__})"
-
-
 class Outbox(Generic[T]):
     """Items put while the previous flush was out go together in the next one, in order."""
 
@@ -90,11 +83,6 @@ class Outbox(Generic[T]):
         while True:
             await self._ready.wait()
             await self.drain()
-
-
-def is_cluster(client: Any) -> bool:
-    """A `redis.asyncio.cluster.RedisCluster` (it routes commands by key slot)."""
-    return hasattr(client, "get_node_from_key") and hasattr(client, "get_primaries")
 
 
 class Wire:
