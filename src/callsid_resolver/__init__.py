@@ -10,6 +10,7 @@ resolution.conversation_id, resolution.source, resolution.requests
 """
 
 from .__version__ import __version__
+from ._async.client import AsyncElevenLabsClient
 from ._cache import (
     AsyncResolutionCache,
     CachedMapping,
@@ -19,13 +20,7 @@ from ._cache import (
     ResolutionCache,
     SharedFlight,
 )
-from ._client import (
-    DEFAULT_BASE_URL,
-    AsyncElevenLabsClient,
-    ElevenLabsClient,
-    ListFilters,
-    validate_api_key,
-)
+from ._client_base import DEFAULT_BASE_URL, ListFilters, validate_api_key
 from ._core._api import ListQuery
 from ._core._callsid import is_twilio_call_sid, validate_call_sid
 from ._core._retry import RetryPolicy
@@ -73,6 +68,7 @@ from ._redis import (
     async_redis_client,
 )
 from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
+from ._sync.client import ElevenLabsClient
 from .live import (
     ConversationOver,
     ConversationSession,

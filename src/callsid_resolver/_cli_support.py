@@ -12,7 +12,7 @@ from typing import NoReturn, TextIO
 
 import httpx
 
-from ._client import DEFAULT_BASE_URL
+from ._client_base import DEFAULT_BASE_URL
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_AUTH, EXIT_FAILURE, EXIT_MISSING_EXTRA = 1, 2, 3, 4, 5
 EXIT_CODES = """\

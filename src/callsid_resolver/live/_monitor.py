@@ -37,7 +37,7 @@ from ._refusals import (
 from ._transport import INSTALL_HINT, Batch, confirmed, open_socket
 
 if TYPE_CHECKING:
-    from .._client import AsyncElevenLabsClient
+    from .._async.client import AsyncElevenLabsClient
     from .._resolver import AsyncCallSidResolver
 
 __all__ = ["MonitorChannel"]

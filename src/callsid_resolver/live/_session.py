@@ -45,7 +45,7 @@ from ._transport import INSTALL_HINT, Batch, Confirmer, close_info, confirmed, o
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
-    from .._client import AsyncElevenLabsClient
+    from .._async.client import AsyncElevenLabsClient
 
 __all__ = ["ConversationSession", "ToolHandler"]
 

@@ -1,0 +1,1 @@
+"""The blocking twins, generated from `_async` by `scripts/unasync.py`."""
