@@ -27,8 +27,13 @@ from typing import Any
 import httpx
 
 from benchmarks.goals import Goal
-from callsid_resolver import AsyncCallSidResolver, ElevenLabsClient, MemoryCache, _client
-from callsid_resolver._client import AsyncElevenLabsClient
+from callsid_resolver import (
+    AsyncCallSidResolver,
+    AsyncElevenLabsClient,
+    ElevenLabsClient,
+    MemoryCache,
+)
+from callsid_resolver import _concurrency as _client  # where the sync client's Watchdog is used
 from callsid_resolver.testing import EmulatorProcess, newest_first, synthetic_conversations
 
 AREA = "cold path"

@@ -22,6 +22,7 @@ PACKAGE = ROOT / "src" / "callsid_resolver"
 PAIRS: list[tuple[str, str]] = [
     ("_async/redis_cache.py", "_sync/redis_cache.py"),
     ("_async/tiered_cache.py", "_sync/tiered_cache.py"),
+    ("_async/client.py", "_sync/client.py"),
 ]
 
 # Whole words (or dotted names) of the async source and what the sync twin says instead.
@@ -41,6 +42,8 @@ SUBSTITUTIONS: dict[str, str] = {
     "AbstractAsyncContextManager": "AbstractContextManager",
     "asynccontextmanager": "contextmanager",
     "aclose": "close",
+    "aiter_bytes": "iter_bytes",
+    "asyncio.sleep": "time.sleep",
     "httpx.AsyncClient": "httpx.Client",
     "httpx.AsyncBaseTransport": "httpx.BaseTransport",
     "httpx.AsyncHTTPTransport": "httpx.HTTPTransport",
@@ -49,6 +52,12 @@ SUBSTITUTIONS: dict[str, str] = {
     "AsyncResolutionCache": "ResolutionCache",
     "AsyncFlightLock": "FlightLock",
     "AsyncElevenLabsClient": "ElevenLabsClient",
+    # The hand-written pairs of `_concurrency.py`.
+    "AsyncInFlight": "InFlight",
+    "AsyncDeadlineGuard": "DeadlineGuard",
+    "AsyncSleep": "Sleep",
+    "AsyncBackend": "Backend",
+    "async_pool_transport": "pool_transport",
     "AsyncCallSidResolver": "CallSidResolver",
     "AsyncRedisCache": "RedisCache",
     "AsyncTieredCache": "TieredCache",
@@ -67,17 +76,27 @@ def unasync_text(source: str, source_name: str) -> str:
     """The sync twin of an async module's text."""
     body = _PATTERN.sub(lambda match: SUBSTITUTIONS[match.group(0)], source)
     header = f"# Generated from {source_name} by scripts/unasync.py: edit that file, not this.\n"
-    # Dropping `await` shortens lines: let the formatter join what it now can, so that
-    # `ruff format --check` agrees with the generated file.
-    formatted = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", "generated.py", "-"],
-        input=header + body,
+    # Renamed imports may fall out of order or go unused (`import asyncio` for `asyncio.sleep`),
+    # a loop of `yield`s may become a `yield from` (which an async generator cannot use), and
+    # dropping `await` shortens lines: let ruff mend those, so that `ruff check` and
+    # `ruff format --check` agree with the generated file. Only these rules are applied.
+    fixes = ["check", "--fix", "--unsafe-fixes", "--exit-zero", "--quiet"]
+    fixed = _ruff([*fixes, "--select", "F401,I001,UP028"], header + body)
+    return _ruff(["format"], fixed)
+
+
+def _ruff(command: list[str], text: str) -> str:
+    # The stdin file name places the text in the package, for ruff's first-party imports.
+    stdin_name = str(PACKAGE / "_sync" / "generated.py")
+    done = subprocess.run(  # noqa: S603 (only the two ruff command lines above)
+        [sys.executable, "-m", "ruff", *command, "--stdin-filename", stdin_name, "-"],
+        input=text,
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     )
-    return formatted.stdout
+    return done.stdout
 
 
 def main(argv: list[str]) -> int:

@@ -198,16 +198,26 @@ def fake_time() -> FakeTime:
 
 @pytest.fixture
 def client(api: FakeApi, fake_time: FakeTime) -> Iterator[ElevenLabsClient]:
-    c = ElevenLabsClient(API_KEY, transport=httpx.MockTransport(api), retry=RetryPolicy())
-    c._clock, c._sleep = fake_time.clock, fake_time.sleep
+    c = ElevenLabsClient(
+        API_KEY,
+        transport=httpx.MockTransport(api),
+        retry=RetryPolicy(),
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    )
     yield c
     c.close()
 
 
 @pytest.fixture
 async def aclient(api: FakeApi, fake_time: FakeTime) -> Any:
-    c = AsyncElevenLabsClient(API_KEY, transport=httpx.MockTransport(api), retry=RetryPolicy())
-    c._clock, c._sleep = fake_time.clock, fake_time.asleep
+    c = AsyncElevenLabsClient(
+        API_KEY,
+        transport=httpx.MockTransport(api),
+        retry=RetryPolicy(),
+        clock=fake_time.clock,
+        sleep=fake_time.asleep,
+    )
     yield c
     await c.aclose()
 

@@ -181,8 +181,13 @@ def test_connection_faults_are_retried_then_raised(client: ElevenLabsClient, api
 
 def test_deadline_bounds_total_time(api: FakeApi, fake_time: FakeTime) -> None:
     policy = RetryPolicy(max_attempts=100, backoff_initial=4, backoff_max=4, deadline=10)
-    with ElevenLabsClient(API_KEY, transport=httpx.MockTransport(api), retry=policy) as c:
-        c._clock, c._sleep = fake_time.clock, fake_time.sleep
+    with ElevenLabsClient(
+        API_KEY,
+        transport=httpx.MockTransport(api),
+        retry=policy,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    ) as c:
         api.faults += [httpx.ReadTimeout("slow")] * 100
         with pytest.raises(DeadlineExceeded):
             c.list_conversations()
@@ -192,8 +197,9 @@ def test_deadline_bounds_total_time(api: FakeApi, fake_time: FakeTime) -> None:
 
 def test_attempt_timeouts_shrink_to_the_deadline(api: FakeApi, fake_time: FakeTime) -> None:
     policy = RetryPolicy(deadline=3)
-    with ElevenLabsClient(API_KEY, transport=httpx.MockTransport(api), retry=policy) as c:
-        c._clock = fake_time.clock
+    with ElevenLabsClient(
+        API_KEY, transport=httpx.MockTransport(api), retry=policy, clock=fake_time.clock
+    ) as c:
         c.list_conversations()
     assert api.requests[0].extensions["timeout"] == {
         "connect": 3,

@@ -189,9 +189,10 @@ def test_sync_wait_for_a_slot_ends_at_the_deadline() -> None:
             KEY, base_url=server.url, max_in_flight=1, retry=RetryPolicy(deadline=0.5)
         ) as client,
     ):
-        assert client._slots is not None
+        slots = client._in_flight.slots
+        assert slots is not None
         # Another thread's request holds the only slot past the deadline.
-        with client._slots, pytest.raises(DeadlineExceeded, match="no request slot of 1") as info:
+        with slots, pytest.raises(DeadlineExceeded, match="no request slot of 1") as info:
             client.get_conversation("conv_b")
         assert server.targets == []
     assert info.value.attempts == 1

@@ -16,16 +16,11 @@ router and mailboxes), `callsid_resolver.webhooks` (verify and parse post-call w
 """
 
 from .__version__ import __version__
+from ._async.client import AsyncElevenLabsClient
 from ._async.redis_cache import AsyncRedisCache
 from ._async.tiered_cache import AsyncTieredCache
 from ._cache import MemoryCache, NullCache
-from ._client import (
-    DEFAULT_BASE_URL,
-    AsyncElevenLabsClient,
-    ElevenLabsClient,
-    ListFilters,
-    validate_api_key,
-)
+from ._client_base import DEFAULT_BASE_URL, ListFilters, validate_api_key
 from ._core._api import ListQuery
 from ._core._callsid import is_twilio_call_sid, validate_call_sid
 from ._core._retry import RetryPolicy
@@ -74,6 +69,7 @@ from ._models import (
 from ._priming import CallRef
 from ._redis_support import async_redis_client
 from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
+from ._sync.client import ElevenLabsClient
 from ._sync.redis_cache import RedisCache
 from ._sync.tiered_cache import TieredCache
 from ._webhook_signature import (

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 import httpx
 
-from ._client import DEFAULT_BASE_URL
+from ._client_base import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     from .testing import EmulatorProfile

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
-from ._client import ElevenLabsClient
 from ._exceptions import ConversationNotFound
 from ._resolver import CallSidResolver
+from ._sync.client import ElevenLabsClient
 from .webhooks import prime_from_outbound_call
 
 if TYPE_CHECKING:

@@ -97,7 +97,7 @@ async def _serve_with(
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from ._client import AsyncElevenLabsClient
+    from ._async.client import AsyncElevenLabsClient
     from ._resolver import AsyncCallSidResolver
     from .mcp_server import TOOL_NAME, MailboxTool, build_mcp_server
 

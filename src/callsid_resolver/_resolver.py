@@ -17,6 +17,7 @@ from typing import Any, TypedDict, TypeVar
 
 from typing_extensions import Unpack
 
+from ._async.client import AsyncElevenLabsClient
 from ._cache import (
     AsyncResolutionCache,
     CachedMapping,
@@ -26,7 +27,6 @@ from ._cache import (
     SharedFlight,
     as_async_cache,
 )
-from ._client import AsyncElevenLabsClient, ElevenLabsClient
 from ._core import _api
 from ._core._api import ListQuery
 from ._core._callsid import validate_call_sid
@@ -40,6 +40,7 @@ from ._lookups import Lookups, caller_cache_fault, log_cache_fault, without_cach
 from ._memory import warm_table
 from ._models import Conversation, Resolution
 from ._priming import CallRef, ToolCallMemo
+from ._sync.client import ElevenLabsClient
 
 __all__ = ["AsyncCallSidResolver", "CallSidResolver", "ResolveHints", "ResolverOptions"]
 

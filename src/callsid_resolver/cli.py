@@ -40,7 +40,7 @@ from ._cli_support import (
     seconds,
     verbose_log,
 )
-from ._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, ElevenLabsClient
+from ._client_base import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 from ._exceptions import (
     AuthenticationFailed,
     CallSidResolverError,
@@ -50,6 +50,7 @@ from ._exceptions import (
     PermissionDenied,
 )
 from ._resolver import CallSidResolver
+from ._sync.client import ElevenLabsClient
 
 __all__ = [
     "EXIT_AUTH",

@@ -28,6 +28,7 @@ from ._retry import retry_after
 from ._secrets import scrub_value
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+ErrorT = TypeVar("ErrorT", bound=ApiError)
 
 LIST_PATH = "/v1/convai/conversations"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
@@ -116,7 +117,7 @@ class ApiCall(Generic[ModelT]):
     def too_large(self, response: httpx.Response) -> ResponseTooLarge:
         """The error for a success body over `max_body` (only its first bytes were read)."""
         detail = f"response body larger than {self.max_body} bytes; not read further"
-        return self._error(response, ResponseTooLarge, detail, limit=self.max_body)  # type: ignore[return-value]
+        return self._error(response, ResponseTooLarge, detail, limit=self.max_body)
 
     def decode(self, response: httpx.Response, *, secrets: Sequence[str] = ()) -> ModelT:
         """The model, or the `ApiError` subclass that the status and body call for; `secrets`
@@ -135,8 +136,8 @@ class ApiCall(Generic[ModelT]):
         raise self._error(response, cls, scrub_value(_detail(response), secrets), **extra)
 
     def _error(
-        self, response: httpx.Response, cls: type[ApiError], detail: Any, **extra: Any
-    ) -> ApiError:
+        self, response: httpx.Response, cls: type[ErrorT], detail: Any, **extra: Any
+    ) -> ErrorT:
         return cls(
             status_code=response.status_code,
             method=self.method,

@@ -63,6 +63,11 @@ class RetryState:
             for name, value in timeout.as_dict().items()
         }
 
+    def count_unsent_attempt(self) -> None:
+        """Count an attempt that never went out (no request slot freed before the deadline): it
+        used up the call's time all the same, and the error says how many attempts were made."""
+        self.attempts += 1
+
     def after_response(self, status: int, headers: Mapping[str, str], now: float) -> float | None:
         """Seconds to wait before the next attempt, or None to stop and use this response."""
         if status != 429 and status < 500:

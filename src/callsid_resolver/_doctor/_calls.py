@@ -3,7 +3,7 @@ and `SIP ids` (`docs/protocol.md §2`, §3, §12)."""
 
 from __future__ import annotations
 
-from .._client import ListFilters
+from .._client_base import ListFilters
 from .._core._plan import LIVE_EXCLUDES, NON_TELEPHONY_SOURCES
 from .._exceptions import BadRequest, CallSidResolverError, NotFound
 from .._models import TERMINAL_STATUSES, CallIdField, Conversation, ConversationSummary

@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .._client import ElevenLabsClient
+    from .._sync.client import ElevenLabsClient
     from ._probe import Diagnosis
 
 __all__ = ["check_monitor"]

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 import httpx
 
-from .._client import ElevenLabsClient
 from .._core._retry import RetryPolicy
 from .._exceptions import ApiError
 from .._models import CallIdField, Conversation, ConversationSummary
+from .._sync.client import ElevenLabsClient
 
 __all__ = [
     "ORDER", "PROBE_CALL_SID", "PROBE_CONVERSATION_ID", "SID_VARIABLES", "TRACE_HEADER", "Check",

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
+from .._client_base import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 from .._exceptions import MissingApiKey
 from ._diagnose import diagnose
 from ._probe import Diagnosis, DoctorOptions

@@ -38,7 +38,7 @@ from ._target import Target
 from ._transport import INSTALL_HINT, Batch, confirmed, open_socket
 
 if TYPE_CHECKING:
-    from .._client import AsyncElevenLabsClient
+    from .._async.client import AsyncElevenLabsClient
     from .._resolver import AsyncCallSidResolver
 
 __all__ = ["MonitorChannel"]

@@ -52,7 +52,7 @@ from ._transport import (
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
-    from .._client import AsyncElevenLabsClient
+    from .._async.client import AsyncElevenLabsClient
 
 __all__ = ["ConversationSession", "ToolHandler"]
 
