@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "callsid_resolver"
 
 # (async source, generated sync module), relative to src/callsid_resolver.
-PAIRS: list[tuple[str, str]] = []
+PAIRS: list[tuple[str, str]] = [
+    ("_async/resolver.py", "_sync/resolver.py"),
+]
 
 # Whole words (or dotted names) of the async source and what the sync twin says instead.
 SUBSTITUTIONS: dict[str, str] = {
@@ -50,6 +52,15 @@ SUBSTITUTIONS: dict[str, str] = {
     "AsyncRedisCache": "RedisCache",
     "AsyncTieredCache": "TieredCache",
     "_async": "_sync",
+    # The resolver's (src/callsid_resolver/_async/resolver.py).
+    "import asyncio": "import time",
+    "asyncio.sleep": "time.sleep",
+    "AsyncSleep": "Sleep",
+    "TaskFlights": "ThreadFlights",
+    "AsyncResolverCache": "ResolverCache",
+    "as_async_cache": "as_blocking_cache",
+    "async_flight_lock": "flight_lock",
+    "async_parallel_reads": "parallel_reads",
 }
 
 _PATTERN = re.compile(
@@ -64,17 +75,23 @@ def unasync_text(source: str, source_name: str) -> str:
     """The sync twin of an async module's text."""
     body = _PATTERN.sub(lambda match: SUBSTITUTIONS[match.group(0)], source)
     header = f"# Generated from {source_name} by scripts/unasync.py: edit that file, not this.\n"
-    # Dropping `await` shortens lines: let the formatter join what it now can, so that
-    # `ruff format --check` agrees with the generated file.
-    formatted = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", "generated.py", "-"],
-        input=header + body,
+    # Renamed imports may no longer be in order, and dropping `await` shortens lines: sort the
+    # imports and let the formatter join what it now can, so that `ruff check` and
+    # `ruff format --check` agree with the generated file.
+    sorted_imports = _ruff(["check", "--select", "I", "--fix-only", "--exit-zero"], header + body)
+    return _ruff(["format"], sorted_imports)
+
+
+def _ruff(command: list[str], source: str) -> str:
+    done = subprocess.run(  # noqa: S603 (argv: this interpreter running ruff, no user input)
+        [sys.executable, "-m", "ruff", *command, "--stdin-filename", "generated.py", "-"],
+        input=source,
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     )
-    return formatted.stdout
+    return done.stdout
 
 
 def main(argv: list[str]) -> int:

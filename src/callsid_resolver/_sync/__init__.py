@@ -1,0 +1,1 @@
+"""The sync modules generated from `_async` by `scripts/unasync.py`."""
