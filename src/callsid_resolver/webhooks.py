@@ -21,7 +21,7 @@ digest or a phone number.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import Field, SkipValidation, ValidationError, ValidationInfo, field_validator
 
@@ -29,7 +29,6 @@ from ._core._api import validate_conversation_id
 from ._core._callsid import validate_call_sid
 from ._json import loads_bounded
 from ._models import Conversation, _ApiModel
-from ._resolver import AsyncCallSidResolver, CallSidResolver
 from ._webhook_dedupe import AsyncRedisDedupe, MemoryDedupe, RedisDedupe, delivery_key
 from ._webhook_signature import (
     MAX_BODY,
@@ -265,7 +264,8 @@ def parse_webhook(
 
 
 class LearnedMapping(NamedTuple):
-    """A call SID → conversation mapping learned without asking ElevenLabs."""
+    """A call SID → conversation mapping learned without asking ElevenLabs; teach a resolver
+    with `resolver.remember(*learned)`."""
 
     call_sid: str
     conversation_id: str
@@ -305,39 +305,54 @@ def _checked(call_sid: object, conversation_id: object, agent: str | None) -> Le
         return None
 
 
-def prime_from_webhook(resolver: CallSidResolver, event: WebhookEvent) -> bool:
-    """Teach `resolver` the mapping in `event`; True if there was one."""
-    return _remember(resolver, mapping_from_webhook(event))
+# Transitional: the top level, `_demo` and tests/test_webhooks_dedupe.py still import these four;
+# the lead deletes them at merge. Callers write `resolver.remember(*learned)` (docs/webhooks.md).
+# Typed by what they call, so that this module never imports the resolver.
 
 
-async def aprime_from_webhook(resolver: AsyncCallSidResolver, event: WebhookEvent) -> bool:
-    """The asyncio twin of `prime_from_webhook`."""
-    return await _aremember(resolver, mapping_from_webhook(event))
+class _Remembers(Protocol):
+    def remember(self, call_sid: str, conversation_id: str, agent_id: str | None = None) -> None:
+        """Record a mapping learned elsewhere."""
 
 
-def prime_from_outbound_call(
-    resolver: CallSidResolver, response: Mapping[str, Any], *, agent_id: str | None = None
-) -> bool:
-    """Teach `resolver` the mapping in an outbound-call response; True if there was one."""
-    return _remember(resolver, mapping_from_outbound_call(response, agent_id=agent_id))
+class _AsyncRemembers(Protocol):
+    async def remember(
+        self, call_sid: str, conversation_id: str, agent_id: str | None = None
+    ) -> None:
+        """Record a mapping learned elsewhere."""
 
 
-async def aprime_from_outbound_call(
-    resolver: AsyncCallSidResolver, response: Mapping[str, Any], *, agent_id: str | None = None
-) -> bool:
-    """The asyncio twin of `prime_from_outbound_call`."""
-    return await _aremember(resolver, mapping_from_outbound_call(response, agent_id=agent_id))
-
-
-def _remember(resolver: CallSidResolver, learned: LearnedMapping | None) -> bool:
+def prime_from_webhook(resolver: _Remembers, event: WebhookEvent) -> bool:
+    """Deprecated: `resolver.remember(*learned)` with `learned = mapping_from_webhook(event)`."""
+    learned = mapping_from_webhook(event)
     if learned is not None:
-        resolver.remember(learned.call_sid, learned.conversation_id, agent_id=learned.agent_id)
+        resolver.remember(*learned)
     return learned is not None
 
 
-async def _aremember(resolver: AsyncCallSidResolver, learned: LearnedMapping | None) -> bool:
+async def aprime_from_webhook(resolver: _AsyncRemembers, event: WebhookEvent) -> bool:
+    """Deprecated: `await resolver.remember(*learned)`; see `prime_from_webhook`."""
+    learned = mapping_from_webhook(event)
     if learned is not None:
-        await resolver.remember(
-            learned.call_sid, learned.conversation_id, agent_id=learned.agent_id
-        )
+        await resolver.remember(*learned)
+    return learned is not None
+
+
+def prime_from_outbound_call(
+    resolver: _Remembers, response: Mapping[str, Any], *, agent_id: str | None = None
+) -> bool:
+    """Deprecated: `resolver.remember(*learned)`, `learned = mapping_from_outbound_call(...)`."""
+    learned = mapping_from_outbound_call(response, agent_id=agent_id)
+    if learned is not None:
+        resolver.remember(*learned)
+    return learned is not None
+
+
+async def aprime_from_outbound_call(
+    resolver: _AsyncRemembers, response: Mapping[str, Any], *, agent_id: str | None = None
+) -> bool:
+    """Deprecated: `await resolver.remember(*learned)`; see `prime_from_outbound_call`."""
+    learned = mapping_from_outbound_call(response, agent_id=agent_id)
+    if learned is not None:
+        await resolver.remember(*learned)
     return learned is not None
