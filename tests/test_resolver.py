@@ -13,7 +13,6 @@ from callsid_resolver import (
     AsyncCallSidResolver,
     AsyncElevenLabsClient,
     CachedMapping,
-    CacheKeys,
     CallSidResolver,
     ConversationNotFound,
     ElevenLabsClient,
@@ -25,6 +24,7 @@ from callsid_resolver import (
     ServerError,
     TieredCache,
 )
+from callsid_resolver._core._keys import Keys
 from callsid_resolver.testing import Emulator, load_profile
 from callsid_resolver.testing._http import Dropped
 
@@ -888,7 +888,7 @@ def test_the_front_of_a_tiered_cache_answers_warm_lookups(make: Any, api: FakeAp
     back = MemoryCache()
     both = make(cache=TieredCache(MemoryCache(), back))
     mapping = CachedMapping(call_sid=sid_of(1), conversation_id="conv_back", agent_id=AGENT)
-    back.set_many({CacheKeys().sid(sid_of(1)): mapping})  # written by another process
+    back.set_many({Keys().sid(sid_of(1)): mapping})  # written by another process
     assert both.resolve(sid_of(1)).conversation_id == "conv_back"  # the plan fills the front
     no_plan(both)
     assert both.resolve(sid_of(1)).conversation_id == "conv_back"
@@ -944,8 +944,8 @@ def test_the_namespace_option_prefixes_every_key_written(make: Any, api: FakeApi
     history(api, 5)
     cache = PlanOnlyCache()
     make(cache=cache, namespace="tenant-a").resolve(sid_of(2))
-    assert cache.get_many([CacheKeys("tenant-a").sid(sid_of(2))])[0] is not None
-    assert cache.get_many([CacheKeys().sid(sid_of(2))])[0] is None
+    assert cache.get_many([Keys("tenant-a").sid(sid_of(2))])[0] is not None
+    assert cache.get_many([Keys().sid(sid_of(2))])[0] is None
 
 
 class HeldElsewhere(PlanOnlyCache):
@@ -975,7 +975,7 @@ def test_a_waiter_polls_with_the_injected_sleep_until_the_holder_answers(
     def nap(seconds: float) -> None:
         naps.append(seconds)
         if len(naps) == 3:  # the holder answers while we wait
-            cache.set_many({CacheKeys().sid(sid_of(3)): answer})
+            cache.set_many({Keys().sid(sid_of(3)): answer})
 
     both = make(cache=cache, sleep=nap)
     found = both.resolve(sid_of(3))
