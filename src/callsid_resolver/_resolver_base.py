@@ -13,6 +13,7 @@ from datetime import datetime
 from ._cache import as_async_cache
 from ._core import _api
 from ._core._callsid import validate_call_sid
+from ._core._hints import NO_HINTS
 from ._core._keys import Keys
 from ._core._ops import Hints, Plan, ServerCapabilities, Settings
 from ._core._plan import resolve_plan
@@ -76,7 +77,8 @@ class ResolverShared:
         if entry is None or entry.conversation_id is None or entry.expires <= self.warm_clock():
             return None
         # The plan's rule for a cached entry and an agent hint (`_Search._of_the_agent`).
-        if hints.agent_id is not None and entry.agent_id not in (None, hints.agent_id):
+        agent_id = None if hints is NO_HINTS else hints.agent_id
+        if agent_id is not None and entry.agent_id not in (None, agent_id):
             return None
         return entry.resolution or entry.to_resolution()
 

@@ -16,7 +16,7 @@ from .._concurrency import FetchOutcome, OnRetry, ReadAnswer, Sleep, parallel_re
 from .._core import _api
 from .._core._api import ListQuery
 from .._core._callsid import validate_call_sid
-from .._core._hints import narrow_hints
+from .._core._hints import NO_HINTS, narrow_hints
 from .._core._keys import DEFAULT_NAMESPACE, Keys
 from .._core._ops import (
     ClaimFlight,
@@ -128,13 +128,22 @@ class CallSidResolver:
         `ConversationNotFound` (saying what was searched, and for a live call how else to learn
         the mapping) when no conversation shows the id.
         """
-        hints = narrow_hints(
-            agent_id=agent_id,
-            phone_number_id=phone_number_id,
-            started_after=started_after,
-            started_before=started_before,
-            initiation_source=initiation_source,
-            in_progress=in_progress,
+        hints = (
+            NO_HINTS  # the common lookup, on the warm path: skip a call (docs/caching.md)
+            if agent_id is None
+            and phone_number_id is None
+            and started_after is None
+            and started_before is None
+            and initiation_source is None
+            and in_progress is False
+            else narrow_hints(
+                agent_id=agent_id,
+                phone_number_id=phone_number_id,
+                started_after=started_after,
+                started_before=started_before,
+                initiation_source=initiation_source,
+                in_progress=in_progress,
+            )
         )
         found = self.shared.warm(call_sid, hints)
         if found is not None:
