@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 from ._core._api import ListQuery
 from ._core._ops import Fetch
@@ -55,13 +55,10 @@ def on_429(ticket: int, refused: Callable[[int], object]) -> OnRetry:
 
 def parallel_reads(op: Fetch, read: ReadOne, list_ahead: ListAhead) -> FetchOutcome:
     """Answer `op` with reads on worker threads, at most the window's width at a time."""
-    window, todo = op.window, iter(op.conversation_ids)
-    fetched: dict[str, Conversation] = {}
+    window, todo, reads = op.window, iter(op.conversation_ids), _Reads(op)
     # Tickets of reads answered 429, appended by the workers: only this thread drives the
     # window, at each completion, which is as soon as its next `room` is asked for.
     refused: deque[int] = deque()
-    spent = 0
-    found = False
     listing: Future[Any] | None = None  # the reads' futures and the listing's share one set
     width = min(window.limit, len(op.conversation_ids)) + (op.then is not None)
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix="callsid-fetch") as pool:
@@ -72,7 +69,7 @@ def parallel_reads(op: Fetch, read: ReadOne, list_ahead: ListAhead) -> FetchOutc
             more: set[Future[Any]] = {
                 pool.submit(read, cid, on_429(window.start(), refused.append)) for cid in ids
             }
-            if op.then is not None and listing is None and count > len(ids) and not found:
+            if op.then is not None and listing is None and count > len(ids) and not reads.found:
                 listing = pool.submit(list_ahead, op.then, on_429(window.start(), refused.append))
                 more.add(listing)
             return more
@@ -82,27 +79,17 @@ def parallel_reads(op: Fetch, read: ReadOne, list_ahead: ListAhead) -> FetchOutc
             done, running = wait(running, return_when=FIRST_COMPLETED)
             while refused:
                 window.congested(refused.popleft())
-            for future in done:
-                window.answered()
-                if future is listing:
-                    continue
-                answer: ReadAnswer = future.result()
-                found |= _keep(answer, op.call_sid, fetched)
-                spent += answer[1]
-            if not found:
+            reads.take(done, listing)
+            if not reads.found:
                 running |= start(window.room(len(running)))
-    listed = listing.result() if listing is not None else None
-    return [fetched[c] for c in op.conversation_ids if c in fetched], spent, listed
+    return reads.outcome(listing)
 
 
 async def async_parallel_reads(
     op: Fetch, read: AsyncReadOne, list_ahead: AsyncListAhead
 ) -> FetchOutcome:
     """Answer `op` with reads in tasks, at most the window's width at a time."""
-    window, todo = op.window, iter(op.conversation_ids)
-    fetched: dict[str, Conversation] = {}
-    spent = 0
-    found = False
+    window, todo, reads = op.window, iter(op.conversation_ids), _Reads(op)
     listing: asyncio.Future[Any] | None = None  # the reads' tasks and the listing's share a set
 
     def start(count: int) -> set[asyncio.Future[Any]]:
@@ -112,7 +99,7 @@ async def async_parallel_reads(
             asyncio.ensure_future(read(cid, on_429(window.start(), window.congested)))
             for cid in ids
         }
-        if op.then is not None and listing is None and count > len(ids) and not found:
+        if op.then is not None and listing is None and count > len(ids) and not reads.found:
             on_retry = on_429(window.start(), window.congested)
             listing = asyncio.ensure_future(list_ahead(op.then, on_retry))
             more.add(listing)
@@ -122,26 +109,43 @@ async def async_parallel_reads(
     try:
         while running:
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                window.answered()
-                if task is listing:
-                    continue
-                answer: ReadAnswer = task.result()
-                found |= _keep(answer, op.call_sid, fetched)
-                spent += answer[1]
-            if not found:
+            reads.take(done, listing)
+            if not reads.found:
                 running |= start(window.room(len(running)))
     finally:
         for task in running:
             task.cancel()
-    listed = listing.result() if listing is not None else None
-    return [fetched[c] for c in op.conversation_ids if c in fetched], spent, listed
+    return reads.outcome(listing)
 
 
-def _keep(answer: ReadAnswer, call_sid: str, fetched: dict[str, Conversation]) -> bool:
-    """Keep a read's conversation (None: gone, 404); True when it shows `call_sid`."""
-    conversation = answer[0]
-    if conversation is None:
-        return False
-    fetched[conversation.conversation_id] = conversation
-    return conversation.matched_by(call_sid) is not None
+class _Done(Protocol):
+    def result(self) -> Any: ...
+
+
+class _Reads:
+    """What the reads of one `Fetch` gave so far; the part both drivers share."""
+
+    def __init__(self, op: Fetch) -> None:
+        self.op = op
+        self.fetched: dict[str, Conversation] = {}
+        self.spent = 0
+        self.found = False  # a read showed the call: start no more
+
+    def take(self, done: Iterable[_Done], listing: _Done | None) -> None:
+        """Count each completion in the window; keep each read's conversation (None: gone)."""
+        for future in done:
+            self.op.window.answered()
+            if future is listing:
+                continue
+            answer: ReadAnswer = future.result()
+            conversation, requests = answer
+            self.spent += requests
+            if conversation is not None:
+                self.fetched[conversation.conversation_id] = conversation
+                self.found |= conversation.matched_by(self.op.call_sid) is not None
+
+    def outcome(self, listing: _Done | None) -> FetchOutcome:
+        """The conversations read, in the order asked, what they cost, and the listing's result."""
+        listed = listing.result() if listing is not None else None
+        kept = [self.fetched[c] for c in self.op.conversation_ids if c in self.fetched]
+        return kept, self.spent, listed
