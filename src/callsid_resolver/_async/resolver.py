@@ -1,9 +1,10 @@
 """`AsyncCallSidResolver`: the driver of the one strategy in `_core._plan`.
 
-Its sync twin is generated from the async source by `scripts/unasync.py`. The driver does what
-the plan cannot: single flight (concurrent lookups of one call SID share
-one upstream lookup), the cache's I/O, the client's requests, and reads with bounded concurrency
-(`_concurrency`, the one hand-written pair). The shared I/O-free state is `ResolverShared`.
+One source for both twins: the async module is written by hand and `scripts/unasync.py`
+generates the sync one from it. The driver does what the plan cannot: single flight (concurrent
+lookups of one call SID share one upstream lookup), the cache's I/O, the client's requests, and
+reads with bounded concurrency (`_concurrency`, the one hand-written pair). The I/O-free state
+and steps both twins share are `_resolver_base.ResolverShared`.
 """
 
 from __future__ import annotations
