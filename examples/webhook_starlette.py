@@ -38,8 +38,8 @@ from callsid_resolver import (
 from callsid_resolver.webhooks import (
     AsyncRedisDedupe,
     MemoryDedupe,
-    aprime_from_webhook,
     delivery_key,
+    mapping_from_webhook,
     parse_webhook,
 )
 
@@ -85,13 +85,15 @@ def webhook_endpoint(
         key = delivery_key(event)
         if await seen(key):
             return JSONResponse({"received": True, "duplicate": True})
-        try:
-            learned = await aprime_from_webhook(resolver, event)
-        except Exception:
-            await forget(key)  # we answer 5xx: the retry that follows must be handled
-            raise
+        learned = mapping_from_webhook(event)  # None: this kind of event carries no call SID
+        if learned is not None:
+            try:
+                await resolver.remember(*learned)
+            except Exception:
+                await forget(key)  # we answer 5xx: the retry that follows must be handled
+                raise
         # Answer now: anything slow (storing transcripts, analytics) belongs in a background task.
-        return JSONResponse({"received": True, "learned": learned})
+        return JSONResponse({"received": True, "learned": learned is not None})
 
     return receive
 

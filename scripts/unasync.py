@@ -20,9 +20,10 @@ PACKAGE = ROOT / "src" / "callsid_resolver"
 
 # (async source, generated sync module), relative to src/callsid_resolver.
 PAIRS: list[tuple[str, str]] = [
+    ("_async/client.py", "_sync/client.py"),
     ("_async/redis_cache.py", "_sync/redis_cache.py"),
     ("_async/tiered_cache.py", "_sync/tiered_cache.py"),
-    ("_async/client.py", "_sync/client.py"),
+    ("_async/resolver.py", "_sync/resolver.py"),
 ]
 
 # Whole words (or dotted names) of the async source and what the sync twin says instead.
@@ -62,6 +63,13 @@ SUBSTITUTIONS: dict[str, str] = {
     "AsyncRedisCache": "RedisCache",
     "AsyncTieredCache": "TieredCache",
     "_async": "_sync",
+    # The resolver's (src/callsid_resolver/_async/resolver.py).
+    "import asyncio": "import time",
+    "TaskFlights": "ThreadFlights",
+    "AsyncResolverCache": "ResolverCache",
+    "as_async_cache": "as_blocking_cache",
+    "async_flight_lock": "flight_lock",
+    "async_parallel_reads": "parallel_reads",
 }
 
 _PATTERN = re.compile(

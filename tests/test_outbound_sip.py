@@ -7,7 +7,7 @@ import pytest
 
 from callsid_resolver import CallSidResolver, ElevenLabsClient
 from callsid_resolver.testing import Emulator
-from callsid_resolver.webhooks import mapping_from_outbound_call, prime_from_outbound_call
+from callsid_resolver.webhooks import mapping_from_outbound_call
 
 # `SipTrunkOutboundCallResponse` (docs/protocol.md §6): snake_case, `sip_call_id` optional.
 SIP_RESPONSE = {
@@ -34,7 +34,9 @@ def test_a_primed_sip_call_resolves_for_free_while_it_is_live() -> None:
     emulator = Emulator(profile="observed")
     with ElevenLabsClient("k", transport=emulator.transport()) as client:
         resolver = CallSidResolver(client)
-        assert prime_from_outbound_call(resolver, SIP_RESPONSE) is True
+        learned = mapping_from_outbound_call(SIP_RESPONSE)
+        assert learned is not None
+        resolver.remember(*learned)
         r = resolver.resolve("a84b4c76e66710@[2001:db8::1]", in_progress=True)
     assert (r.conversation_id, r.source, r.requests) == (
         SIP_RESPONSE["conversation_id"],
@@ -66,7 +68,9 @@ def test_a_sip_outbound_call_on_the_emulator_is_primed_then_found_after_it_ends(
         assert set(response) == {"success", "message", "conversation_id", "sip_call_id"}
         call_id = response["sip_call_id"]
         primed = CallSidResolver(client)
-        assert prime_from_outbound_call(primed, response, agent_id="agent_x")
+        learned = mapping_from_outbound_call(response, agent_id="agent_x")
+        assert learned is not None
+        primed.remember(*learned)
         assert primed.resolve(call_id, in_progress=True).source == "primed"
         emulator.end_session(response["conversation_id"])
         cold = CallSidResolver(client).resolve(call_id)  # another process, nothing primed

@@ -24,7 +24,7 @@ from callsid_resolver import (
     ServerError,
     TieredCache,
 )
-from callsid_resolver._core._keys import Keys as CacheKeys
+from callsid_resolver._core._keys import Keys
 from callsid_resolver.testing import Emulator, load_profile
 from callsid_resolver.testing._http import Dropped
 
@@ -52,6 +52,13 @@ class Both:
         self.cache = settings.pop("cache", None) or MemoryCache(clock=self.clock)
         self.now = 0.0
         transport = httpx.MockTransport(api)
+        if mode == "async" and "sleep" in settings:  # tests pass a blocking one
+            blocking = settings["sleep"]
+
+            async def sleep(seconds: float) -> None:
+                blocking(seconds)
+
+            settings["sleep"] = sleep
         if mode == "sync":
             self.client: Any = ElevenLabsClient(API_KEY, transport=transport)
             self.resolver: Any = CallSidResolver(self.client, cache=self.cache, **settings)
@@ -795,7 +802,7 @@ def no_plan(both: Any) -> None:
     def refuse(*_: Any) -> Any:
         raise AssertionError("the plan ran for a warm lookup")
 
-    both.resolver._plan = refuse
+    both.resolver.shared.plan = refuse
 
 
 class PlanOnlyCache(MemoryCache):
@@ -838,7 +845,7 @@ def test_a_warm_lookup_skips_the_plan_and_shares_one_resolution(make: Any, api: 
 def test_the_warm_path_checks_hints_as_the_plan_does(make: Any, api: FakeApi) -> None:
     both = make()
     both.remember(sid_of(1), "conv_warm1")
-    with pytest.raises(TypeError, match="unknown hint"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'agnet_id'"):
         both.resolve(sid_of(1), agnet_id=AGENT)
     with pytest.raises(InvalidHint):
         both.resolve(sid_of(1), started_after="yesterday")
@@ -881,7 +888,7 @@ def test_the_front_of_a_tiered_cache_answers_warm_lookups(make: Any, api: FakeAp
     back = MemoryCache()
     both = make(cache=TieredCache(MemoryCache(), back))
     mapping = CachedMapping(call_sid=sid_of(1), conversation_id="conv_back", agent_id=AGENT)
-    back.set_many({CacheKeys().sid(sid_of(1)): mapping})  # written by another process
+    back.set_many({Keys().sid(sid_of(1)): mapping})  # written by another process
     assert both.resolve(sid_of(1)).conversation_id == "conv_back"  # the plan fills the front
     no_plan(both)
     assert both.resolve(sid_of(1)).conversation_id == "conv_back"
@@ -915,4 +922,68 @@ def test_warm_lookups_stay_right_while_other_threads_write_and_forget(api: FakeA
         for t in threads:
             t.join()
     assert wrong == []
+    assert api.counts.total() == 0
+
+
+# Options and hints are keyword-only arguments: Python refuses unknown ones, the resolver the
+# bad values (issue #17).
+
+
+def test_options_are_keyword_only_and_their_values_are_checked(make: Any) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'concurency'"):
+        make(concurency=4)
+    with pytest.raises(ValueError, match="max_scan >= 0"):
+        make(max_scan=-1)
+    with pytest.raises(ValueError, match="concurrency >= 1"):
+        make(concurrency=0)
+    with pytest.raises(TypeError, match="positional"):
+        CallSidResolver(ElevenLabsClient(API_KEY), MemoryCache())
+
+
+def test_the_namespace_option_prefixes_every_key_written(make: Any, api: FakeApi) -> None:
+    history(api, 5)
+    cache = PlanOnlyCache()
+    make(cache=cache, namespace="tenant-a").resolve(sid_of(2))
+    assert cache.get_many([Keys("tenant-a").sid(sid_of(2))])[0] is not None
+    assert cache.get_many([Keys().sid(sid_of(2))])[0] is None
+
+
+class HeldElsewhere(PlanOnlyCache):
+    """A cache with a cross-process lock that another process holds until it has answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+        self.released: list[str] = []
+
+    def claim(self, key: str, ttl: float) -> str | None:
+        self.claims += 1
+        return None
+
+    def release(self, key: str, token: str) -> None:
+        self.released.append(token)
+
+
+def test_a_waiter_polls_with_the_injected_sleep_until_the_holder_answers(
+    make: Any, api: FakeApi
+) -> None:
+    history(api, 5)
+    cache = HeldElsewhere()
+    naps: list[float] = []
+    answer = CachedMapping(call_sid=sid_of(3), conversation_id="conv_from_the_holder")
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 3:  # the holder answers while we wait
+            cache.set_many({Keys().sid(sid_of(3)): answer})
+
+    both = make(cache=cache, sleep=nap)
+    found = both.resolve(sid_of(3))
+    assert (found.conversation_id, found.source, found.requests) == (
+        "conv_from_the_holder",
+        "cache",
+        0,
+    )
+    assert len(naps) == 3
+    assert cache.claims == 3
     assert api.counts.total() == 0

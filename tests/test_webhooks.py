@@ -41,13 +41,9 @@ from callsid_resolver.webhooks import (
     LearnedMapping,
     PostCallAudio,
     WebhookEvent,
-    aprime_from_outbound_call,
-    aprime_from_webhook,
     mapping_from_outbound_call,
     mapping_from_webhook,
     parse_webhook,
-    prime_from_outbound_call,
-    prime_from_webhook,
     verify_signature,
 )
 
@@ -429,25 +425,26 @@ async def aresolver() -> AsyncIterator[AsyncCallSidResolver]:
 def test_a_webhook_primes_the_resolver(
     resolver: CallSidResolver, name: str, sid: str, conversation: str
 ) -> None:
-    assert prime_from_webhook(resolver, parse(raw(name))) is True
+    learned = mapping_from_webhook(parse(raw(name)))
+    assert learned is not None
+    resolver.remember(*learned)
     resolution = resolver.resolve(sid)
     assert (resolution.source, resolution.requests) == ("primed", 0)
     assert (resolution.conversation_id, resolution.agent_id) == (conversation, AGENT)
 
 
 @pytest.mark.parametrize("kind", ["post_call_audio", "something_new"])
-def test_a_webhook_without_a_call_sid_teaches_nothing(resolver: CallSidResolver, kind: str) -> None:
+def test_a_webhook_without_a_call_sid_teaches_nothing(kind: str) -> None:
     event = parse(encode({"type": kind, "data": {"agent_id": AGENT, "conversation_id": "c"}}))
-    assert prime_from_webhook(resolver, event) is False
+    assert mapping_from_webhook(event) is None
 
 
-def test_a_call_sid_the_resolver_cannot_hold_teaches_nothing(resolver: CallSidResolver) -> None:
+def test_a_call_sid_the_resolver_cannot_hold_teaches_nothing() -> None:
     payload = recording("webhook_call_initiation_failure_sip")
     payload["data"]["metadata"]["body"]["call_sid"] = "sip abc@example.invalid"  # a space
     event = parse(encode(payload))
     assert event.call_sid == "sip abc@example.invalid"
     assert mapping_from_webhook(event) is None
-    assert prime_from_webhook(resolver, event) is False
 
 
 def test_mapping_from_webhook_is_a_pure_function() -> None:
@@ -458,17 +455,20 @@ def test_mapping_from_webhook_is_a_pure_function() -> None:
 
 
 async def test_a_webhook_primes_the_async_resolver(aresolver: AsyncCallSidResolver) -> None:
-    assert await aprime_from_webhook(aresolver, parse(raw("webhook_post_call_transcription")))
+    learned = mapping_from_webhook(parse(raw("webhook_post_call_transcription")))
+    assert learned is not None
+    await aresolver.remember(*learned)
     resolution = await aresolver.resolve(INBOUND_SID)
     assert (resolution.source, resolution.requests) == ("primed", 0)
-    assert resolution.conversation_id == INBOUND_CONV
-    audio = parse(raw("webhook_post_call_audio"))
-    assert await aprime_from_webhook(aresolver, audio) is False
+    assert (resolution.conversation_id, resolution.agent_id) == (INBOUND_CONV, AGENT)
+    assert mapping_from_webhook(parse(raw("webhook_post_call_audio"))) is None
 
 
 def test_an_outbound_call_response_primes_the_resolver(resolver: CallSidResolver) -> None:
     response = recording("twilio_outbound_call_response")
-    assert prime_from_outbound_call(resolver, response, agent_id=AGENT) is True
+    learned = mapping_from_outbound_call(response, agent_id=AGENT)
+    assert learned is not None
+    resolver.remember(*learned)
     resolution = resolver.resolve(OUTBOUND_SID)
     assert (resolution.source, resolution.requests) == ("primed", 0)
     assert (resolution.conversation_id, resolution.agent_id) == (OUTBOUND_CONV, AGENT)
@@ -477,10 +477,12 @@ def test_an_outbound_call_response_primes_the_resolver(resolver: CallSidResolver
 async def test_an_outbound_call_response_primes_the_async_resolver(
     aresolver: AsyncCallSidResolver,
 ) -> None:
-    assert await aprime_from_outbound_call(aresolver, recording("twilio_outbound_call_response"))
+    learned = mapping_from_outbound_call(recording("twilio_outbound_call_response"))
+    assert learned is not None
+    await aresolver.remember(*learned)
     resolution = await aresolver.resolve(OUTBOUND_SID)
     assert (resolution.source, resolution.requests, resolution.agent_id) == ("primed", 0, None)
-    assert await aprime_from_outbound_call(aresolver, {"success": False}) is False
+    assert mapping_from_outbound_call({"success": False}) is None
 
 
 def test_the_sdk_attribute_name_call_sid_is_read_too() -> None:
@@ -499,12 +501,9 @@ def test_the_sdk_attribute_name_call_sid_is_read_too() -> None:
         {"conversation_id": "conv/../x"},
     ],
 )
-def test_a_failed_or_incomplete_outbound_call_teaches_nothing(
-    resolver: CallSidResolver, change: dict[str, Any]
-) -> None:
+def test_a_failed_or_incomplete_outbound_call_teaches_nothing(change: dict[str, Any]) -> None:
     response = {**recording("twilio_outbound_call_response"), **change}
     assert mapping_from_outbound_call(response) is None
-    assert prime_from_outbound_call(resolver, response) is False
 
 
 def test_an_empty_outbound_response_teaches_nothing() -> None:

@@ -32,7 +32,6 @@ from callsid_resolver.webhooks import (
     delivery_key,
     mapping_from_webhook,
     parse_webhook,
-    prime_from_webhook,
 )
 
 from .conftest import REDIS_URL
@@ -111,7 +110,9 @@ def test_an_otel_transcription_carrying_a_call_sid_primes_the_resolver(
     emulator = Emulator()
     client = ElevenLabsClient("test-key", transport=emulator.transport())
     resolver = CallSidResolver(client, cache=MemoryCache())
-    assert prime_from_webhook(resolver, event)
+    learned = mapping_from_webhook(event)
+    assert learned is not None
+    resolver.remember(*learned)
     resolution = resolver.resolve(SID)
     assert (resolution.conversation_id, resolution.requests) == (CONV, 0)
     assert len(emulator.requests) == 0  # no request: learned from the webhook
@@ -268,12 +269,14 @@ class CountingResolver(AsyncCallSidResolver):
         self.taught: list[tuple[str, str]] = []
         self.fail_next = False
 
-    async def remember(self, call_sid: str, conversation_id: str, **kw: Any) -> None:
+    async def remember(
+        self, call_sid: str, conversation_id: str, agent_id: str | None = None
+    ) -> None:
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("the cache is down")
         self.taught.append((call_sid, conversation_id))
-        await super().remember(call_sid, conversation_id, **kw)
+        await super().remember(call_sid, conversation_id, agent_id)
 
 
 async def post_to(app: Any, body: bytes, headers: dict[str, str]) -> httpx.Response:

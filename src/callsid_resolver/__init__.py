@@ -18,6 +18,7 @@ router and mailboxes), `callsid_resolver.webhooks` (verify and parse post-call w
 from .__version__ import __version__
 from ._async.client import AsyncElevenLabsClient
 from ._async.redis_cache import AsyncRedisCache
+from ._async.resolver import AsyncCallSidResolver
 from ._async.tiered_cache import AsyncTieredCache
 from ._cache import MemoryCache, NullCache
 from ._client_base import DEFAULT_BASE_URL, ListFilters, validate_api_key
@@ -68,9 +69,9 @@ from ._models import (
 )
 from ._priming import CallRef
 from ._redis_support import async_redis_client
-from ._resolver import AsyncCallSidResolver, CallSidResolver, ResolveHints, ResolverOptions
 from ._sync.client import ElevenLabsClient
 from ._sync.redis_cache import RedisCache
+from ._sync.resolver import CallSidResolver
 from ._sync.tiered_cache import TieredCache
 from ._webhook_signature import (
     InvalidSignature,
@@ -169,8 +170,6 @@ __all__ = [
     "Resolution",
     "ResolutionCache",
     "ResolutionSource",
-    "ResolveHints",
-    "ResolverOptions",
     "ResponseTooLarge",
     "RetryPolicy",
     "RouteTimeout",

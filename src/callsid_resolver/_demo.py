@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 import httpx
 
 from ._exceptions import ConversationNotFound
-from ._resolver import CallSidResolver
 from ._sync.client import ElevenLabsClient
-from .webhooks import prime_from_outbound_call
+from ._sync.resolver import CallSidResolver
+from .webhooks import mapping_from_outbound_call
 
 if TYPE_CHECKING:
     from .testing._profile import ProfileLike
@@ -95,7 +95,9 @@ def run_demo(*, json_lines: bool, out: TextIO, profile: ProfileLike = "documente
                     "to_number": "+15550100999",
                 },
             ).json()
-            prime_from_outbound_call(resolver, response, agent_id=AGENT)
+            learned = mapping_from_outbound_call(response, agent_id=AGENT)
+            if learned is not None:
+                resolver.remember(*learned)
             step("outbound call, primed from its response", response["callSid"])
             step(
                 "unknown SID, calls of the last 10 minutes",

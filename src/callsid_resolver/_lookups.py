@@ -9,8 +9,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from ._cache import CachedMapping, CacheKeys
+from ._core._keys import Keys
 from ._core._ops import ClaimFlight, ReadCache, WriteCache
+from ._core._store import CachedMapping
 from ._exceptions import CacheUnavailable
 
 logger = logging.getLogger("callsid_resolver")
@@ -20,7 +21,7 @@ class Lookups:
     """The call SIDs being looked up (with how many lookups each), and those of them forgotten
     meanwhile. Only SIDs in flight are kept, so it stays as small as the lookups running."""
 
-    def __init__(self, keys: CacheKeys) -> None:
+    def __init__(self, keys: Keys) -> None:
         self._keys = keys
         self._lock = threading.Lock()
         self._flying: dict[str, int] = {}

@@ -98,14 +98,16 @@ async def _serve_with(
     from mcp.server.transport_security import TransportSecuritySettings
 
     from ._async.client import AsyncElevenLabsClient
-    from ._resolver import AsyncCallSidResolver
+    from ._async.resolver import AsyncCallSidResolver
+    from ._core._keys import DEFAULT_NAMESPACE
     from .mcp_server import TOOL_NAME, MailboxTool, build_mcp_server
 
     # This server never calls ElevenLabs: the platform hands it both ids, and it only primes the
     # shared cache. A key is used if set, so the same resolver could look calls up.
     key = os.environ.get("ELEVENLABS_API_KEY") or "unused-by-the-mcp-server"
     async with AsyncElevenLabsClient(key) as client:
-        resolver = AsyncCallSidResolver(client, cache=cache, **names)  # type: ignore[arg-type]
+        namespace = names.get("namespace", DEFAULT_NAMESPACE)
+        resolver = AsyncCallSidResolver(client, cache=cache, namespace=namespace)
         tool = MailboxTool(mailbox, resolver)
         await tool.start()
         server = build_mcp_server(mailbox, tool=tool, tool_name=args.tool_name or TOOL_NAME)

@@ -35,7 +35,9 @@ LIVE_STATUSES = frozenset({"initiated", "in-progress"})
 TERMINAL_STATUSES = frozenset({"processing", "done", "failed"})
 
 
-class _ApiModel(BaseModel):
+class ApiModel(BaseModel):
+    """The base of every API payload model: unknown fields kept, never shown."""
+
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -47,7 +49,7 @@ class _ApiModel(BaseModel):
                 yield name, value
 
 
-class ConversationSummary(_ApiModel):
+class ConversationSummary(ApiModel):
     """One row of `GET /v1/convai/conversations` (SDK `ConversationSummaryResponseModel`).
 
     A summary carries no call SID, phone number id or dynamic variables: finding a call SID among
@@ -77,7 +79,7 @@ class ConversationSummary(_ApiModel):
         return self.status in LIVE_STATUSES
 
 
-class ConversationsPage(_ApiModel):
+class ConversationsPage(ApiModel):
     """`GetConversationsPageResponseModel`: one page and the cursor to the next."""
 
     # fail_fast: a huge invalid body stops at its first bad row instead of collecting an error
@@ -87,7 +89,7 @@ class ConversationsPage(_ApiModel):
     has_more: bool = False
 
 
-class PhoneCall(_ApiModel):
+class PhoneCall(ApiModel):
     """`metadata.phone_call`, any provider.
 
     The SDK models three variants discriminated on `type` (`twilio`, `sip_trunking`, `exotel`); all
@@ -106,7 +108,7 @@ class PhoneCall(_ApiModel):
     call_result: str | None = None
 
 
-class ConversationMetadata(_ApiModel):
+class ConversationMetadata(ApiModel):
     """`metadata` of a conversation (SDK `ConversationHistoryMetadataCommonModel`), partially."""
 
     start_time_unix_secs: int
@@ -117,7 +119,7 @@ class ConversationMetadata(_ApiModel):
     phone_call: PhoneCall | None = None
 
 
-class ConversationInitiationClientData(_ApiModel):
+class ConversationInitiationClientData(ApiModel):
     """`conversation_initiation_client_data`: where `system__*` variables live in practice.
 
     Values keep their JSON types: numeric system variables come as numbers
@@ -135,7 +137,7 @@ class ConversationInitiationClientData(_ApiModel):
         return {} if value is None else value
 
 
-class TranscriptEntry(_ApiModel):
+class TranscriptEntry(ApiModel):
     """One turn of `transcript` (SDK `ConversationHistoryTranscriptResponseModel`), partially."""
 
     role: str
@@ -151,7 +153,7 @@ CallIdField = Literal[
 ]
 
 
-class Conversation(_ApiModel):
+class Conversation(ApiModel):
     """`GET /v1/convai/conversations/{conversation_id}` (SDK `GetConversationResponseModel`)."""
 
     agent_id: str
@@ -209,13 +211,13 @@ class Conversation(_ApiModel):
         return self.status in LIVE_STATUSES
 
 
-class SignedUrl(_ApiModel):
+class SignedUrl(ApiModel):
     """`GET /v1/convai/conversation/get-signed-url`. The URL holds a secret: it is not repr'd."""
 
     signed_url: str = Field(repr=False)
 
 
-class ApiErrorBody(_ApiModel):
+class ApiErrorBody(ApiModel):
     """`{"detail": ...}`: a `{status, message}` object, a list of validation items, or a string."""
 
     detail: Any = None

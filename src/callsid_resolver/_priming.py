@@ -18,9 +18,10 @@ from typing import Literal
 import cachetools
 from pydantic import BaseModel, ConfigDict
 
-from ._cache import CachedMapping, CacheKeys
 from ._core._api import validate_conversation_id
 from ._core._callsid import is_twilio_call_sid, validate_call_sid
+from ._core._keys import Keys
+from ._core._store import CachedMapping
 from ._exceptions import InvalidConversationId
 
 __all__ = ["CallRef", "InvalidConversationId"]
@@ -67,7 +68,7 @@ def check_conversation_id(value: object) -> str:
 class ToolCallMemo:
     """The pairs this resolver wrote lately: bounded (LRU) and short-lived (TTL), thread-safe.
 
-    `timer` is injectable for tests.
+    `clock` (seconds, monotonic) is injectable for tests.
     """
 
     def __init__(
@@ -75,11 +76,11 @@ class ToolCallMemo:
         maxsize: int = MEMO_SIZE,
         ttl: float = MEMO_TTL,
         *,
-        timer: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.Lock()
         self._pairs: cachetools.TTLCache[tuple[str, str, str | None], bool] = cachetools.TTLCache(
-            maxsize=maxsize, ttl=ttl, timer=timer
+            maxsize=maxsize, ttl=ttl, timer=clock
         )
 
     def __len__(self) -> int:
@@ -87,7 +88,7 @@ class ToolCallMemo:
             return len(self._pairs)
 
     def prepare(
-        self, keys: CacheKeys, call_sid: str, conversation_id: str, agent_id: str | None
+        self, keys: Keys, call_sid: str, conversation_id: str, agent_id: str | None
     ) -> tuple[CallRef, dict[str, CachedMapping]]:
         """Validate the ids; the reference and the entries still to write (none if memoised).
 

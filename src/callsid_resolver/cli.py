@@ -49,8 +49,8 @@ from ._exceptions import (
     MissingApiKey,
     PermissionDenied,
 )
-from ._resolver import CallSidResolver
 from ._sync.client import ElevenLabsClient
+from ._sync.resolver import CallSidResolver
 
 __all__ = [
     "EXIT_AUTH",

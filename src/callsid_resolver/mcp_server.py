@@ -40,7 +40,7 @@ from .live import Mailbox, RedisMailbox
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from ._resolver import AsyncCallSidResolver
+    from ._async.resolver import AsyncCallSidResolver
 
 __all__ = [
     "ARGUMENTS",

@@ -28,8 +28,7 @@ from pydantic import Field, SkipValidation, ValidationError, ValidationInfo, fie
 from ._core._api import validate_conversation_id
 from ._core._callsid import validate_call_sid
 from ._json import loads_bounded
-from ._models import Conversation, _ApiModel
-from ._resolver import AsyncCallSidResolver, CallSidResolver
+from ._models import ApiModel, Conversation
 from ._webhook_dedupe import AsyncRedisDedupe, MemoryDedupe, RedisDedupe, delivery_key
 from ._webhook_signature import (
     MAX_BODY,
@@ -41,9 +40,6 @@ from ._webhook_signature import (
     body_bytes,
     find_header,
     verify_signature,
-)
-from ._webhook_signature import (
-    _signature_digest as _signature_digest,  # for `testing.sign_webhook`, which signs with it
 )
 
 __all__ = [
@@ -57,19 +53,15 @@ __all__ = [
     "PostCallTranscriptionOtel",
     "RedisDedupe",
     "WebhookEvent",
-    "aprime_from_outbound_call",
-    "aprime_from_webhook",
     "delivery_key",
     "mapping_from_outbound_call",
     "mapping_from_webhook",
     "parse_webhook",
-    "prime_from_outbound_call",
-    "prime_from_webhook",
     "verify_signature",
 ]
 
 
-class FailureMetadata(_ApiModel):
+class FailureMetadata(ApiModel):
     """`metadata` of a call initiation failure: the carrier's own report, in `body`."""
 
     type: str = Field(description="twilio | sip | ...")
@@ -77,7 +69,7 @@ class FailureMetadata(_ApiModel):
     body: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 
-class CallInitiationFailure(_ApiModel):
+class CallInitiationFailure(ApiModel):
     """`data` of `call_initiation_failure`: a call that never connected (busy, no answer)."""
 
     agent_id: str
@@ -96,7 +88,7 @@ class CallInitiationFailure(_ApiModel):
         return None
 
 
-class PostCallAudio(_ApiModel):
+class PostCallAudio(ApiModel):
     """`data` of `post_call_audio`: the whole call as base64 MP3 (kept out of the repr)."""
 
     agent_id: str
@@ -108,7 +100,7 @@ class PostCallAudio(_ApiModel):
 _MAX_OTLP_ATTRIBUTES = 10_000
 
 
-class PostCallTranscriptionOtel(_ApiModel):
+class PostCallTranscriptionOtel(ApiModel):
     """`data` of `post_call_transcription_otel`: the conversation as OTLP JSON traces
     (`{"resourceSpans": [...]}`, docs/protocol.md §12), sent instead of `post_call_transcription`
     when the agent's webhook has OpenTelemetry transcripts on. The traces stay out of the repr.
@@ -156,7 +148,7 @@ def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-_DATA_MODELS: dict[str, type[_ApiModel]] = {
+_DATA_MODELS: dict[str, type[ApiModel]] = {
     "post_call_transcription": Conversation,
     "post_call_transcription_otel": PostCallTranscriptionOtel,
     "call_initiation_failure": CallInitiationFailure,
@@ -164,7 +156,7 @@ _DATA_MODELS: dict[str, type[_ApiModel]] = {
 }
 
 
-class WebhookEvent(_ApiModel):
+class WebhookEvent(ApiModel):
     """The envelope `{"type", "event_timestamp", "data"}`, `data` parsed by `type`: a
     `Conversation` (`post_call_transcription`), `PostCallTranscriptionOtel`,
     `CallInitiationFailure` or `PostCallAudio`; any other type keeps its raw dict, so a new event
@@ -252,7 +244,8 @@ def parse_webhook(
 
 
 class LearnedMapping(NamedTuple):
-    """A call SID → conversation mapping learned without asking ElevenLabs."""
+    """A call SID → conversation mapping learned without asking ElevenLabs; teach a resolver
+    with `resolver.remember(*learned)`."""
 
     call_sid: str
     conversation_id: str
@@ -290,41 +283,3 @@ def _checked(call_sid: object, conversation_id: object, agent: str | None) -> Le
         )
     except ValueError:
         return None
-
-
-def prime_from_webhook(resolver: CallSidResolver, event: WebhookEvent) -> bool:
-    """Teach `resolver` the mapping in `event`; True if there was one."""
-    return _remember(resolver, mapping_from_webhook(event))
-
-
-async def aprime_from_webhook(resolver: AsyncCallSidResolver, event: WebhookEvent) -> bool:
-    """The asyncio twin of `prime_from_webhook`."""
-    return await _aremember(resolver, mapping_from_webhook(event))
-
-
-def prime_from_outbound_call(
-    resolver: CallSidResolver, response: Mapping[str, Any], *, agent_id: str | None = None
-) -> bool:
-    """Teach `resolver` the mapping in an outbound-call response; True if there was one."""
-    return _remember(resolver, mapping_from_outbound_call(response, agent_id=agent_id))
-
-
-async def aprime_from_outbound_call(
-    resolver: AsyncCallSidResolver, response: Mapping[str, Any], *, agent_id: str | None = None
-) -> bool:
-    """The asyncio twin of `prime_from_outbound_call`."""
-    return await _aremember(resolver, mapping_from_outbound_call(response, agent_id=agent_id))
-
-
-def _remember(resolver: CallSidResolver, learned: LearnedMapping | None) -> bool:
-    if learned is not None:
-        resolver.remember(learned.call_sid, learned.conversation_id, agent_id=learned.agent_id)
-    return learned is not None
-
-
-async def _aremember(resolver: AsyncCallSidResolver, learned: LearnedMapping | None) -> bool:
-    if learned is not None:
-        await resolver.remember(
-            learned.call_sid, learned.conversation_id, agent_id=learned.agent_id
-        )
-    return learned is not None

@@ -21,7 +21,7 @@ from callsid_resolver import (
     MemoryCache,
     RedisCache,
 )
-from callsid_resolver._core._keys import Keys as CacheKeys
+from callsid_resolver._core._keys import Keys
 from callsid_resolver._priming import ToolCallMemo
 
 from ..conftest import API_KEY, REDIS_URL, FakeApi, make_conversation, sid_of
@@ -69,7 +69,7 @@ def test_both_directions_are_cached(make: Any) -> None:
     cache = CountingCache()
     both = make(cache=cache, namespace="ns1")
     both.remember_tool_call(SIP_ID, CONV)
-    keys = CacheKeys("ns1")
+    keys = Keys("ns1")
     by_sid, by_conv = cache.get_many([keys.sid(SIP_ID), keys.conversation(CONV)])
     assert by_sid is not None
     assert by_conv is not None
@@ -132,8 +132,8 @@ def test_bad_ids_are_refused_before_any_write(
 
 def test_the_memo_forgets_after_its_ttl() -> None:
     now = [0.0]
-    memo = ToolCallMemo(maxsize=2, ttl=10.0, timer=lambda: now[0])
-    keys = CacheKeys()
+    memo = ToolCallMemo(maxsize=2, ttl=10.0, clock=lambda: now[0])
+    keys = Keys()
     ref, entries = memo.prepare(keys, SID, CONV, None)
     assert len(entries) == 2
     memo.written(ref)

@@ -24,6 +24,7 @@ from callsid_resolver import (
     RetryPolicy,
     TieredCache,
 )
+from callsid_resolver.webhooks import mapping_from_outbound_call
 
 
 def sync_usage() -> str:
@@ -34,7 +35,9 @@ def sync_usage() -> str:
         retry=RetryPolicy(max_attempts=3, deadline=10),
     )
     cache = TieredCache(MemoryCache(maxsize=10_000, ttl=600), RedisCache(redis.Redis()))
-    resolver = CallSidResolver(client, cache=cache, max_scan=500, concurrency=4)
+    resolver = CallSidResolver(
+        client, cache=cache, max_scan=500, concurrency=4, namespace="workspace-a", live_first=True
+    )
     try:
         res: Resolution = resolver.resolve(
             "CA0123456789abcdef0123456789abcdef",
@@ -52,13 +55,17 @@ def sync_usage() -> str:
         client.iter_conversations(agent_id="agent_x", exclude_statuses=["done"], page_size=100)
     )
     resolver.remember("CA0123456789abcdef0123456789abcdef", res.conversation_id)
+    response = {"success": True, "callSid": res.call_sid, "conversation_id": "conv_x"}
+    learned = mapping_from_outbound_call(response, agent_id="agent_x")
+    if learned is not None:
+        resolver.remember(*learned)
     return f"{res.conversation_id} {res.source} {res.requests} {len(summaries)} {matched}"
 
 
 async def async_usage() -> int:
     async with AsyncElevenLabsClient("key") as client:
-        resolver = AsyncCallSidResolver(client, cache=MemoryCache())
-        res = await resolver.resolve("CA0123456789abcdef0123456789abcdef")
+        resolver = AsyncCallSidResolver(client, cache=MemoryCache(), negative_ttl=10.0)
+        res = await resolver.resolve("CA0123456789abcdef0123456789abcdef", in_progress=True)
         page = await client.list_conversations(cursor=None, sort_direction="asc")
         await resolver.remember(res.call_sid, res.conversation_id, agent_id=res.agent_id)
         return res.requests + len(page.conversations)

@@ -2,8 +2,8 @@
 
 Reads hit `front` first and fill it from `back`; writes and deletes go to both. The front is
 always a blocking in-process cache (a `MemoryCache`: no I/O, nothing to await); the back is the
-shared one. The fleet lock is the back's: `_cache.flight_lock` and `_cache.async_flight_lock`
-look through a tiered cache to its back, so this class has no `claim`/`release` of its own.
+shared one. The fleet lock is the back's: `_cache.flight_lock` (and its async twin) looks
+through a tiered cache to its back, so this class has no `claim`/`release` of its own.
 """
 
 from __future__ import annotations

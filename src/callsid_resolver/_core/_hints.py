@@ -3,30 +3,53 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 
 from .._exceptions import InvalidHint
-from ._plan import Hints
+from ._ops import Hints
 
 MAX_HINT_LENGTH = 256
 # 9999-12-31T23:59:59Z: past it a datetime cannot even be built; a larger number is a mistake.
 MAX_UNIX = 253_402_300_799
 
 
-def narrow_hints(hints: Mapping[str, object]) -> Hints:
-    """The hints checked, before any I/O: `InvalidHint` names the first bad one."""
-    after = _instant("started_after", hints.get("started_after"), math.floor)
-    before = _instant("started_before", hints.get("started_before"), math.ceil)
+NO_HINTS = Hints()
+
+
+def narrow_hints(
+    *,
+    agent_id: object = None,
+    phone_number_id: object = None,
+    started_after: object = None,
+    started_before: object = None,
+    initiation_source: object = None,
+    in_progress: object = False,
+) -> Hints:
+    """The hints checked, before any I/O: `InvalidHint` names the first bad one.
+
+    Typed `object`: the caller's values are checked here, whatever their static types said.
+    """
+    if (
+        agent_id is None
+        and phone_number_id is None
+        and started_after is None
+        and started_before is None
+        and initiation_source is None
+        and in_progress is False
+    ):
+        return NO_HINTS  # the common lookup: nothing to check, nothing to build
+    after = _instant("started_after", started_after, math.floor)
+    before = _instant("started_before", started_before, math.ceil)
     if after is not None and before is not None and after > before:
         raise InvalidHint("started_after", f"{after} is later than started_before ({before})")
     return Hints(
-        agent_id=_text("agent_id", hints.get("agent_id")),
-        phone_number_id=_text("phone_number_id", hints.get("phone_number_id")),
+        agent_id=_text("agent_id", agent_id),
+        phone_number_id=_text("phone_number_id", phone_number_id),
         started_after=after,
         started_before=before,
-        initiation_source=_text("initiation_source", hints.get("initiation_source")),
-        in_progress=_flag("in_progress", hints.get("in_progress", False)),
+        initiation_source=_text("initiation_source", initiation_source),
+        in_progress=_flag("in_progress", in_progress),
     )
 
 

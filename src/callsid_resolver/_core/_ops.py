@@ -10,14 +10,14 @@ raised), and True when the lock was taken for `ClaimFlight`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .._models import Resolution
+from .._models import Conversation, Resolution
 from ._api import ListQuery
 from ._keys import Keys
-from ._store import CachedMapping
+from ._store import CachedMapping, entries_for
 from ._window import ReadWindow
 
 # The two variables a carrier's call id can be in (docs/protocol.md §7, §12).
@@ -158,6 +158,16 @@ Plan = Generator[Operation, Any, Resolution]
 
 
 UNUSABLE = frozenset({FilterSupport.IGNORED, FilterSupport.REJECTED})
+# Sources whose conversations never hold an ElevenLabs phone-call record (docs/protocol.md §2): chat
+# widgets, SDK sessions and messaging integrations. Unknown or missing sources are still checked.
+NON_TELEPHONY_SOURCES = frozenset(
+    {
+        "android_sdk", "node_js_sdk", "react_native_sdk", "react_sdk", "js_sdk", "python_sdk",
+        "widget", "swift_sdk", "whatsapp", "twilio_sms", "flutter_sdk", "zendesk_integration",
+        "slack_integration", "telegram_integration", "intercom_integration",
+        "freshdesk_integration", "salesforce_integration", "template_preview",
+    }
+)  # fmt: skip
 # Listing sources of carrier calls (docs/protocol.md §2; SIP is spelt both ways in the API).
 TWILIO_SOURCES = frozenset({"twilio"})
 SIP_SOURCES = frozenset({"sip_trunk", "sip_trunking"})
@@ -169,3 +179,37 @@ def fits_later(twilio_form: bool, source: str | None) -> bool:
     fitting ones of the whole walk, never skipped: nothing documents that a SIP trunk cannot
     carry a Twilio-form id (a Twilio Elastic SIP trunk may), nor the reverse."""
     return source in (SIP_SOURCES if twilio_form else TWILIO_SOURCES)
+
+
+def learned_entries(
+    keys: Keys, conversations: Sequence[Conversation]
+) -> tuple[dict[str, CachedMapping], dict[str, CachedMapping]]:
+    """The cache entries fetched conversations teach: every id a conversation shows maps to it
+    (a SIP call is looked up by its Call-ID as often as by its `call_sid`), and, apart, the live
+    conversations that showed no id, to be remembered for `Settings.live_ttl` only."""
+    entries = entries_for(keys, conversations)
+    hidden: dict[str, CachedMapping] = {}
+    for conv in conversations:
+        ids = conv.call_ids
+        key = keys.conversation(conv.conversation_id)
+        if ids:
+            mapping = entries.get(key) or CachedMapping(
+                call_sid=next(iter(ids.values())),
+                conversation_id=conv.conversation_id,
+                agent_id=conv.agent_id,
+                status=conv.status,
+                start_time_unix_secs=conv.metadata.start_time_unix_secs,
+            )
+            mapping = mapping.model_copy(update={"call_ids": tuple(ids.values())})
+            entries[key] = mapping
+            for value in ids.values():
+                entries[keys.sid(value)] = mapping.model_copy(update={"call_sid": value})
+        elif conv.is_live:
+            hidden[key] = CachedMapping(
+                call_sid=None,
+                conversation_id=conv.conversation_id,
+                agent_id=conv.agent_id,
+                status=conv.status,
+                start_time_unix_secs=conv.metadata.start_time_unix_secs,
+            )
+    return entries, hidden

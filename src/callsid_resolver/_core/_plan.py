@@ -38,6 +38,7 @@ from ._callsid import filter_can_express, is_twilio_call_sid
 from ._ops import (
     CALL_ID,
     CALL_SID,
+    NON_TELEPHONY_SOURCES,
     UNUSABLE,
     ClaimFlight,
     Fetch,
@@ -52,42 +53,21 @@ from ._ops import (
     Settings,
     WriteCache,
     fits_later,
+    learned_entries,
 )
-from ._store import CachedMapping, entries_for
+from ._store import CachedMapping
 
-__all__ = [
-    "ClaimFlight",
-    "Fetch",
-    "FilterSupport",
-    "Hints",
-    "ListPage",
-    "Operation",
-    "Pause",
-    "Plan",
-    "ReadCache",
-    "ServerCapabilities",
-    "Settings",
-    "WriteCache",
-    "resolve_plan",
-]
+# `NON_TELEPHONY_SOURCES` for `_doctor`, which also lists conversations.
+__all__ = ["LIVE_EXCLUDES", "NON_TELEPHONY_SOURCES", "resolve_plan"]
 
 LIVE_EXCLUDES = ("processing", "done", "failed")
 # What a listed page costs against `max_scan` at least: an empty page with `has_more` (returned
 # forever by a faulty server) must use up the budget too (docs/protocol.md §2).
 MIN_PAGE_COST = 10
-# Sources whose conversations never hold an ElevenLabs phone-call record (docs/protocol.md §2): chat
-# widgets, SDK sessions and messaging integrations. Unknown or missing sources are still checked.
-NON_TELEPHONY_SOURCES = frozenset(
-    {
-        "android_sdk", "node_js_sdk", "react_native_sdk", "react_sdk", "js_sdk", "python_sdk",
-        "widget", "swift_sdk", "whatsapp", "twilio_sms", "flutter_sdk", "zendesk_integration",
-        "slack_integration", "telegram_integration", "intercom_integration",
-        "freshdesk_integration", "salesforce_integration", "template_preview",
-    }
-)  # fmt: skip
 
 
 def resolve_plan(call_sid: str, hints: Hints, caps: ServerCapabilities, settings: Settings) -> Plan:
+    """The lookup of a validated `call_sid` as a generator of operations (module docstring)."""
     search = _Search(call_sid, hints, caps, settings)
     return search.run()
 
@@ -300,7 +280,7 @@ class _Search:
         if not unknown:
             return None
         conversations = yield from self._fetch(unknown)
-        entries, hidden = self._entries(conversations)
+        entries, hidden = learned_entries(self.keys, conversations)
         if entries:
             yield WriteCache(entries)
         if hidden:
@@ -343,53 +323,22 @@ class _Search:
         ids = (entry.call_sid, *entry.call_ids)
         return self.call_sid in ids and self._agent_fits(entry.agent_id)
 
-    def _entries(
-        self, conversations: Sequence[Conversation]
-    ) -> tuple[dict[str, CachedMapping], dict[str, CachedMapping]]:
-        """The cache entries fetched conversations teach: every id a conversation shows maps to
-        it (a SIP call is looked up by its Call-ID as often as by its `call_sid`), and, apart,
-        the live conversations that showed no id, to be remembered for `live_ttl` only."""
-        entries = entries_for(self.keys, conversations)
-        hidden: dict[str, CachedMapping] = {}
-        for conv in conversations:
-            ids = conv.call_ids
-            key = self.keys.conversation(conv.conversation_id)
-            if ids:
-                mapping = entries.get(key) or CachedMapping(
-                    call_sid=next(iter(ids.values())),
-                    conversation_id=conv.conversation_id,
-                    agent_id=conv.agent_id,
-                    status=conv.status,
-                    start_time_unix_secs=conv.metadata.start_time_unix_secs,
-                )
-                mapping = mapping.model_copy(update={"call_ids": tuple(ids.values())})
-                entries[key] = mapping
-                for value in ids.values():
-                    entries[self.keys.sid(value)] = mapping.model_copy(update={"call_sid": value})
-            elif conv.is_live:
-                hidden[key] = CachedMapping(
-                    call_sid=None,
-                    conversation_id=conv.conversation_id,
-                    agent_id=conv.agent_id,
-                    status=conv.status,
-                    start_time_unix_secs=conv.metadata.start_time_unix_secs,
-                )
-        return entries, hidden
-
     def _list(self, query: ListQuery) -> Generator[Operation, Any, ConversationsPage]:
         prefetched, self.prefetched = self.prefetched, None
         if prefetched is not None and prefetched[0] == query and not _failed(prefetched[1]):
             self.pages += 1
-            return prefetched[1][0]  # type: ignore[no-any-return]
+            ahead: ConversationsPage = prefetched[1][0]
+            return ahead
         # Not listed ahead, or that listing failed: list it now, where an error is handled.
         try:
-            page, spent = yield ListPage(query)
+            listed: tuple[ConversationsPage, int] = yield ListPage(query)
         except BadRequest as exc:
             self.requests += exc.attempts  # a 400 may follow retried 5xx answers
             raise
+        page, spent = listed
         self.requests += spent
         self.pages += 1
-        return page  # type: ignore[no-any-return]
+        return page
 
     def _worth_checking(self, summary: ConversationSummary) -> bool:
         if summary.conversation_id in self.checked:

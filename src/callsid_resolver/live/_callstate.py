@@ -17,7 +17,7 @@ from .._exceptions import CallSidResolverError
 from ._errors import CallMismatch, ConversationOver
 
 if TYPE_CHECKING:
-    from .._resolver import AsyncCallSidResolver
+    from .._async.resolver import AsyncCallSidResolver
     from ._monitor import MonitorChannel
     from ._registry import SessionRegistry
     from ._target import Target

@@ -39,7 +39,7 @@ from ._transport import INSTALL_HINT, Batch, confirmed, open_socket
 
 if TYPE_CHECKING:
     from .._async.client import AsyncElevenLabsClient
-    from .._resolver import AsyncCallSidResolver
+    from .._async.resolver import AsyncCallSidResolver
 
 __all__ = ["MonitorChannel"]
 

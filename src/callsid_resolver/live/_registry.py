@@ -16,7 +16,7 @@ from .._core._callsid import validate_call_sid
 from ._errors import SessionClosed
 
 if TYPE_CHECKING:
-    from .._resolver import AsyncCallSidResolver
+    from .._async.resolver import AsyncCallSidResolver
     from ._session import ConversationSession
 
 __all__ = ["RegistryListener", "SessionRegistry"]

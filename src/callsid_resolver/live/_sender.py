@@ -48,7 +48,7 @@ from ._target import Target
 from ._transport import Failure, bounded
 
 if TYPE_CHECKING:
-    from .._resolver import AsyncCallSidResolver
+    from .._async.resolver import AsyncCallSidResolver
     from ._mailbox import Mailbox
     from ._monitor import MonitorChannel
     from ._registry import SessionRegistry

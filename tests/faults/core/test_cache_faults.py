@@ -27,7 +27,7 @@ from callsid_resolver import (
     RedisCache,
     TieredCache,
 )
-from callsid_resolver.webhooks import prime_from_outbound_call
+from callsid_resolver.webhooks import mapping_from_outbound_call
 
 from ...conftest import API_KEY, FakeApi, make_conversation, sid_of
 from ...redis_server import RedisServer
@@ -95,8 +95,10 @@ def test_redis_killed_mid_lookup_still_answers_then_recovers(
         with pytest.raises(CacheUnavailable):  # not remembered: the next tool call writes again
             resolver.remember_tool_call(sid_of(97), "conv_tool")
         outbound = {"success": True, "conversation_id": "conv_out", "callSid": sid_of(98)}
+        learned = mapping_from_outbound_call(outbound, agent_id="agent_1")
+        assert learned is not None
         with pytest.raises(CacheUnavailable):
-            prime_from_outbound_call(resolver, outbound, agent_id="agent_1")
+            resolver.remember(*learned)
         # Back up (empty: no persistence): the cache fills and answers again.
         redis_server.start()
         faults = resolver.cache_faults
@@ -148,7 +150,7 @@ def test_eight_fleet_waiters_look_up_directly_when_redis_dies(
 
     def worker() -> None:
         with _sync_client(handler) as client:
-            resolver = CallSidResolver(client, cache=RedisCache(rclient), flight_poll=0.02)
+            resolver = CallSidResolver(client, cache=RedisCache(rclient))
             gate.wait()
             try:
                 results.append(resolver.resolve(sid_of(7)).conversation_id)
@@ -173,9 +175,7 @@ async def test_async_fleet_with_redis_killed_mid_run(
     clients = [
         AsyncElevenLabsClient(API_KEY, transport=httpx.MockTransport(handler)) for _ in range(8)
     ]
-    resolvers = [
-        AsyncCallSidResolver(c, cache=AsyncRedisCache(arclient), flight_poll=0.02) for c in clients
-    ]
+    resolvers = [AsyncCallSidResolver(c, cache=AsyncRedisCache(arclient)) for c in clients]
     try:
         results = await asyncio.gather(
             *(r.resolve(sid_of(7)) for r in resolvers), return_exceptions=True

@@ -28,7 +28,7 @@ from callsid_resolver import (
     RetryPolicy,
     TieredCache,
 )
-from callsid_resolver._core._plan import FilterSupport
+from callsid_resolver._core._ops import FilterSupport
 
 from ...conftest import API_KEY, FakeApi, make_conversation, sid_of
 from ...redis_server import RedisServer
