@@ -73,10 +73,6 @@ def test_every_drawn_class_is_importable_from_the_top_level() -> None:
         assert child in callsid_resolver.__all__, child
 
 
-# Modules still drawing (part of) the tree in their docstring; this set may only shrink.
-OTHER_DRAWINGS_TO_REMOVE = {"webhooks.py"}
-
-
 def test_no_other_module_draws_the_tree() -> None:
     # Drawn once in code: other modules point to `_exceptions` instead.
     package = ROOT / "src" / "callsid_resolver"
@@ -86,4 +82,4 @@ def test_no_other_module_draws_the_tree() -> None:
         if re.search(rf"^{ROOT_NAME}\n[├└]── ", path.read_text(), re.M)
     }
     assert "_exceptions.py" in drawings
-    assert drawings - {"_exceptions.py"} <= OTHER_DRAWINGS_TO_REMOVE
+    assert drawings == {"_exceptions.py"}

@@ -48,17 +48,6 @@ INTERNAL_EXCEPTIONS = {
     "Dropped": "the emulator hanging up; its fronts close the connection",
     "ConnectionDropped": "the emulator's ASGI transport drops a connection as httpx would",
 }
-# Classes still defined in a public module instead of a private one; this set may only shrink
-# (the webhook models and the MCP tool are to move into private modules).
-DEFINED_IN_PUBLIC_MODULE = {
-    "callsid_resolver.webhooks.CallInitiationFailure",
-    "callsid_resolver.webhooks.FailureMetadata",
-    "callsid_resolver.webhooks.LearnedMapping",
-    "callsid_resolver.webhooks.PostCallAudio",
-    "callsid_resolver.webhooks.PostCallTranscriptionOtel",
-    "callsid_resolver.webhooks.WebhookEvent",
-    "callsid_resolver.mcp_server.MailboxTool",
-}
 
 
 ROOT = Path(__file__).parent.parent
@@ -184,9 +173,7 @@ def test_every_public_class_is_defined_in_a_private_module() -> None:
         and cls.__module__.startswith("callsid_resolver")
         and not is_private(cls.__module__)
     }
-    assert public_defined <= DEFINED_IN_PUBLIC_MODULE, sorted(
-        public_defined - DEFINED_IN_PUBLIC_MODULE
-    )
+    assert public_defined == set()
 
 
 def test_the_top_level_holds_no_live_or_webhook_api() -> None:

@@ -1,8 +1,8 @@
 """Verifying the `ElevenLabs-Signature` of a webhook delivery, and the errors of `webhooks`.
 
-Split from `webhooks` (which re-exports everything public here): this part takes untrusted
-bytes and headers from whatever web framework the user runs, so it checks their types too, and
-refuses anything it cannot check with a `WebhookError` rather than a raw `TypeError`. Sources:
+Public through `callsid_resolver.webhooks` (the errors through `callsid_resolver`). It takes
+untrusted bytes and headers from whatever web framework the user runs, so it checks their types
+too, and refuses anything it cannot check with a `WebhookError`, not a raw `TypeError`. Sources:
 the post-call webhooks docs and SDK `webhooks_custom.py:construct_event` (docs/protocol.md §9).
 """
 
