@@ -82,7 +82,7 @@ def test_the_reference_shows_signatures_and_no_private_base() -> None:
     )
     # Hidden members are exactly the undocumented ones, which the test above forbids for methods.
     assert options.get("show_if_no_docstring") == "false"
-    assert options.get("show_bases") == "false"  # `ElevenLabsClient(_ClientBase)` said nothing
+    assert options.get("show_bases") == "false"  # a private base class tells a reader nothing
     assert options.get("merge_init_into_class") == "true"  # constructor signatures
     assert options.get("show_signature", "true") == "true"
     assert options.get("separate_signature") == "true"
