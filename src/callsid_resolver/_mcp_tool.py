@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import cachetools
 
 from ._core._callsid import validate_call_sid
+from ._core._keys import millis
 from ._exceptions import InvalidCallSid
 from ._priming import InvalidConversationId
 from .live import Mailbox, RedisMailbox
@@ -102,7 +103,7 @@ class MailboxTool:
             key = self.mailbox.key(call_sid)
             async with self.mailbox.client.pipeline(transaction=True) as pipe:
                 pipe.lpush(key, *[json.dumps(item) for item in reversed(items)])
-                pipe.pexpire(key, max(int(self.mailbox.ttl * 1000), 1))
+                pipe.pexpire(key, millis(self.mailbox.ttl))
                 await pipe.execute()
             return
         for item in items:
