@@ -79,7 +79,8 @@ def measure(quick: bool) -> list[Goal]:
             emulated["ceiling"], _ = server_ceiling(emulator.base_url, _get_target(replies), 100)
     targets = list(replies)
     with LoopbackServer(replies, latency=LATENCY) as server:
-        ceilings = {p: server_ceiling(server.base_url, _get_target(replies), p) for p in pools}
+        target, seconds = _get_target(replies), 1 if quick else 2
+        ceilings = {p: server_ceiling(server.base_url, target, p, seconds) for p in pools}
         grid = run_grid(server.base_url, server.take_count, pools, repeats, sids, expected, quick)
         bare = asyncio.run(_bare_rate(server.base_url, 100, targets))
     with LoopbackServer(replies, latency=0.0) as server:
