@@ -38,8 +38,7 @@ import httpx
 from benchmarks.goals import Goal
 from benchmarks.loopback import LoopbackServer, Recorder
 from benchmarks.watchdog import watchdog_costs
-from callsid_resolver import AsyncCallSidResolver, MemoryCache
-from callsid_resolver._client import AsyncElevenLabsClient
+from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient, MemoryCache
 from callsid_resolver.testing import EmulatorProcess, newest_first, synthetic_conversations
 
 AREA = "cold path"
