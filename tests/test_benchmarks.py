@@ -6,6 +6,7 @@ Fast: fake area modules stand in for `benchmarks/<area>.py`; no emulator process
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -16,11 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from benchmarks import run
+from benchmarks import cold, run
 from benchmarks.goals import Goal, goal_from_dict, run_area
+from benchmarks.loopback import LoopbackServer, Recorder
 from benchmarks.report import docs_page, markdown, svg_plot
 from benchmarks.scenarios import Bench, Result, estimated_walk, walk_requests
 
+from callsid_resolver import AsyncCallSidResolver, AsyncElevenLabsClient, MemoryCache
 from callsid_resolver.testing import Emulator, newest_first, synthetic_conversations
 
 IN_PROCESS = ["--area-timeout", "0"]  # the fake areas live in this process's sys.modules
@@ -357,3 +360,68 @@ def test_the_quickest_areas_run_first_and_the_goals_show_in_the_issues_order(
     assert run.main([*IN_PROCESS, *only, "--quick", "--out", str(tmp_path)]) == 0
     assert ran == ["fleet", "cold"]
     assert [g["area"] for g in saved(tmp_path)["goals"]] == ["cold", "fleet"]
+
+
+def _recorded(lookups: int) -> tuple[dict[str, tuple[int, dict[str, str], str]], dict[str, str]]:
+    """Replies of the in-process emulator to `lookups` cold lookups, through the recorder."""
+    history = newest_first(synthetic_conversations(lookups * 3, seed=16))
+    expected = {
+        c["metadata"]["phone_call"]["call_sid"]: c["conversation_id"]
+        for c in history
+        if (c["metadata"].get("phone_call") or {}).get("call_sid")
+    }
+    sids = list(expected)[:lookups]
+    recorder = Recorder(Emulator(history).transport())
+
+    async def resolve_all() -> None:
+        async with AsyncElevenLabsClient("bench-key", transport=recorder) as client:
+            resolver = AsyncCallSidResolver(client, cache=MemoryCache())
+            for sid in sids:
+                assert (await resolver.resolve(sid)).conversation_id == expected[sid]
+
+    asyncio.run(resolve_all())
+    return recorder.replies, {s: expected[s] for s in sids}
+
+
+def test_the_replay_server_answers_the_recorded_bytes_after_the_latency() -> None:
+    replies, expected = _recorded(3)
+    assert len(replies) == 2 * len(expected)  # one filtered list and one GET per lookup
+    get = next(t for t in replies if "?" not in t)
+    listing = next(t for t in replies if "?" in t)
+    with LoopbackServer(replies, latency=0.05) as server, httpx.Client() as http:
+        started = time.perf_counter()
+        response = http.get(server.base_url + get)
+        assert time.perf_counter() - started >= 0.05
+        status, headers, body = replies[get]
+        assert (response.status_code, response.text) == (status, body)
+        assert response.headers["request-id"] == headers["request-id"]
+        # Backends escape a query differently (aiohttp leaves `:` alone, httpx may not).
+        escaped = http.get(server.base_url + listing.replace(":", "%3A"))
+        assert escaped.text == replies[listing][2]
+        assert http.get(server.base_url + "/v1/convai/conversations/nope").status_code == 404
+        assert server.take_count() == 3
+        assert server.take_count() == 0  # the count path is not counted, and reading resets
+
+
+def test_the_cold_burst_through_the_replay_server_resolves_every_sid() -> None:
+    replies, expected = _recorded(20)
+    sids = list(expected)
+    with LoopbackServer(replies, latency=0.0) as server:
+        for backend in ("httpx", "aiohttp"):
+            run = asyncio.run(cold._burst(server.base_url, backend, 5, sids, expected))
+            assert run["failed"] == 0, run["first_error"]
+            assert server.take_count() == 2 * len(sids)
+
+
+def test_without_wrk_the_ceiling_is_measured_by_a_bare_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    replies, _ = _recorded(1)
+    get = next(t for t in replies if "?" not in t)
+    monkeypatch.setattr(cold.shutil, "which", lambda name: None)
+    with LoopbackServer(replies, latency=0.0) as server:
+        server.take_count()
+        rate, tool = cold.server_ceiling(server.base_url, get, 4)
+        assert tool == "aiohttp"
+        assert rate > 0
+        assert server.take_count() == 4 * 20

@@ -204,6 +204,10 @@ def test_the_async_pool_is_split_in_small_pools_unless_a_proxy_is_set(
     split = ShardedTransport(httpx.Limits(max_connections=5))
     sizes = [s.transport._pool._max_connections for s in split._shards]
     assert sorted(sizes) == [1, 2, 2]
+    # One TLS context for every small pool: each loading the CA bundle made a pool of 100 take
+    # over a second to build.
+    contexts = {id(s.transport._pool._ssl_context) for s in split._shards}
+    assert len(contexts) == 1
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     assert isinstance(AsyncElevenLabsClient(KEY)._http._transport, ShardedTransport)
