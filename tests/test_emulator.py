@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from callsid_resolver.testing import (
     scrub_conversation,
     synthetic_conversations,
 )
+from callsid_resolver.testing._server import bind
 
 KEY = "test-key"
 LIVE_SID = "CAdeadbeef000000000000000000000001"
@@ -406,3 +408,25 @@ def test_a_remote_emulator_is_steered_through_its_control_endpoints() -> None:
         assert remote.total_requests == 4
         remote.reset_counts()
         assert remote.total_requests == 0
+
+
+def test_the_served_emulator_answers_keep_alive_requests_without_nagle() -> None:
+    # A reply written in two parts waited ~40 ms for the client's delayed ACK when Nagle's
+    # algorithm was on: asyncio turns it off only for sockets whose protocol says TCP.
+    async def accepted_nodelay() -> int:
+        listener = bind("127.0.0.1", 0)
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+            value = await asyncio.wait_for(seen, 5)
+            writer.close()
+        return value
+
+    assert asyncio.run(accepted_nodelay()) != 0

@@ -122,7 +122,7 @@ class EmulatorServer:
         logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
         # Binding here rather than in uvicorn's thread turns a busy port into an OSError for the
         # caller, instead of a log line and a thread that silently dies.
-        self._socket = _bind(self.host, self.port)
+        self._socket = bind(self.host, self.port)
         self.port = self._socket.getsockname()[1]
         self._thread = threading.Thread(
             target=self._server.run,
@@ -171,7 +171,23 @@ class EmulatorServer:
         self.stop()
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    # `create_server` sets SO_REUSEADDR, as uvicorn does: a restart right after a stop works.
-    return socket.create_server((host, port), family=family)
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket for the emulator, before uvicorn takes it."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )[0]
+    # The protocol must say TCP: asyncio turns Nagle's algorithm off only on sockets whose
+    # `proto` is IPPROTO_TCP, and `socket.create_server` leaves it 0. With Nagle on, a reply
+    # written in two parts (headers, then body) waited for the client's delayed ACK: about
+    # 40 ms on every keep-alive request. Set on the listener too, which accepted sockets
+    # inherit on Linux.
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart right after a stop
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(address)
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    return sock
