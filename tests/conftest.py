@@ -7,12 +7,14 @@ import copy
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
+import redis.asyncio
 
 from callsid_resolver import AsyncElevenLabsClient, ElevenLabsClient, RetryPolicy
 from callsid_resolver.testing import DOCUMENTED, EmulatorProfile
@@ -173,10 +175,27 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
+def rclient() -> Iterator[redis.Redis]:
+    """A client of the loopback Redis (the real one: tests never fake the shared parts)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (bash .ci/run starts it)")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def arclient() -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
 def namespace() -> Iterator[str]:
     """A cache namespace of this test's own on the real Redis, its keys removed afterwards."""
-    import redis
-
     ns = f"test-{uuid.uuid4().hex[:12]}"
     yield ns
     client = redis.Redis.from_url(REDIS_URL)

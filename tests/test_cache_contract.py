@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -44,7 +44,7 @@ from callsid_resolver._core._store import (
 )
 from callsid_resolver._memory import warm_table
 
-from .conftest import REDIS_URL, sid_of
+from .conftest import sid_of
 
 T = TypeVar("T")
 
@@ -98,24 +98,6 @@ async def call(result: T | Awaitable[T]) -> T:
     if inspect.isawaitable(result):
         return await result
     return result
-
-
-@pytest.fixture
-def rclient() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (bash .ci/run starts it)")
-    yield client
-    client.close()
-
-
-@pytest.fixture
-async def arclient() -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
 
 
 def _memory(clock: Clock) -> MemoryCache:

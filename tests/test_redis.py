@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -33,24 +32,6 @@ from .conftest import API_KEY, FakeApi, make_conversation, sid_of
 from .test_cache import HIT, MISS
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def rclient() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (bash .ci/run starts it)")
-    yield client
-    client.close()
-
-
-@pytest.fixture
-async def arclient() -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
 
 
 class TestRedisCache:
