@@ -94,6 +94,11 @@ class AsyncCallSidResolver:
             keys=Keys(namespace),
         )
         self.shared = ResolverShared(given, settings)
+        # The warm table's reads, bound once (an empty table: a backend with none).
+        self._warm_entries = (
+            self.shared.warm_entries if self.shared.warm_entries is not None else {}
+        )
+        self._warm_clock = self.shared.warm_clock
         self.settings = settings
         self.capabilities = self.shared.capabilities
         self.sleep = sleep
@@ -128,15 +133,29 @@ class AsyncCallSidResolver:
         `ConversationNotFound` (saying what was searched, and for a live call how else to learn
         the mapping) when no conversation shows the id.
         """
-        hints = (
-            NO_HINTS  # the common lookup, on the warm path: skip a call (docs/caching.md)
-            if agent_id is None
+        if (
+            agent_id is None
             and phone_number_id is None
             and started_after is None
             and started_before is None
             and initiation_source is None
             and in_progress is False
-            else narrow_hints(
+        ):
+            # The common lookup of a mapping this process holds, answered inline: no hint to
+            # check, no call (docs/caching.md, "Warm lookups"; `ResolverShared.warm` otherwise).
+            try:
+                entry = self._warm_entries.get(call_sid)
+            except TypeError:  # unhashable: the plan refuses it below
+                entry = None
+            if (
+                entry is not None
+                and entry.conversation_id is not None
+                and entry.expires > self._warm_clock()
+            ):
+                return entry.resolution or entry.to_resolution()
+            hints = NO_HINTS
+        else:
+            hints = narrow_hints(
                 agent_id=agent_id,
                 phone_number_id=phone_number_id,
                 started_after=started_after,
@@ -144,10 +163,9 @@ class AsyncCallSidResolver:
                 initiation_source=initiation_source,
                 in_progress=in_progress,
             )
-        )
-        found = self.shared.warm(call_sid, hints)
-        if found is not None:
-            return found
+            found = self.shared.warm(call_sid, hints)
+            if found is not None:
+                return found
         sid = validate_call_sid(call_sid)
         return await self._flights.run(
             (sid, hints), lambda: self._drive(sid, self.shared.plan(sid, hints))
