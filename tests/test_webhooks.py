@@ -616,6 +616,7 @@ def test_sign_webhook_signs_as_elevenlabs_does() -> None:
     assert header == sign(body)  # the independent computation above
     verify_signature(body, header, SECRET, now=NOW)
     verify_signature(body, sign_webhook(body.decode(), SECRET), SECRET)  # now, from text
+    assert sign_webhook(body, SECRET.encode(), timestamp=NOW) == header  # a bytes secret
     with pytest.raises(InvalidSignature):
         verify_signature(body + b" ", header, SECRET, now=NOW)
     with pytest.raises(ValueError, match="empty"):

@@ -174,7 +174,8 @@ def _finite(name: str, value: object, *, minimum: float | None = None) -> float:
 
 def _signature_digest(body: bytes, timestamp: int, secret: str | bytes) -> str:
     """The `v0` of a delivery: hex HMAC-SHA256 of `"<t>.<body>"` keyed with the secret, over
-    the body's bytes as received (no decode/re-encode). `testing.sign_webhook` signs with it."""
+    the body's bytes as received (no decode/re-encode). (`testing.sign_webhook` computes
+    it on its own, so that tests check one against the other.)"""
     signed = f"{timestamp}.".encode() + body
     key = secret.encode() if isinstance(secret, str) else secret
     return hmac.new(key, signed, hashlib.sha256).hexdigest()

@@ -284,6 +284,10 @@ def test_the_control_endpoint_takes_a_profile(served: tuple[Emulator, RemoteEmul
         ({"fail_status": 200}, "fail_status"),
         ({"profile": "optimistic"}, "profile"),
         ({"profile": {"callsid_resolver_profile": 1, "settings": {"x": 1}}}, "profile"),
+        ({"profile": None}, "profile"),
+        ({"profile": 5}, "profile"),
+        ({"profile": ["documented"]}, "profile"),
+        ({"profile": "/no/such/profile.json"}, "profile"),
         ({"latncy": 0.1}, "latncy"),
     ],
 )

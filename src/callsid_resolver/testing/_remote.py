@@ -18,7 +18,7 @@ from ._profile import (
     profile_document,
     profile_from_document,
 )
-from ._settings import REMOTE
+from ._settings import REMOTE, check_profile
 
 
 class RemoteEmulator:
@@ -59,7 +59,10 @@ class RemoteEmulator:
             ValueError: the emulator refused a setting (the message names it).
         """
         if "profile" in settings and not isinstance(settings["profile"], dict):
-            settings["profile"] = profile_document(load_profile(settings["profile"]))
+            try:  # read here: a file on this side may not exist on the emulator's
+                settings["profile"] = profile_document(check_profile(settings["profile"]))
+            except ValueError as exc:
+                raise ValueError(f"the emulator refused a setting: profile: {exc}") from None
         response = self._http.post("/_emulator/settings", json=settings)
         if response.status_code == 422:
             raise ValueError(f"the emulator refused a setting: {response.json()['detail']}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -90,14 +91,21 @@ def _flag(value: Any) -> Any:
     return value
 
 
-def _profile(value: Any) -> Any:
+def check_profile(value: Any) -> EmulatorProfile:
+    """The profile a `profile` setting names (a name, a file, a profile or a parsed file), or
+    `ValueError` saying what to give."""
     if isinstance(value, Mapping):  # a parsed profile file, as the control endpoint receives it
         return profile_from_document(dict(value), source="profile setting")
-    return load_profile(value)
+    if not isinstance(value, str | os.PathLike | EmulatorProfile):
+        raise ValueError("must be a profile name, a profile file or a profile object")
+    try:
+        return load_profile(value)
+    except OSError as exc:  # a file that cannot be read: a bad value, not a crash of the server
+        raise ValueError(f"cannot read the profile file: {exc.strerror or exc}") from None
 
 
 CHECKS: dict[str, Callable[[Any], Any]] = {
-    "profile": _profile,
+    "profile": check_profile,
     "latency": _number(0),
     "rate_limit_every": _count_or_none,
     "concurrency_limit": _count_or_none,
