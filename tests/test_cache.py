@@ -7,9 +7,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 
+import httpx
 import pytest
 
-from callsid_resolver import MemoryCache, NullCache, TieredCache
+from callsid_resolver import (
+    CallSidResolver,
+    ElevenLabsClient,
+    MemoryCache,
+    NullCache,
+    TieredCache,
+)
 from callsid_resolver._cache import (
     BlockingCacheView,
     BlockingLockView,
@@ -353,3 +360,29 @@ class TestSeams:
     def test_a_backend_without_a_lock_is_a_resolution_cache_still(self) -> None:
         assert isinstance(MemoryCache(), ResolutionCache)
         assert isinstance(NullCache(), ResolutionCache)
+
+
+def test_the_blocking_resolver_refuses_an_asyncio_cache() -> None:
+    class AsyncOnly:
+        async def get_many(self, keys: Sequence[str]) -> list[CachedMapping | None]:
+            return [None] * len(keys)
+
+        async def set_many(
+            self,
+            items: Mapping[str, CachedMapping],
+            ttl: float | None = None,
+            *,
+            only_if_absent: bool = False,
+        ) -> None:
+            return None
+
+        async def delete(self, key: str) -> None:
+            return None
+
+    client = ElevenLabsClient(
+        "test-key", transport=httpx.MockTransport(lambda r: httpx.Response(500))
+    )
+    with pytest.raises(TypeError, match="AsyncCallSidResolver"):
+        CallSidResolver(client, cache=AsyncOnly())  # type: ignore[arg-type]
+    CallSidResolver(client, cache=MemoryCache())  # a blocking one is fine
+    client.close()

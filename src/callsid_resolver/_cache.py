@@ -25,7 +25,6 @@ from typing_extensions import TypeIs
 
 from ._async.redis_cache import AsyncRedisCache
 from ._async.tiered_cache import AsyncTieredCache
-from ._core._keys import Keys
 from ._core._store import (
     AsyncFlightLock,
     AsyncResolutionCache,
@@ -184,10 +183,3 @@ def async_flight_lock(cache: object) -> AsyncFlightLock | None:
     if has_async_lock(cache):
         return cache
     return BlockingLockView(cache)
-
-
-# Transitional, for modules that other branches rewrite (`__init__`, `_resolver`, `_lookups`,
-# `_priming`): the lead deletes this block when they land. `Keys` replaces `CacheKeys`;
-# `flight_lock`/`async_flight_lock` replace `isinstance(cache, SharedFlight)`.
-CacheKeys = Keys
-SharedFlight = FlightLock

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ._cache import as_async_cache, async_flight_lock, flight_lock
+from ._cache import as_async_cache, async_flight_lock, flight_lock, is_async_cache
 from ._core import _api
 from ._core._callsid import validate_call_sid
 from ._core._hints import NO_HINTS
@@ -108,7 +108,13 @@ class ResolverShared:
         log_cache_fault(operation, exc)
 
 
-def as_blocking_cache(cache: ResolutionCache) -> ResolutionCache:
-    """The blocking resolver's view of its cache: the cache itself. The sync twin of
-    `_cache.as_async_cache`, which wraps a blocking backend for the async resolver."""
+def as_blocking_cache(cache: ResolutionCache | AsyncResolutionCache) -> ResolutionCache:
+    """The blocking resolver's view of its cache: the cache itself, refused when it is an async
+    backend (its coroutines would never be awaited). The sync twin of `_cache.as_async_cache`,
+    which wraps a blocking backend for the async resolver."""
+    if is_async_cache(cache):
+        raise TypeError(
+            f"{type(cache).__name__} is an asyncio cache: give it to AsyncCallSidResolver, or "
+            "give CallSidResolver a blocking one (RedisCache instead of AsyncRedisCache)"
+        )
     return cache

@@ -57,7 +57,7 @@ class AsyncElevenLabsClient:
     wait their turn within the call's deadline. With your own `http_client` or `transport`, no
     bound applies unless you pass `max_in_flight`: size it to that pool (docs/resolution.md).
 
-    `backend="aiohttp"` (asyncio only, extra `callsid-resolver[aiohttp]`) sends through
+    The asyncio client only: `backend="aiohttp"` (extra `callsid-resolver[aiohttp]`) sends through
     aiohttp's connection pool behind httpx's API (httpx-aiohttp), which keeps up better with
     hundreds of concurrent requests; it speaks HTTP/1.1 only, does not read proxy settings from
     the environment, and is ignored when you pass `http_client` or `transport`.
