@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from callsid_resolver import (
     CallSidResolverError,
     ConversationOver,
     NotLive,
+    SenderError,
     SendTimeout,
     SessionClosed,
 )
@@ -448,3 +449,29 @@ async def test_a_send_that_may_have_arrived_is_not_sent_again_through_the_mailbo
     await sender.aclose()
     assert info.value.sent
     assert await mailbox.drain(BRIDGE_SID) == []
+
+
+class StuckMailbox(MemoryMailbox):
+    """A mailbox whose posts never finish (a Redis that stopped answering mid-write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def post(self, call_sid: str, item: Any) -> int:
+        self.entered.set()
+        await asyncio.Event().wait()
+        return 0
+
+    async def post_many(self, call_sid: str, items: Sequence[Any]) -> int:
+        return await self.post(call_sid, items)
+
+
+async def test_closing_the_sender_settles_a_send_being_written() -> None:
+    mailbox = StuckMailbox()
+    sender = Sender(mailbox=mailbox)
+    send = asyncio.create_task(sender.send_contextual_update("x", call_sid="CA" + "1" * 32))
+    await asyncio.wait_for(mailbox.entered.wait(), 5)
+    await sender.aclose()
+    with pytest.raises(SenderError, match="may or may not have arrived"):
+        await asyncio.wait_for(send, 5)  # it hung forever before

@@ -23,6 +23,9 @@ from ._router_messages import MAX_RUN
 __all__ = ["MAX_LANE_RUN", "Lane", "Lanes"]
 
 MAX_LANE_RUN = MAX_RUN  # sends of one lane taken together at most (a router run's limit)
+_CLOSED_WHILE_SENDING = (
+    "the sender was closed while this was being sent: it may or may not have arrived"
+)
 
 
 @dataclass(eq=False)
@@ -31,6 +34,7 @@ class Lane:
 
     jobs: collections.deque[Job] = field(default_factory=collections.deque)  # admitted
     waiting: collections.deque[Job] = field(default_factory=collections.deque)  # for room
+    current: list[Job] = field(default_factory=list)  # taken out of `jobs`, being written
     task: asyncio.Task[None] | None = None
 
 
@@ -105,16 +109,23 @@ class Lanes:
                 self._admit(lane)
                 if job.cancelled:
                     continue
+                lane.current = [job]
                 runner = next((c for c in self._run_channels if c.takes_run(job)), None)
                 if runner is None:
                     await self._dispatch(job)
-                    continue
-                for ready in await runner.prepare_run(self._run_of(lane, job, runner)):
-                    await self._dispatch(ready)
+                else:
+                    lane.current = self._run_of(lane, job, runner)
+                    for ready in await runner.prepare_run(lane.current):
+                        await self._dispatch(ready)
+                # Dispatched: each job is settled, or its write's confirmation will settle it.
+                lane.current = []
         finally:
-            # Reached with both deques empty, or on `aclose()`: fail whatever is left.
+            # Reached with both deques empty, or on `aclose()`: fail whatever is left, the jobs
+            # being written included (their outcome would otherwise never come: nothing lost).
             if self._lanes.get(key) is lane:
                 del self._lanes[key]
+            for job in lane.current:
+                settle(job.done, SenderError(_CLOSED_WHILE_SENDING))
             for job in (*lane.jobs, *lane.waiting):
                 settle(job.done, SenderError("the sender was closed before this was sent"))
 
