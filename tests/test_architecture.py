@@ -15,8 +15,6 @@ import pytest
 PACKAGE = "callsid_resolver"
 SOURCE = Path(__file__).resolve().parent.parent / "src" / PACKAGE
 MAX_LINES = 400
-# `_core` is the sans-I/O bottom: it may lean on the models and the error tree, nothing else.
-CORE_MAY_IMPORT = {f"{PACKAGE}._models", f"{PACKAGE}._exceptions", f"{PACKAGE}._json"}
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +74,65 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert strongly_connected(toy) == [["a", "b"]]
 
 
-def test_core_imports_nothing_above_it(graph: grimp.ImportGraph) -> None:
-    core = f"{PACKAGE}._core"
-    upward = {
-        (module, imported)
-        for module in graph.find_descendants(core)
+# docs/architecture.md's layers, bottom first: a module may import its own layer and those below.
+# Names are module paths below the package; the longest matching prefix places a module.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("bottom", ("_models", "_exceptions", "_not_found", "_core._secrets", "_json", "__version__")),
+    ("core", ("_core",)),
+    ("clients", ("_async.client", "_sync.client", "_client_base", "_concurrency", "_shards")),
+    ("clients", ("_watchdog",)),
+    ("cache twins", ("_async.redis_cache", "_sync.redis_cache", "_redis_support")),
+    ("cache twins", ("_async.tiered_cache", "_sync.tiered_cache")),
+    ("cache seam", ("_cache", "_memory")),
+    ("resolvers", ("_async", "_sync", "_resolver_base", "_lookups", "_priming", "_flights")),
+    ("features", ("live", "testing", "_mcp_tool", "_mcp_http")),
+    ("features", ("_webhook_events", "_webhook_dedupe", "_webhook_signature")),
+    ("public faces", ("", "webhooks", "mcp_server")),
+    ("entry points", ("cli", "_cli_support", "_emulator_cli", "_mcp_cli", "_doctor", "_demo")),
+    ("entry points", ("pytest_plugin", "__main__")),
+]
+LAYER_ORDER = list(dict.fromkeys(name for name, _ in LAYERS))
+
+
+def layer_of(module: str) -> str | None:
+    name = module.removeprefix(PACKAGE).removeprefix(".")
+    matches = [
+        (len(prefix), layer)
+        for layer, prefixes in LAYERS
+        for prefix in prefixes
+        if name == prefix or (prefix and name.startswith(prefix + "."))
+    ]
+    return max(matches)[1] if matches else None
+
+
+def upward_imports(graph: grimp.ImportGraph) -> list[str]:
+    """Each import of a module from a layer above its own."""
+    return sorted(
+        f"{module} ({layer_of(module)}) imports {imported} ({layer_of(imported)})"
+        for module in graph.modules
         for imported in graph.find_modules_directly_imported_by(module)
-        if not imported.startswith(core) and imported not in CORE_MAY_IMPORT
-    }
-    assert upward == set()
+        if LAYER_ORDER.index(str(layer_of(imported))) > LAYER_ORDER.index(str(layer_of(module)))
+    )
+
+
+def test_imports_run_down_the_layers(graph: grimp.ImportGraph) -> None:
+    unplaced = sorted(m for m in graph.modules if layer_of(m) is None)
+    assert unplaced == [], "add these modules to LAYERS and docs/architecture.md"
+    assert upward_imports(graph) == []
+
+
+def test_the_layer_check_sees_an_upward_import() -> None:
+    assert layer_of(f"{PACKAGE}._core._secrets") == "bottom"  # the longer prefix wins
+    assert layer_of(PACKAGE) == "public faces"
+    toy = grimp.ImportGraph()
+    for name in ("_core._plan", "live._sender", "_cache"):
+        toy.add_module(f"{PACKAGE}.{name}")
+    toy.add_import(importer=f"{PACKAGE}.live._sender", imported=f"{PACKAGE}._cache")
+    assert upward_imports(toy) == []
+    toy.add_import(importer=f"{PACKAGE}._core._plan", imported=f"{PACKAGE}.live._sender")
+    assert upward_imports(toy) == [
+        f"{PACKAGE}._core._plan (core) imports {PACKAGE}.live._sender (features)"
+    ]
 
 
 def modules() -> Iterator[Path]:
