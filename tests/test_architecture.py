@@ -4,6 +4,7 @@ module reaches for another module's private names."""
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -201,3 +202,20 @@ def test_generated_twins_are_current() -> None:
         [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_every_module_lists_its_names() -> None:
+    # `__all__` is a module's public-internal surface: what other modules may import from it.
+    unlisted, unresolved = [], []
+    for path in modules():
+        if path.name in ("__init__.py", "__main__.py", "__version__.py"):
+            continue
+        dotted = ".".join((PACKAGE, *path.relative_to(SOURCE).with_suffix("").parts))
+        module = importlib.import_module(dotted)
+        names = getattr(module, "__all__", None)
+        if names is None:
+            unlisted.append(dotted)
+        else:
+            unresolved += [f"{dotted}.{name}" for name in names if not hasattr(module, name)]
+    assert unlisted == []
+    assert unresolved == []

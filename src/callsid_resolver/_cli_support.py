@@ -17,6 +17,23 @@ from ._client_base import DEFAULT_BASE_URL
 if TYPE_CHECKING:
     from .testing import EmulatorProfile
 
+__all__ = [
+    "DOCTOR_EXIT_CODES",
+    "EXIT_CODES",
+    "HelpFormatter",
+    "Parser",
+    "UsageError",
+    "add_profile_argument",
+    "base_url",
+    "count_at_least",
+    "filter_modes",
+    "port_number",
+    "profile_argument",
+    "request_counter",
+    "seconds",
+    "verbose_log",
+]
+
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_AUTH, EXIT_FAILURE, EXIT_MISSING_EXTRA = 1, 2, 3, 4, 5
 EXIT_CODES = """\
 exit codes:

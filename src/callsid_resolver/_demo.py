@@ -22,6 +22,8 @@ from .webhooks import mapping_from_outbound_call
 if TYPE_CHECKING:
     from .testing._profile import ProfileLike
 
+__all__ = ["AGENT", "DEMO_KEY", "LIVE_CALL", "LIVE_CONVERSATION", "SIP_CONVERSATION", "run_demo"]
+
 DEMO_KEY = "demo-key"
 LIVE_CALL = "CAdeadbeef000000000000000000000001"  # the in-progress call of the recording
 LIVE_CONVERSATION = "conv_fake0inbound0live00000000001"

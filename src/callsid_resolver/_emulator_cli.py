@@ -16,6 +16,8 @@ from ._cli_support import UsageError, profile_argument
 from .testing import Emulator, EmulatorServer, synthetic_conversations
 from .testing._recordings import list_recordings, load_recording_file
 
+__all__ = ["LIVE_STATUSES", "SHOWN_LIVE_CALLS", "build_emulator", "describe", "serve"]
+
 LIVE_STATUSES = ("initiated", "in-progress")
 SHOWN_LIVE_CALLS = 5
 

@@ -9,6 +9,8 @@ from concurrent.futures import Future
 
 from ._models import Resolution
 
+__all__ = ["TaskFlights", "ThreadFlights"]
+
 
 class ThreadFlights:
     """In-process single flight for threads: the first caller of a key runs, the others wait."""

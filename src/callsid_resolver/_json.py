@@ -14,7 +14,10 @@ import json
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "JsonRefused", "loads_bounded"]
+__all__ = ["MAX_DEPTH", "Json", "JsonRefused", "loads_bounded"]
+
+Json = dict[str, Any]
+"""A JSON object as the API and the emulator exchange it."""
 
 MAX_DEPTH = 64
 _ESCAPE = re.compile(r"\\.", re.DOTALL)

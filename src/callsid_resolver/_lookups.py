@@ -14,6 +14,8 @@ from ._core._ops import ClaimFlight, ReadCache, WriteCache
 from ._core._store import CachedMapping
 from ._exceptions import CacheUnavailable
 
+__all__ = ["Lookups", "caller_cache_fault", "log_cache_fault", "without_cache"]
+
 logger = logging.getLogger("callsid_resolver")
 
 

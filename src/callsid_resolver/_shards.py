@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+__all__ = ["PER_SHARD", "ShardedTransport"]
+
 # Connections per small pool: 1-2 measured alike; 5 already lost a third at pool 100.
 PER_SHARD = 2
 

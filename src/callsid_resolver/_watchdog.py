@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+__all__ = ["Watchdog"]
+
 # One lock for the heap and every watchdog's state: `cancel` and the firing thread must agree
 # on whether a socket may still be shut, and both hold it for microseconds only.
 _lock = threading.Lock()

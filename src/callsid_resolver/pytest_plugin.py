@@ -41,6 +41,23 @@ if TYPE_CHECKING:
     )
     from callsid_resolver.testing import Emulator, EmulatorServer
 
+__all__ = [
+    "INSTALL_HINT",
+    "MARKER",
+    "MARKER_ARGS",
+    "NO_NETWORK_URL",
+    "PROFILE_INI",
+    "TEST_API_KEY",
+    "async_call_sid_resolver",
+    "async_elevenlabs_client",
+    "call_sid_resolver",
+    "elevenlabs_client",
+    "elevenlabs_emulator",
+    "elevenlabs_server",
+    "pytest_addoption",
+    "pytest_configure",
+]
+
 # The emulator accepts any non-empty key unless told otherwise; this one is obviously fake.
 TEST_API_KEY = "test-key-callsid-resolver"
 MARKER = "callsid_resolver"

@@ -27,6 +27,27 @@ from .._models import Conversation, ConversationsPage, SignedUrl
 from ._retry import retry_after
 from ._secrets import scrub_value
 
+__all__ = [
+    "CONVERSATION_MAX_BODY",
+    "ERROR_MAX_BODY",
+    "LIST_MAX_BODY",
+    "LIST_PATH",
+    "MAX_ID_LENGTH",
+    "MAX_PAGE_SIZE",
+    "REQUEST_ID_HEADER",
+    "SIGNED_URL_MAX_BODY",
+    "SIGNED_URL_PATH",
+    "TRACE_ID_HEADER",
+    "ApiCall",
+    "ListQuery",
+    "SortDirection",
+    "get_conversation",
+    "get_signed_url",
+    "list_conversations",
+    "path_segment",
+    "validate_conversation_id",
+]
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 ErrorT = TypeVar("ErrorT", bound=ApiError)
 

@@ -6,6 +6,14 @@ import re
 
 from .._exceptions import InvalidCallSid
 
+__all__ = [
+    "MAX_LENGTH",
+    "TWILIO_CALL_SID",
+    "filter_can_express",
+    "is_twilio_call_sid",
+    "validate_call_sid",
+]
+
 # Twilio call SIDs are "CA" + 32 hex digits; SIP trunks carry other ids (UUIDs, RFC 3261
 # Call-IDs, X-CALL-ID header values), so the Twilio form is recognised, not required.
 TWILIO_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")

@@ -9,6 +9,8 @@ from datetime import datetime
 from .._exceptions import InvalidHint
 from ._ops import Hints
 
+__all__ = ["MAX_HINT_LENGTH", "MAX_UNIX", "NO_HINTS", "narrow_hints"]
+
 MAX_HINT_LENGTH = 256
 # 9999-12-31T23:59:59Z: past it a datetime cannot even be built; a larger number is a mistake.
 MAX_UNIX = 253_402_300_799

@@ -20,6 +20,27 @@ from ._keys import Keys
 from ._store import CachedMapping, entries_for
 from ._window import ReadWindow
 
+__all__ = [
+    "NON_TELEPHONY_SOURCES",
+    "SIP_SOURCES",
+    "TWILIO_SOURCES",
+    "UNUSABLE",
+    "ClaimFlight",
+    "Fetch",
+    "FilterSupport",
+    "Hints",
+    "ListPage",
+    "Operation",
+    "Pause",
+    "Plan",
+    "ReadCache",
+    "ServerCapabilities",
+    "Settings",
+    "WriteCache",
+    "fits_later",
+    "learned_entries",
+]
+
 # The two variables a carrier's call id can be in (docs/protocol.md §7, §12).
 CALL_SID, CALL_ID = "system__call_sid", "system__call_id"
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+__all__ = ["RetryPolicy", "RetryState", "retry_after"]
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

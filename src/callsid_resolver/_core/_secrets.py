@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+__all__ = ["MASK", "mask_phone_numbers", "redact_password", "scrub", "scrub_value"]
+
 MASK = "***"
 # A secret shorter than this is not searched for in echoed text: it would mask ordinary words.
 _MIN_SECRET = 6

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+__all__ = ["DWELL", "ReadWindow"]
+
 # How many round trips the window stays just below the width last refused before it probes that
 # width again: each probe of an unchanged limit costs a 429 (1 in about 100 reads at a limit of 10).
 DWELL = 8

@@ -34,11 +34,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from .._json import Json
 from ._session import Session
 from ._signing import check_signature
 from ._state import EmulatorState
 
-Json = dict[str, Any]
+__all__ = [
+    "AGENT_PATH",
+    "BEARER",
+    "MAIN_PROTOCOL",
+    "NORMAL_CLOSURE",
+    "POLICY_VIOLATION",
+    "Authorization",
+    "Handshake",
+    "Reaction",
+    "agent_says",
+    "finish",
+    "invalid_message",
+    "next_ping",
+    "open_agent_socket",
+    "parse_client_message",
+    "receive",
+    "start_session",
+]
+
 POLICY_VIOLATION = 1008
 NORMAL_CLOSURE = 1000
 MAIN_PROTOCOL = "convai"  # what `@elevenlabs/client` always offers (docs/protocol.md §12)

@@ -20,6 +20,8 @@ from ._http import Answering, Dropped, Reply, Request
 from ._state import HasState
 from ._websockets import agent_socket, monitor_socket
 
+__all__ = ["ConnectionDropped", "Served", "create_app"]
+
 
 class ConnectionDropped(httpx.RemoteProtocolError):
     """Raised by the app to hang up mid-response (`inject(drop=True)`).

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from starlette.applications import Starlette
 
+from .._json import Json
 from ._asgi import create_app
 from ._http import Reply, Request, handle
 from ._profile import DOCUMENTED, EmulatorProfile, FilterMode, ProfileLike, load_profile
@@ -30,7 +31,10 @@ from ._store import ConversationStore
 from ._transport import EmulatorTransport
 from ._view import shown
 
-Json = dict[str, Any]
+__all__ = [
+    "Emulator",
+]
+
 T = TypeVar("T")
 
 

@@ -20,6 +20,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from .._json import Json
 from ._listing import QueryError, list_page
 from ._outbound import outbound
 from ._settings import SettingError
@@ -27,7 +28,28 @@ from ._signing import sign
 from ._state import CONTROL, EmulatorState, Fault
 from ._view import shown
 
-Json = dict[str, Any]
+__all__ = [
+    "CONCURRENT_LIMIT",
+    "INVALID_KEY",
+    "LIST",
+    "MISSING_KEY",
+    "NOT_FOUND",
+    "OUTBOUND",
+    "PUBLIC_WS_BASE",
+    "RATE_LIMITED",
+    "REQUEST_ID",
+    "ROUTES",
+    "SIGNED_URL",
+    "SIP_OUTBOUND",
+    "TRACE_ID",
+    "Answering",
+    "Dropped",
+    "Reply",
+    "Request",
+    "endpoint_of",
+    "handle",
+]
+
 
 LIST = "/v1/convai/conversations"
 SIGNED_URL = "/v1/convai/conversation/get-signed-url"

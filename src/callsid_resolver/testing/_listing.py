@@ -18,9 +18,22 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._json import Json
 from ._profile import EmulatorProfile
-from ._store import ConversationStore, Json, Key, sort_key
+from ._store import ConversationStore, Key, sort_key
 from ._view import filter_variables, shown
+
+__all__ = [
+    "DYNAMIC_FILTERS",
+    "STATUSES",
+    "SUCCESS",
+    "Predicate",
+    "QueryError",
+    "invalid",
+    "list_page",
+    "summary",
+    "variable_text",
+]
 
 Predicate = Callable[[Json], bool]
 

@@ -29,13 +29,24 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from .._json import Json
 from ._agent import NORMAL_CLOSURE, POLICY_VIOLATION, agent_says
 from ._session import Session
 from ._state import EmulatorState
 
-Json = dict[str, Any]
+__all__ = [
+    "MONITORABLE",
+    "MONITOR_REASONS",
+    "REPLAYED",
+    "MonitorOpening",
+    "MonitorReaction",
+    "monitor_path",
+    "on_command",
+    "open_monitor",
+    "taken_over",
+]
+
 MONITOR_REASONS = {
     "plan": "real-time monitoring needs an Enterprise plan or the realtime-monitoring feature flag",
     "scope": "the API key lacks the CONVAI_WRITE (ElevenLabs Agents Write) scope",

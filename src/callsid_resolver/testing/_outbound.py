@@ -7,13 +7,14 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from typing import Any
 
+from .._json import Json
 from ._listing import QueryError, invalid
 from ._state import EmulatorState
 from ._synthetic import sip_call_id
 
-Json = dict[str, Any]
+__all__ = ["AGENT_NUMBER", "new_call", "outbound"]
+
 AGENT_NUMBER = "+15550100100"
 
 

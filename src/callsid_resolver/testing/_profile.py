@@ -16,6 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+__all__ = [
+    "DOCUMENTED",
+    "OBSERVED",
+    "PROFILES",
+    "PROFILE_FORMAT",
+    "EmulatorProfile",
+    "ErrorBody",
+    "FilterMode",
+    "ProfileLike",
+    "SipCallIds",
+    "check_setting",
+    "load_profile",
+    "profile_document",
+    "profile_file",
+    "profile_from_document",
+]
+
 FilterMode = Literal["support", "ignore", "reject", "empty"]
 ErrorBody = Literal["legacy", "typed"]
 SipCallIds = Literal["documented", "observed"]

@@ -23,6 +23,8 @@ import httpx
 from .._exceptions import TransportError, error_class_for
 from ._recordings import FORMAT
 
+__all__ = ["SCRUBBED", "record_conversations", "scrub_conversation"]
+
 _PHONE = re.compile(r"\+\d{7,15}")
 _SIGNATURE = re.compile(r"(conversation_signature|token)=[^&\s\"']+")
 _KEY = re.compile(r"\bsk_[A-Za-z0-9]{16,}\b")

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+__all__ = ["FORMAT", "list_recordings", "load_recording", "load_recording_file", "parse_recording"]
+
 FORMAT = 1
 
 

@@ -20,6 +20,8 @@ from ._profile import (
 )
 from ._settings import REMOTE, check_profile
 
+__all__ = ["EmulatorProcess", "RemoteEmulator"]
+
 
 class RemoteEmulator:
     """Counters and knobs of an emulator served elsewhere, with `Emulator`'s names.

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
+__all__ = ["RequestLog", "RequestRecord"]
+
 
 @dataclass
 class RequestRecord:

@@ -15,6 +15,8 @@ from typing_extensions import Self
 from ._asgi import ConnectionDropped
 from ._emulator import Emulator
 
+__all__ = ["EmulatorServer", "bind"]
+
 # `callsid-resolver emulator -v` shows this log: one line per request.
 request_logger = logging.getLogger("callsid_resolver.emulator")
 # Query parameters a request log must not show (a signed URL's token: docs/protocol.md §5).

@@ -12,9 +12,12 @@ import contextlib
 import itertools
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-Json = dict[str, Any]
+from .._json import Json
+
+__all__ = ["CLOSED", "Link", "MonitorForward", "Session"]
+
 # A monitoring socket watching the session: called with each server event (and `_closed`).
 MonitorForward = Callable[[Json], Awaitable[None]]
 CLOSED = "_closed"  # the event a monitor gets when the agent socket is gone

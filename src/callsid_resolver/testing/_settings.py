@@ -25,6 +25,16 @@ from ._profile import (
     profile_from_document,
 )
 
+__all__ = [
+    "CHECKS",
+    "LOCAL",
+    "REMOTE",
+    "MonitorRefusal",
+    "SettingError",
+    "Settings",
+    "check_profile",
+]
+
 MonitorRefusal = Literal["plan", "scope", "role", "monitoring_disabled", "conversation_over"]
 # Marks a knob that only a test in the emulator's own process may set (not over the control
 # endpoint): the signed-URL lifetime and the agent socket's timings and privacy.

@@ -11,6 +11,8 @@ import json
 
 from ._state import EmulatorState
 
+__all__ = ["check_signature", "sign"]
+
 
 def sign(state: EmulatorState, agent_id: str) -> str:
     """A `conversation_signature` valid for `agent_id` from now for `signed_url_ttl` seconds."""

@@ -17,12 +17,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._json import Json
 from ._requests import RequestLog
 from ._session import Session
 from ._settings import Settings
 from ._store import ConversationStore
 
-Json = dict[str, Any]
+__all__ = [
+    "CONTROL",
+    "EmulatorState",
+    "Fault",
+    "HasState",
+]
+
 # Paths under this prefix are the emulator's control endpoint, not the API: never counted.
 CONTROL = "/_emulator/"
 

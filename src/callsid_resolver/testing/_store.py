@@ -14,11 +14,12 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable
-from typing import Any
 
+from .._json import Json
 from ._view import index_values
 
-Json = dict[str, Any]
+__all__ = ["ConversationStore", "Key", "sort_key"]
+
 # (-start_time_unix_secs, conversation_id): ascending order of keys is newest first.
 Key = tuple[int, str]
 

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import Any
 
+from .._json import Json
 from ._store import sort_key
 
-Json = dict[str, Any]
+__all__ = [
+    "AGENT",
+    "NUMBERS",
+    "conversation_at_depth",
+    "newest_first",
+    "sip_call_id",
+    "synthetic_conversations",
+]
+
 AGENT = "agent_fake0example0agent0000000001"
 NUMBERS = ("phnum_fake0twilio0number0000000001", "phnum_fake0sip0number00000000002")
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"

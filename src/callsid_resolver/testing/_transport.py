@@ -9,6 +9,8 @@ import httpx
 
 from ._http import Answering, Dropped, Request
 
+__all__ = ["EmulatorTransport"]
+
 
 class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Hands each request to an `Emulator` (its `admission`, `latency` and `handle`).

@@ -11,11 +11,20 @@ import copy
 import hashlib
 import re
 import uuid
-from typing import Any
 
+from .._json import Json
 from ._profile import EmulatorProfile
 
-Json = dict[str, Any]
+__all__ = [
+    "LIVE",
+    "filter_variables",
+    "index_values",
+    "is_live",
+    "shown",
+    "sip_ids",
+    "variables_of",
+]
+
 LIVE = ("initiated", "in-progress")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 

@@ -14,6 +14,7 @@ import json
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from .._json import Json
 from ._agent import (
     POLICY_VIOLATION,
     Reaction,
@@ -25,8 +26,10 @@ from ._agent import (
     start_session,
 )
 from ._monitor import MonitorReaction, on_command, open_monitor
-from ._session import CLOSED, Json, Session
+from ._session import CLOSED, Session
 from ._state import EmulatorState
+
+__all__ = ["StarletteLink", "agent_socket", "monitor_socket"]
 
 
 class StarletteLink:
