@@ -24,6 +24,7 @@ PAIRS: list[tuple[str, str]] = [
     ("_async/redis_cache.py", "_sync/redis_cache.py"),
     ("_async/tiered_cache.py", "_sync/tiered_cache.py"),
     ("_async/resolver.py", "_sync/resolver.py"),
+    ("_async/redis_dedupe.py", "_sync/redis_dedupe.py"),
 ]
 
 # Whole words (or dotted names) of the async source and what the sync twin says instead.
@@ -62,6 +63,7 @@ SUBSTITUTIONS: dict[str, str] = {
     "AsyncCallSidResolver": "CallSidResolver",
     "AsyncRedisCache": "RedisCache",
     "AsyncTieredCache": "TieredCache",
+    "AsyncRedisDedupe": "RedisDedupe",
     "_async": "_sync",
     # The resolver's (src/callsid_resolver/_async/resolver.py).
     "import asyncio": "import time",

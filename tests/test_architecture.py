@@ -88,6 +88,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("resolvers", ("_async", "_sync", "_resolver_base", "_lookups", "_priming", "_flights")),
     ("features", ("live", "testing", "_mcp_tool", "_mcp_http")),
     ("features", ("_webhook_events", "_webhook_dedupe", "_webhook_signature")),
+    ("features", ("_async.redis_dedupe", "_sync.redis_dedupe")),
     ("public faces", ("", "webhooks", "mcp_server")),
     ("entry points", ("cli", "_cli_support", "_emulator_cli", "_mcp_cli", "_doctor", "_demo")),
     ("entry points", ("pytest_plugin", "__main__")),

@@ -156,16 +156,10 @@ def verbose_log(enabled: bool, *, logger: str = "callsid_resolver") -> Iterator[
     if not enabled:
         yield
         return
-    target = logging.getLogger(logger)
-    handler, level = logging.StreamHandler(sys.stderr), target.level
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    target.addHandler(handler)
-    target.setLevel(logging.DEBUG)
-    try:
+    with _debug_to(logging.getLogger(logger), handler):
         yield
-    finally:
-        target.removeHandler(handler)
-        target.setLevel(level)
 
 
 class _ProgressLine(logging.Handler):
@@ -188,8 +182,17 @@ def request_counter(stream: TextIO, *, enabled: bool = True) -> Iterator[None]:
     if not enabled or not stream.isatty():
         yield
         return
-    logger = logging.getLogger("callsid_resolver")
-    handler, level = _ProgressLine(stream), logger.level
+    try:
+        with _debug_to(logging.getLogger("callsid_resolver"), _ProgressLine(stream)):
+            yield
+    finally:
+        stream.write("\r\033[K")
+
+
+@contextlib.contextmanager
+def _debug_to(logger: logging.Logger, handler: logging.Handler) -> Iterator[None]:
+    """`logger`'s debug records go to `handler` for the block; its level is restored after."""
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     try:
@@ -197,4 +200,3 @@ def request_counter(stream: TextIO, *, enabled: bool = True) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-        stream.write("\r\033[K")

@@ -68,45 +68,41 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, secret: str) -> None:
     from ._cache import MemoryCache
+    from ._core._keys import DEFAULT_NAMESPACE
     from .live import Mailbox, MemoryMailbox, RedisMailbox
 
+    namespace = args.namespace or DEFAULT_NAMESPACE  # the mailbox's keys and the cache's
     cache: Any = MemoryCache()
     mailbox: Mailbox = MemoryMailbox()
-    names: dict[str, str] = {}
     connection: Any = None
-    if args.namespace:
-        names["namespace"] = args.namespace
     if args.redis:
         from ._async.redis_cache import AsyncRedisCache
         from ._redis_support import async_redis_client
 
         connection = async_redis_client(args.redis)  # a blocking pool, no silent resends
         cache = AsyncRedisCache(connection)
-        prefix = {"namespace": args.namespace} if args.namespace else {}
-        mailbox = RedisMailbox(connection, **prefix)
+        mailbox = RedisMailbox(connection, namespace=namespace)
     try:
-        await _serve_with(args, secret, mailbox, cache, names)
+        await _serve_with(args, secret, mailbox, cache, namespace)
     finally:
         if connection is not None:
             await connection.aclose()
 
 
 async def _serve_with(
-    args: argparse.Namespace, secret: str, mailbox: Any, cache: Any, names: dict[str, str]
+    args: argparse.Namespace, secret: str, mailbox: Any, cache: Any, namespace: str
 ) -> None:
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
 
     from ._async.client import AsyncElevenLabsClient
     from ._async.resolver import AsyncCallSidResolver
-    from ._core._keys import DEFAULT_NAMESPACE
     from .mcp_server import TOOL_NAME, MailboxTool, build_mcp_server
 
     # This server never calls ElevenLabs: the platform hands it both ids, and it only primes the
     # shared cache. A key is used if set, so the same resolver could look calls up.
     key = os.environ.get("ELEVENLABS_API_KEY") or "unused-by-the-mcp-server"
     async with AsyncElevenLabsClient(key) as client:
-        namespace = names.get("namespace", DEFAULT_NAMESPACE)
         resolver = AsyncCallSidResolver(client, cache=cache, namespace=namespace)
         tool = MailboxTool(mailbox, resolver)
         await tool.start()

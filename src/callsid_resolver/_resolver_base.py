@@ -1,5 +1,5 @@
 """What the two resolver twins share, free of I/O: the tuning, what was learned about the server,
-the warm path, the plan's start, the entries `remember` writes, and the cache-fault count.
+the warm table, the plan's start, the entries `remember` writes, and the cache-fault count.
 
 `_async/resolver.py` (written by hand) and `_sync/resolver.py` (generated from it) each hold one
 `ResolverShared` and do only the I/O around it: the cache, the client, the single flight.
@@ -12,8 +12,6 @@ from datetime import datetime
 from ._cache import as_async_cache, async_flight_lock, flight_lock, is_async_cache
 from ._core import _api
 from ._core._callsid import validate_call_sid
-from ._core._hints import NO_HINTS
-from ._core._keys import Keys
 from ._core._ops import Hints, Plan, ServerCapabilities, Settings
 from ._core._plan import resolve_plan
 from ._core._store import (
@@ -22,8 +20,7 @@ from ._core._store import (
     ResolutionCache,
 )
 from ._lookups import Lookups, log_cache_fault
-from ._memory import warm_table
-from ._models import Resolution
+from ._memory import MemoryEntry, warm_table
 from ._priming import ToolCallMemo
 
 __all__ = [
@@ -50,34 +47,13 @@ class ResolverShared:
 
     def __init__(self, cache: object, settings: Settings) -> None:
         self.settings = settings
-        self.keys: Keys = settings.keys
         self.capabilities = ServerCapabilities()
         self.cache_faults = 0
         self.lookups = Lookups(settings.keys)
         self.tool_calls = ToolCallMemo()
-        self.warm_entries, self.warm_clock = warm_table(cache, settings.keys)
-
-    def warm(self, call_sid: str, hints: Hints) -> Resolution | None:
-        """The answer from the in-process cache, before the plan and the single flight: what
-        the plan's first step would return, or None to let the plan run (a miss, a cached miss,
-        an entry of another agent than the `agent_id` hint names).
-
-        The table holds only validated call SIDs, so a hit needs no validation of `call_sid`.
-        """
-        table = self.warm_entries
-        if table is None:
-            return None
-        try:
-            entry = table.get(call_sid)
-        except TypeError:  # unhashable: the plan refuses it
-            return None
-        if entry is None or entry.conversation_id is None or entry.expires <= self.warm_clock():
-            return None
-        # The plan's rule for a cached entry and an agent hint (`_Search._of_the_agent`).
-        agent_id = None if hints is NO_HINTS else hints.agent_id
-        if agent_id is not None and entry.agent_id not in (None, agent_id):
-            return None
-        return entry.resolution or entry.to_resolution()
+        table, self.warm_clock = warm_table(cache, settings.keys)
+        # The in-process table the resolvers' warm path reads (empty: a backend without one).
+        self.warm_entries: dict[str, MemoryEntry] = table if table is not None else {}
 
     def plan(self, sid: str, hints: Hints) -> Plan:
         """The plan of one lookup of `sid` (validated), with what this resolver has learned."""
@@ -94,13 +70,16 @@ class ResolverShared:
             agent_id=agent_id,
             primed=True,
         )
-        return {self.keys.sid(sid): mapping, self.keys.conversation(conversation_id): mapping}
+        return {
+            self.settings.keys.sid(sid): mapping,
+            self.settings.keys.conversation(conversation_id): mapping,
+        }
 
     def forgetting(self, call_sid: str) -> str:
         """The cache key `forget` deletes; a lookup of the SID in flight will not write it back."""
         sid = validate_call_sid(call_sid)
         self.lookups.forgetting(sid)
-        return self.keys.sid(sid)
+        return self.settings.keys.sid(sid)
 
     def cache_fault(self, operation: str, exc: Exception) -> None:
         """Count and log a cache fault that a lookup goes on without."""

@@ -16,8 +16,9 @@ except Exception:
     raise
 ```
 
-`MemoryDedupe` keeps at most `max_items` keys for `ttl` seconds in this process; `RedisDedupe`
-and `AsyncRedisDedupe` share them across a fleet (`SET key 1 NX PX ttl`, one key per delivery, so
+`MemoryDedupe` keeps at most `max_items` keys for `ttl` seconds in this process;
+`AsyncRedisDedupe` (`_async/redis_dedupe.py`) and its generated twin `RedisDedupe` share them
+across a fleet (`SET key 1 NX PX ttl`, one key per delivery, so
 Redis expires them: the set stays bounded), under `Keys(namespace).webhook_delivery(...)`:
 `<namespace>:webhook:{<delivery key>}`.
 """
@@ -27,18 +28,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cachetools import TTLCache
 
-from ._core._keys import DEFAULT_NAMESPACE, Keys, millis
-from ._redis_support import require_redis
-
-if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
-
-__all__ = ["AsyncRedisDedupe", "Delivery", "MemoryDedupe", "RedisDedupe", "delivery_key"]
+__all__ = ["DEFAULT_TTL", "Delivery", "MemoryDedupe", "check_ttl", "delivery_key"]
 
 DEFAULT_TTL = 24 * 3600.0  # retries come within minutes; a day leaves room for a slow queue
 
@@ -74,7 +68,8 @@ def delivery_key(event: Delivery | str) -> str:
     return f"{event.type}:{event.conversation_id or '-'}:{timestamp}"
 
 
-def _check_ttl(ttl: float) -> None:
+def check_ttl(ttl: float) -> None:
+    """Refuse a `ttl` that is not a positive number of seconds."""
     if not ttl > 0:  # also refuses NaN
         raise ValueError("ttl must be positive")
 
@@ -92,7 +87,7 @@ class MemoryDedupe:
     ) -> None:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
-        _check_ttl(ttl)
+        check_ttl(ttl)
         self._keys: TTLCache[str, bool] = TTLCache(maxsize=max_items, ttl=ttl, timer=clock)
         self._lock = threading.Lock()  # sync web frameworks call from several threads
 
@@ -113,73 +108,3 @@ class MemoryDedupe:
         """Forget a delivery (its handling failed: the retry must go through)."""
         with self._lock:
             self._keys.pop(delivery_key(event), None)
-
-
-class RedisDedupe:
-    """Deliveries seen by any worker sharing `client` (a `redis.Redis` you built).
-
-    Keys are `<namespace>:webhook:{<delivery key>}` (the braces: a Redis Cluster hash tag, so
-    deliveries spread over a cluster), expiring after `ttl` seconds.
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        ttl: float = DEFAULT_TTL,
-    ) -> None:
-        require_redis("RedisDedupe")
-        _check_ttl(ttl)
-        self.client = client
-        self.keys = Keys(namespace)
-        self.ttl = ttl
-
-    def __repr__(self) -> str:
-        return f"<RedisDedupe namespace={self.keys.namespace!r} ttl={self.ttl}>"
-
-    def key(self, event: Delivery | str) -> str:
-        """The Redis key that marks `event` (or a delivery key) as seen."""
-        return self.keys.webhook_delivery(delivery_key(event))
-
-    def seen(self, event: Delivery | str) -> bool:
-        """True if this delivery was seen before; else record it and return False."""
-        created = self.client.set(self.key(event), b"1", nx=True, px=millis(self.ttl))
-        return not created
-
-    def forget(self, event: Delivery | str) -> None:
-        """Forget a delivery (its handling failed: the retry must go through)."""
-        self.client.delete(self.key(event))
-
-
-class AsyncRedisDedupe:
-    """The asyncio twin of `RedisDedupe`, on a `redis.asyncio.Redis` client."""
-
-    def __init__(
-        self,
-        client: redis.asyncio.Redis,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        ttl: float = DEFAULT_TTL,
-    ) -> None:
-        require_redis("AsyncRedisDedupe")
-        _check_ttl(ttl)
-        self.client = client
-        self.keys = Keys(namespace)
-        self.ttl = ttl
-
-    def __repr__(self) -> str:
-        return f"<AsyncRedisDedupe namespace={self.keys.namespace!r} ttl={self.ttl}>"
-
-    def key(self, event: Delivery | str) -> str:
-        """The Redis key that marks `event` (or a delivery key) as seen."""
-        return self.keys.webhook_delivery(delivery_key(event))
-
-    async def seen(self, event: Delivery | str) -> bool:
-        """True if this delivery was seen before; else record it and return False."""
-        created = await self.client.set(self.key(event), b"1", nx=True, px=millis(self.ttl))
-        return not created
-
-    async def forget(self, event: Delivery | str) -> None:
-        """Forget a delivery (its handling failed: the retry must go through)."""
-        await self.client.delete(self.key(event))

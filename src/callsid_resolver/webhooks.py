@@ -10,7 +10,9 @@ of the error tree (drawn in `_exceptions`). See docs/webhooks.md.
 
 from __future__ import annotations
 
-from ._webhook_dedupe import AsyncRedisDedupe, MemoryDedupe, RedisDedupe, delivery_key
+from ._async.redis_dedupe import AsyncRedisDedupe
+from ._sync.redis_dedupe import RedisDedupe
+from ._webhook_dedupe import MemoryDedupe, delivery_key
 from ._webhook_events import (
     CallInitiationFailure,
     FailureMetadata,

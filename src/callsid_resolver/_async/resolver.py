@@ -94,11 +94,7 @@ class AsyncCallSidResolver:
             keys=Keys(namespace),
         )
         self.shared = ResolverShared(given, settings)
-        # The warm table's reads, bound once (an empty table: a backend with none).
-        self._warm_entries = (
-            self.shared.warm_entries if self.shared.warm_entries is not None else {}
-        )
-        self._warm_clock = self.shared.warm_clock
+        self._warm_entries, self._warm_clock = self.shared.warm_entries, self.shared.warm_clock
         self.settings = settings
         self.capabilities = self.shared.capabilities
         self.sleep = sleep
@@ -133,29 +129,15 @@ class AsyncCallSidResolver:
         `ConversationNotFound` (saying what was searched, and for a live call how else to learn
         the mapping) when no conversation shows the id.
         """
-        if (
-            agent_id is None
+        hints = (
+            NO_HINTS  # the common lookup: nothing to check, nothing to build
+            if agent_id is None
             and phone_number_id is None
             and started_after is None
             and started_before is None
             and initiation_source is None
             and in_progress is False
-        ):
-            # The common lookup of a mapping this process holds, answered inline: no hint to
-            # check, no call (docs/caching.md, "Warm lookups"; `ResolverShared.warm` otherwise).
-            try:
-                entry = self._warm_entries.get(call_sid)
-            except TypeError:  # unhashable: the plan refuses it below
-                entry = None
-            if (
-                entry is not None
-                and entry.conversation_id is not None
-                and entry.expires > self._warm_clock()
-            ):
-                return entry.resolution or entry.to_resolution()
-            hints = NO_HINTS
-        else:
-            hints = narrow_hints(
+            else narrow_hints(
                 agent_id=agent_id,
                 phone_number_id=phone_number_id,
                 started_after=started_after,
@@ -163,9 +145,22 @@ class AsyncCallSidResolver:
                 initiation_source=initiation_source,
                 in_progress=in_progress,
             )
-            found = self.shared.warm(call_sid, hints)
-            if found is not None:
-                return found
+        )
+        # The warm path: what the plan's first step would answer from the in-process cache,
+        # read inline, before the plan and the single flight (docs/caching.md, "Warm lookups").
+        # The table holds only validated call SIDs, so a hit needs no validation of `call_sid`.
+        try:
+            entry = self._warm_entries.get(call_sid)
+        except TypeError:  # unhashable: the plan refuses it below
+            entry = None
+        if (
+            entry is not None
+            and entry.conversation_id is not None
+            and entry.expires > self._warm_clock()
+            # The plan's rule for a cached entry and an agent hint (`_Search._of_the_agent`).
+            and (hints.agent_id is None or entry.agent_id in (None, hints.agent_id))
+        ):
+            return entry.resolution or entry.to_resolution()
         sid = validate_call_sid(call_sid)
         return await self._flights.run(
             (sid, hints), lambda: self._drive(sid, self.shared.plan(sid, hints))
@@ -201,7 +196,7 @@ class AsyncCallSidResolver:
             CacheUnavailable: the cache could not store it.
         """
         memo = self.shared.tool_calls
-        ref, entries = memo.prepare(self.shared.keys, call_sid, conversation_id, agent_id)
+        ref, entries = memo.prepare(self.settings.keys, call_sid, conversation_id, agent_id)
         if entries:
             with caller_cache_fault("remember_tool_call"):
                 await self.cache.set_many(entries)

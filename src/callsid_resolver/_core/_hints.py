@@ -28,19 +28,11 @@ def narrow_hints(
     initiation_source: object = None,
     in_progress: object = False,
 ) -> Hints:
-    """The hints checked, before any I/O: `InvalidHint` names the first bad one.
+    """The hints checked, before any I/O: `InvalidHint` names the first bad one. (A lookup
+    without any hint takes `NO_HINTS` without a call: the resolvers check that first.)
 
     Typed `object`: the caller's values are checked here, whatever their static types said.
     """
-    if (
-        agent_id is None
-        and phone_number_id is None
-        and started_after is None
-        and started_before is None
-        and initiation_source is None
-        and in_progress is False
-    ):
-        return NO_HINTS  # the common lookup: nothing to check, nothing to build
     after = _instant("started_after", started_after, math.floor)
     before = _instant("started_before", started_before, math.ceil)
     if after is not None and before is not None and after > before:

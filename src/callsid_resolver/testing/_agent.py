@@ -38,6 +38,7 @@ from .._json import Json
 from ._session import Session
 from ._signing import check_signature
 from ._state import EmulatorState
+from ._synthetic import started_conversation
 
 __all__ = [
     "AGENT_PATH",
@@ -217,23 +218,17 @@ def _store_conversation(state: EmulatorState, handshake: Handshake, initiation: 
         "system__time_utc": datetime.fromtimestamp(now, timezone.utc).isoformat(),
     }
     state.add_conversation(
-        {
-            "agent_id": agent_id,
-            "conversation_id": conversation_id,
-            "status": "in-progress",
-            "metadata": {
+        started_conversation(
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            status="in-progress",
+            metadata={
                 "start_time_unix_secs": int(now),
-                "call_duration_secs": 0,
                 "conversation_initiation_source": source,
                 "authorization_method": handshake.authorization,
             },
-            "conversation_initiation_client_data": client_data,
-            "has_audio": False,
-            "has_user_audio": False,
-            "has_response_audio": False,
-            "has_auxiliary_audio": False,
-            "transcript": [],
-        }
+            client_data=client_data,
+        )
     )
     session = state.sessions[conversation_id] = Session(conversation_id)
     session.subprotocol = handshake.subprotocol

@@ -11,7 +11,7 @@ import uuid
 from .._json import Json
 from ._listing import QueryError, invalid
 from ._state import EmulatorState
-from ._synthetic import sip_call_id
+from ._synthetic import sip_call_id, started_conversation
 
 __all__ = ["AGENT_NUMBER", "new_call", "outbound"]
 
@@ -74,23 +74,17 @@ def new_call(
         del phone["stream_sid"]
         phone |= {"type": "sip_trunking", "call_id": call_id}
         variables["system__call_id"] = call_id
-    return {
-        "agent_id": request["agent_id"],
-        "conversation_id": conversation_id,
-        "status": "initiated",
-        "metadata": {
+    return started_conversation(
+        agent_id=request["agent_id"],
+        conversation_id=conversation_id,
+        status="initiated",
+        metadata={
             "start_time_unix_secs": now,
-            "call_duration_secs": 0,
             "conversation_initiation_source": "sip_trunk" if call_id else "twilio",
             "phone_call": phone,
         },
-        "conversation_initiation_client_data": client_data,
-        "has_audio": False,
-        "has_user_audio": False,
-        "has_response_audio": False,
-        "has_auxiliary_audio": False,
-        "transcript": [],
-    }
+        client_data=client_data,
+    )
 
 
 def _missing(name: str) -> Json:

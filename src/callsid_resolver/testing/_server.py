@@ -179,14 +179,12 @@ def bind(host: str, port: int) -> socket.socket:
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )[0]
     # The protocol must say TCP: asyncio turns Nagle's algorithm off only on sockets whose
-    # `proto` is IPPROTO_TCP, and `socket.create_server` leaves it 0. With Nagle on, a reply
-    # written in two parts (headers, then body) waited for the client's delayed ACK: about
-    # 40 ms on every keep-alive request. Set on the listener too, which accepted sockets
-    # inherit on Linux.
+    # `proto` is IPPROTO_TCP (accepted ones inherit the listener's), and `socket.create_server`
+    # leaves it 0. With Nagle on, a reply written in two parts (headers, then body) waited for
+    # the client's delayed ACK: about 40 ms on every keep-alive request.
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart right after a stop
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(address)
         sock.listen(socket.SOMAXCONN)
     except OSError:

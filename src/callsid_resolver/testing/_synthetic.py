@@ -21,6 +21,7 @@ __all__ = [
     "conversation_at_depth",
     "newest_first",
     "sip_call_id",
+    "started_conversation",
     "synthetic_conversations",
 ]
 
@@ -132,4 +133,23 @@ def _conversation(
         "transcript": [
             {"role": "agent", "message": "Hello, how can I help?", "time_in_call_secs": 0}
         ],
+    }
+
+
+def started_conversation(
+    *, agent_id: str, conversation_id: str, status: str, metadata: Json, client_data: Json
+) -> Json:
+    """A conversation as the API shows it when it has just begun: no audio, no transcript, a
+    duration of 0; `metadata` adds its start time, source and phone record."""
+    return {
+        "agent_id": agent_id,
+        "conversation_id": conversation_id,
+        "status": status,
+        "metadata": {"call_duration_secs": 0} | metadata,
+        "conversation_initiation_client_data": client_data,
+        "has_audio": False,
+        "has_user_audio": False,
+        "has_response_audio": False,
+        "has_auxiliary_audio": False,
+        "transcript": [],
     }
