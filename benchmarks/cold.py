@@ -15,7 +15,10 @@ the run once, with no latency, through a recording transport; a lean replay serv
 of its own (`benchmarks/loopback.py`) then serves those bytes after the latency. Its ceiling at
 each pool size, measured with a trivial load generator (wrk when installed, else a bare aiohttp
 client), is the second denominator: each rate is also given against min(pool / latency,
-ceiling). The full run also sends the pool-100 burst to the emulator, for comparison.
+ceiling). The client is CPU-bound well before either: a bare aiohttp session in this process,
+sending the same requests with no library at the same width, shows what one event loop on this
+machine sends at all, and each rate is also given as a share of it. The full run also sends the
+pool-100 burst to the emulator, for comparison.
 
 `python -m benchmarks.cold [--quick] [--compare-emulator]`: the latter runs every pool size and
 backend against the emulator too (the before/after table of docs/benchmarks.md).
@@ -81,17 +84,12 @@ def measure(quick: bool) -> list[Goal]:
         target, seconds = _get_target(replies), 1 if quick else 2
         ceilings = {p: server_ceiling(server.base_url, target, p, seconds) for p in pools}
         grid = run_grid(server.base_url, server.take_count, pools, repeats, sids, expected, quick)
-        bare = asyncio.run(_bare_rate(server.base_url, 100, targets))
+        bare = {p: asyncio.run(_bare_rate(server.base_url, p, targets)) for p in pools}
     with LoopbackServer(replies, latency=0.0) as server:
         conversation_id = _get_target(replies).rsplit("/", 1)[1]
         gets, rounds = (100, 1) if quick else (300, 3)
         watchdog = watchdog_costs(server.base_url, API_KEY, conversation_id, gets, rounds)
-    goals = _goals(lookups, pools, repeats, grid, ceilings)
-    goals[-1] = replace(
-        goals[-1],
-        notes=f"{goals[-1].notes}; a bare aiohttp session sending the same requests 100 at a "
-        f"time, no resolver: {bare:,.0f} req/s",
-    )
+    goals = _goals(lookups, pools, repeats, grid, ceilings, bare)
     if emulated:
         at = next(i for i, g in enumerate(goals) if g.name.startswith("httpx at pool 100"))
         goals[at] = replace(
@@ -261,6 +259,7 @@ def _goals(
     repeats: int,
     grid: Grid,
     ceilings: dict[int, tuple[float, str]],
+    bare: dict[int, float],
 ) -> list[Goal]:
     goals = []
     for backend in BACKENDS:
@@ -281,14 +280,21 @@ def _goals(
             )
         )
     for pool in pools:
-        goals.append(_rate("httpx", pool, grid, ceilings[pool], 0.7))
+        goals.append(_rate("httpx", pool, grid, ceilings[pool], bare[pool], 0.7))
     others = ", ".join(f"pool {p}: {grid.median('aiohttp', p):,.0f} req/s" for p in pools)
-    aiohttp = _rate("aiohttp", 100, grid, ceilings[100], 0.8)
+    aiohttp = _rate("aiohttp", 100, grid, ceilings[100], bare[100], 0.8)
     goals.append(replace(aiohttp, notes=f"{aiohttp.notes}; {others}"))
     return goals
 
 
-def _rate(backend: str, pool: int, grid: Grid, ceiling: tuple[float, str], target: float) -> Goal:
+def _rate(
+    backend: str,
+    pool: int,
+    grid: Grid,
+    ceiling: tuple[float, str],
+    bare: float,
+    target: float,
+) -> Goal:
     runs, measured = grid.rates[(backend, pool)], grid.median(backend, pool)
     reachable = min(pool / LATENCY, ceiling[0])
     cpu = statistics.median(grid.cpu[(backend, pool)])
@@ -304,7 +310,10 @@ def _rate(backend: str, pool: int, grid: Grid, ceiling: tuple[float, str], targe
         + ", ".join(f"{r:,.0f}" for r in runs)
         + f"; the replay server's ceiling at {pool} connections ({ceiling[1]}): "
         f"{ceiling[0]:,.0f} req/s, so {measured / reachable:.2f}x of min(pool/latency, ceiling)"
-        f"; client CPU {cpu * 1e6:,.0f} µs/request ({measured * cpu:.0%} of a core)",
+        f"; client CPU {cpu * 1e6:,.0f} µs/request ({measured * cpu:.0%} of a core)"
+        f"; a bare aiohttp session in this process (no library, the same requests, {pool} at a "
+        f"time): {bare:,.0f} req/s, {bare / (pool / LATENCY):.2f}x of pool/latency, of which "
+        f"this is {measured / bare:.2f}x",
     )
 
 

@@ -58,17 +58,17 @@ Reading the tables:
   run's requests once, with no latency, through a recording transport; a lean replay server
   (`benchmarks/loopback.py`: an asyncio Protocol that finds the request line and the header
   block's end, nothing more) then serves those same bytes after the 50 ms, as a non-blocking
-  delay, in a process of its own. The emulator's HTTP stack bounded the rate before the client
-  did: it adds about 44 ms to every request, wrk's included (on 2026-11-30, at 0 ms latency one
-  connection got 22 req/s, 100 connections 2,225 req/s). Each rate is given against pool/latency
-  (the goal) and, in its notes, against min(pool/latency, the replay server's ceiling at that
-  pool size), the ceiling measured by wrk (one thread) when installed, else by a bare aiohttp
-  client in the benchmark's process (then a lower bound). The notes also give the client's CPU
-  per request (its process time over the burst): with every request costing the client about a
-  millisecond of CPU, one event loop cannot send more than about 1,000 requests a second, which
-  is the bound at pools 100 and 200. These runs share 2 cores with whatever else the machine
-  runs; `python -m benchmarks.cold --compare-emulator` prints every pool size and backend
-  served by the emulator and by the replay server, from one run.
+  delay, in a process of its own, so that the server's CPU is not what is measured. Each rate is
+  given against pool/latency (the goal) and, in its notes, against min(pool/latency, the replay
+  server's ceiling at that pool size), the ceiling measured by wrk (one thread) when installed,
+  else by a bare aiohttp client in the benchmark's process (then a lower bound). The notes also
+  give the client's CPU per request (its process time over the burst) and the rate of a bare
+  aiohttp session in the benchmark's process, sending the same requests at the same width with
+  no library: what one event loop on this machine sends at all. The client is CPU-bound from
+  pool 50 on, so that rate, not pool/latency, is the bound at pools 100 and 200. These runs share
+  2 cores with whatever else the machine runs; `python -m benchmarks.cold --compare-emulator`
+  prints every pool size and backend served by the emulator and by the replay server, from one
+  run.
 - sending: *one at a time* awaits each send before the next (latency); *burst* starts them all
   at once (throughput). Through the router a message makes three hops (this process → Redis →
   worker B → the server, and the acknowledgement back).

@@ -45,6 +45,7 @@ SUBSTITUTIONS: dict[str, str] = {
     "asynccontextmanager": "contextmanager",
     "aclose": "close",
     "aiter_bytes": "iter_bytes",
+    "handle_async_request": "handle_request",
     "asyncio.sleep": "time.sleep",
     "httpx.AsyncClient": "httpx.Client",
     "httpx.AsyncBaseTransport": "httpx.BaseTransport",

@@ -52,6 +52,7 @@ def test_sync_no_slot_before_the_deadline_is_a_counted_pool_timeout() -> None:
 
 def test_the_blocking_client_sends_through_httpx_only() -> None:
     limits = httpx.Limits(max_connections=5)
-    assert pool_transport("httpx", limits, own_pool=True) is None
+    assert isinstance(pool_transport("httpx", limits, own_pool=True), httpx.HTTPTransport)
+    assert pool_transport("httpx", limits, own_pool=False) is None
     with pytest.raises(ValueError, match="'httpx' only"):
         ElevenLabsClient("sk_any", backend="aiohttp")  # type: ignore[arg-type]

@@ -121,19 +121,38 @@ class ClientConfig:
         *,
         timeout: httpx.Timeout,
         now: float,
+        merged_headers: httpx.Headers | None = None,
     ) -> httpx.Request:
         """The request of the next attempt of `call` (counted by `state`), its timeouts shrunk so
-        that it cannot outlive the call's deadline."""
+        that it cannot outlive the call's deadline.
+
+        `merged_headers` are the client's own headers merged with ours, for a client this library
+        built: the request is then built without `build_request`, whose URL merge parses the URL
+        twice more (about half of the cost of building a request, issue #16); a caller's client
+        goes through `build_request`, which applies whatever defaults it was given.
+        """
         t = state.attempt_timeout(timeout, now)
-        return http.build_request(
-            call.method,
-            self.base_url + call.path,
-            params=call.params,
-            headers=self._headers,
-            timeout=httpx.Timeout(
-                connect=t["connect"], read=t["read"], write=t["write"], pool=t["pool"]
-            ),
-        )
+        if merged_headers is None:
+            return http.build_request(
+                call.method,
+                self.base_url + call.path,
+                params=call.params,
+                headers=self._headers,
+                timeout=httpx.Timeout(
+                    connect=t["connect"], read=t["read"], write=t["write"], pool=t["pool"]
+                ),
+            )
+        url = self.base_url + call.path
+        if call.params:
+            # httpx's own encoding, so that the query is the one `build_request` would send.
+            url += "?" + str(httpx.QueryParams(call.params))
+        return httpx.Request(call.method, url, headers=merged_headers, extensions={"timeout": t})
+
+    def merged_headers(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Headers:
+        """`http`'s default headers with ours on top, as `build_request` merges them."""
+        merged = httpx.Headers(http.headers)
+        merged.update(self._headers)
+        return merged
 
     @staticmethod
     def finish(

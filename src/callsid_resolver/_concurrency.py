@@ -12,6 +12,7 @@ the other).
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -84,7 +85,7 @@ class AsyncInFlight:
         left = max(state.deadline_at - self._clock(), 0.001)
         sent = state.attempts
         try:
-            return await asyncio.wait_for(self._in_slot(exchange), left)
+            return await _within(left, self._in_slot(exchange))
         except asyncio.TimeoutError:
             if state.attempts == sent:  # never sent: it waited for a slot
                 state.count_unsent_attempt()
@@ -97,6 +98,20 @@ class AsyncInFlight:
             return await exchange()
         async with self.slots:
             return await exchange()
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(seconds: float, attempt: Awaitable[T]) -> T:
+        # In the caller's task: `wait_for` wraps each attempt in a task of its own (until 3.12),
+        # a measurable share of the client's CPU under a burst (issue #16).
+        async with asyncio.timeout(seconds):
+            return await attempt
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(seconds: float, attempt: Awaitable[T]) -> T:
+        return await asyncio.wait_for(attempt, seconds)
 
 
 class InFlight:
@@ -177,10 +192,14 @@ def async_pool_transport(
 def pool_transport(
     backend: Backend, limits: httpx.Limits, *, own_pool: bool
 ) -> httpx.BaseTransport | None:
-    """The blocking client's transport: httpx's own (None); `backend` can only be "httpx"."""
+    """The transport of a pool the blocking client builds itself: httpx's own, built here so
+    that the client can send to it straight (None: for a caller's client or transport, or to let
+    httpx honour a proxy from the environment); `backend` can only be "httpx"."""
     if backend != "httpx":
         raise ValueError(f"the blocking client sends through 'httpx' only, got {backend!r}")
-    return None
+    if not own_pool or _env_proxies():
+        return None
+    return httpx.HTTPTransport(limits=limits)
 
 
 def _env_proxies() -> bool:

@@ -75,12 +75,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             shard.busy -= 1
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_Released(response.stream, shard),
-            extensions=response.extensions,
-        )
+        response.stream = _Released(response.stream, shard)
+        return response
 
     async def aclose(self) -> None:
         for shard in self._shards:
