@@ -7,6 +7,8 @@ would have made, and the client keeps `send`'s refusal after `close`. A caller's
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 from typing import Any
 
 import httpx
@@ -24,7 +26,9 @@ from callsid_resolver.testing import Emulator, synthetic_conversations
 from .faults.core.servers import Connection, FaultServer
 
 KEY = "sk_request_path"
-BASE = "https://api.elevenlabs.test"
+# A gateway in front of the API, with user:password in the URL (percent-encoded `@`).
+BASE = "https://gate:p%40ss@api.elevenlabs.test"
+AFFINITY = "lb_affinity=node-3; Path=/"
 FILTERS: dict[str, Any] = {
     "page_size": 7,
     "agent_id": "agent_a b",
@@ -38,7 +42,8 @@ UNRESOLVABLE = "http://callsid-resolver.invalid"  # RFC 2606: never resolves
 
 
 class Recording(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """The emulator in-process, keeping every request it was handed."""
+    """The emulator in-process, keeping every request it was handed; its first answer sets a
+    cookie, as a load balancer's affinity cookie would."""
 
     def __init__(self) -> None:
         history = synthetic_conversations(3, seed=16)
@@ -51,11 +56,16 @@ class Recording(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        return self.inner.handle_request(request)
+        return self.cookie(self.inner.handle_request(request))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        return await self.inner.handle_async_request(request)
+        return self.cookie(await self.inner.handle_async_request(request))
+
+    def cookie(self, response: httpx.Response) -> httpx.Response:
+        if len(self.requests) == 1:
+            response.headers["set-cookie"] = AFFINITY
+        return response
 
 
 def wire(request: httpx.Request) -> tuple[str, str, list[tuple[str, str]], Any]:
@@ -98,6 +108,15 @@ def test_sync_requests_are_the_ones_send_would_make() -> None:
     query = own.requests[0].url.params
     assert query.get_list("phone_number_ids") == ["phnum_1", "phnum_2"]
     assert own.requests[2].url.params["include_conversation_id"] == "true"
+    check_auth_and_cookie(own.requests)
+
+
+def check_auth_and_cookie(requests: list[httpx.Request]) -> None:
+    """Basic auth from the URL's user:password on every request, and the cookie the first
+    answer set sent back on the others."""
+    basic = "Basic " + base64.b64encode(b"gate:p@ss").decode()
+    assert [r.headers.get("authorization") for r in requests] == [basic] * 3
+    assert [r.headers.get("cookie") for r in requests] == [None] + ["lb_affinity=node-3"] * 2
 
 
 async def test_async_requests_are_the_ones_send_would_make() -> None:
@@ -111,6 +130,25 @@ async def test_async_requests_are_the_ones_send_would_make() -> None:
         await async_calls(client, given)
     assert len(own.requests) == 3
     assert [wire(r) for r in own.requests] == [wire(r) for r in given.requests]
+    check_auth_and_cookie(own.requests)
+
+
+def test_only_a_callers_client_goes_through_send(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx's `send` logs each request it sends; the client that built its own pool skips it,
+    a caller's `http_client` does not."""
+    recording = Recording()
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        with ElevenLabsClient(KEY, base_url=BASE, transport=recording) as client:
+            client.get_conversation(recording.conversation_id)
+        assert not [r for r in caplog.records if r.name == "httpx"]
+        with (
+            httpx.Client(transport=recording) as http,
+            ElevenLabsClient(KEY, base_url=BASE, http_client=http) as client,
+        ):
+            client.get_conversation(recording.conversation_id)
+    sent = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert len(sent) == 1
+    assert sent[0].startswith("HTTP Request: GET")
 
 
 def test_a_closed_sync_client_refuses_to_send() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from base64 import b64encode
 from typing import Any, TypedDict
 
 import httpx
@@ -104,6 +105,13 @@ class ClientConfig:
             "accept": "application/json",
             "user-agent": f"callsid-resolver/{__version__} httpx/{httpx.__version__}",
         }
+        # What `send` adds for a URL with user:password (a gateway in front of the API), for the
+        # requests built without it. Never log it.
+        self._basic_auth = (
+            "Basic " + b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")
+            if url.username or url.password
+            else None
+        )
 
     def __repr__(self) -> str:
         # The key stays out: reprs reach logs and tracebacks.
@@ -149,9 +157,12 @@ class ClientConfig:
         return httpx.Request(call.method, url, headers=merged_headers, extensions={"timeout": t})
 
     def merged_headers(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Headers:
-        """`http`'s default headers with ours on top, as `build_request` merges them."""
+        """`http`'s default headers with ours on top, as `build_request` merges them, and the
+        basic auth `send` derives from a base URL's user:password."""
         merged = httpx.Headers(http.headers)
         merged.update(self._headers)
+        if self._basic_auth is not None:
+            merged["authorization"] = self._basic_auth
         return merged
 
     @staticmethod

@@ -3,7 +3,7 @@
 `scripts/unasync.py` turns each `Async...` name of an `_async` module into its blocking twin
 here (`AsyncInFlight` into `InFlight`, ...), so each pair keeps the same methods.
 For the clients: the in-flight bound (an asyncio or a thread semaphore), how an attempt is held
-to the call's deadline (`asyncio.wait_for`, or a watchdog that shuts a stalled socket), the
+to the call's deadline (`asyncio.timeout`, or a watchdog that shuts a stalled socket), the
 default transport, and the type of an injected `sleep`.
 For the resolver: its parallel reads (threads and a `ThreadPoolExecutor` on one side, tasks on
 the other).
@@ -104,7 +104,11 @@ if sys.version_info >= (3, 11):
 
     async def _within(seconds: float, attempt: Awaitable[T]) -> T:
         # In the caller's task: `wait_for` wraps each attempt in a task of its own (until 3.12),
-        # a measurable share of the client's CPU under a burst (issue #16).
+        # about 5% of the client's CPU under a burst (issue #16). Before 3.11.3 a task that had
+        # once swallowed a cancellation got CancelledError from `timeout` instead of
+        # TimeoutError (https://github.com/python/cpython/issues/102780).
+        if sys.version_info < (3, 11, 3):  # pragma: no cover - not on CI's Python
+            return await asyncio.wait_for(attempt, seconds)
         async with asyncio.timeout(seconds):
             return await attempt
 
