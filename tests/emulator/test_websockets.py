@@ -42,6 +42,12 @@ async def next_event(ws: ClientConnection, kind: str) -> dict[str, Any]:
             await ws.send(json.dumps({"type": "pong", "event_id": event["ping_event"]["event_id"]}))
 
 
+def said(emu: Emulator, conversation_id: str, message: str) -> bool:
+    """Whether the emulator's transcript of the conversation holds `message` yet."""
+    conversation = emu.conversation(conversation_id) or {}
+    return any(t.get("message") == message for t in conversation.get("transcript") or [])
+
+
 async def until(condition: Callable[[], bool]) -> None:
     """Wait for the server's thread to get there (a monitor command and an agent-socket message
     travel on different sockets: nothing orders them but this)."""
@@ -427,6 +433,7 @@ async def test_human_takeover_silences_the_agent_and_speaks_for_it(
             await mon.send(json.dumps({"command_type": "enable_human_takeover"}))
             await until(lambda: emu.session(conversation_id).human_takeover)
             await agent.send(json.dumps({"type": "user_message", "text": "is anyone there?"}))
+            await until(lambda: said(emu, conversation_id, "is anyone there?"))
             human = {"command_type": "send_human_message", "parameters": {"text": "Hi, Ada here."}}
             await mon.send(json.dumps(human))
             reply = await next_event(agent, "agent_response")
