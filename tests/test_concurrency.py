@@ -50,16 +50,13 @@ def test_sync_no_slot_before_the_deadline_is_a_counted_pool_timeout() -> None:
     assert bound.run(state, lambda: "sent") == "sent"  # the slot is free again
 
 
-def test_the_blocking_client_sends_through_httpx_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+def test_the_blocking_client_sends_through_httpx_only(no_proxy_env: pytest.MonkeyPatch) -> None:
     limits = httpx.Limits(max_connections=5)
     own = pool_transport("httpx", limits, own_pool=True)
     assert isinstance(own, httpx.HTTPTransport)
     own.close()
     assert pool_transport("httpx", limits, own_pool=False) is None
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    no_proxy_env.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     assert pool_transport("httpx", limits, own_pool=True) is None  # httpx routes to the proxy
     with pytest.raises(ValueError, match="'httpx' only"):
         ElevenLabsClient("sk_any", backend="aiohttp")  # type: ignore[arg-type]

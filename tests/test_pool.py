@@ -199,7 +199,7 @@ def test_sync_wait_for_a_slot_ends_at_the_deadline() -> None:
 
 
 def test_the_async_pool_is_split_in_small_pools_unless_a_proxy_is_set(
-    monkeypatch: pytest.MonkeyPatch,
+    no_proxy_env: pytest.MonkeyPatch,
 ) -> None:
     split = ShardedTransport(httpx.Limits(max_connections=5))
     sizes = [s.transport._pool._max_connections for s in split._shards]
@@ -208,10 +208,8 @@ def test_the_async_pool_is_split_in_small_pools_unless_a_proxy_is_set(
     # over a second to build.
     contexts = {id(s.transport._pool._ssl_context) for s in split._shards}
     assert len(contexts) == 1
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     assert isinstance(AsyncElevenLabsClient(KEY)._http._transport, ShardedTransport)
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    no_proxy_env.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     client = AsyncElevenLabsClient(KEY)
     assert not isinstance(client._http._transport, ShardedTransport)
     assert client.max_in_flight == 20

@@ -37,7 +37,6 @@ FILTERS: dict[str, Any] = {
     "dynamic_variable_filter": "system__call_sid:eq:CA" + "0" * 32,
     "sort_direction": "asc",
 }
-PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 UNRESOLVABLE = "http://callsid-resolver.invalid"  # RFC 2606: never resolves
 
 
@@ -181,14 +180,6 @@ def get_conversation(flavour: str, base_url: str, **options: Any) -> None:
             await client.get_conversation("conv_x")
 
     asyncio.run(run())
-
-
-@pytest.fixture
-def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in PROXY_ENV:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    return monkeypatch
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])

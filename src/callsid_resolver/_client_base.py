@@ -146,9 +146,7 @@ class ClientConfig:
                 self.base_url + call.path,
                 params=call.params,
                 headers=self._headers,
-                timeout=httpx.Timeout(
-                    connect=t["connect"], read=t["read"], write=t["write"], pool=t["pool"]
-                ),
+                extensions={"timeout": t},
             )
         url = self.base_url + call.path
         if call.params:

@@ -100,22 +100,23 @@ class AsyncInFlight:
             return await exchange()
 
 
+async def _wait_for_within(seconds: float, attempt: Awaitable[T]) -> T:
+    return await asyncio.wait_for(attempt, seconds)
+
+
 if sys.version_info >= (3, 11):
 
-    async def _within(seconds: float, attempt: Awaitable[T]) -> T:
-        # In the caller's task: `wait_for` wraps each attempt in a task of its own (until 3.12),
-        # about 5% of the client's CPU under a burst (issue #16). Before 3.11.3 a task that had
-        # once swallowed a cancellation got CancelledError from `timeout` instead of
-        # TimeoutError (https://github.com/python/cpython/issues/102780).
-        if sys.version_info < (3, 11, 3):  # pragma: no cover - not on CI's Python
-            return await asyncio.wait_for(attempt, seconds)
+    async def _timeout_within(seconds: float, attempt: Awaitable[T]) -> T:
         async with asyncio.timeout(seconds):
             return await attempt
 
+    # In the caller's task: `wait_for` wraps each attempt in a task of its own (until 3.12),
+    # about 5% of the client's CPU under a burst (issue #16). Before 3.11.3 a task that had once
+    # swallowed a cancellation got CancelledError from `timeout` instead of TimeoutError
+    # (https://github.com/python/cpython/issues/102780).
+    _within = _timeout_within if sys.version_info >= (3, 11, 3) else _wait_for_within
 else:  # pragma: no cover - Python 3.10
-
-    async def _within(seconds: float, attempt: Awaitable[T]) -> T:
-        return await asyncio.wait_for(attempt, seconds)
+    _within = _wait_for_within
 
 
 class InFlight:
